@@ -1,0 +1,22 @@
+"""The code location: every domain module's definitions + the deployment's resources."""
+
+import dagster as dg
+
+from . import jobs
+from .bronze import assets as bronze
+from .deployments import executor_for, resources_for
+from .gold import assets as gold
+from .silver import assets as silver
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    return dg.Definitions.merge(
+        bronze.defs,
+        silver.defs,
+        gold.defs,
+        jobs.defs,
+        dg.Definitions(resources=resources if resources is not None else resources_for(), executor=executor_for()),
+    )
+
+
+defs = build_definitions()

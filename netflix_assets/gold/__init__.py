@@ -1,0 +1,1 @@
+"""Gold: catalog snapshots as of each partition date, served to BI."""

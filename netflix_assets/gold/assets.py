@@ -1,0 +1,69 @@
+"""Gold parity assets (the original DLT tables), as snapshots as of the partition date."""
+
+
+import dagster as dg
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE
+from ..lib.tables import partition_date
+from ..partitions import daily_partitions
+from ..transforms import gold as g
+from ..transforms.silver import LOOKUPS
+from .checks import checks
+
+
+def as_of(table: str) -> dg.AssetIn:
+    """gold[D] reads every silver partition <= D (the snapshot rule), while the
+    dependency stays partition-to-partition so lineage and automation follow D."""
+    return dg.AssetIn(["silver", table], metadata={LOAD_MODE: LOAD_AS_OF})
+
+
+@dg.multi_asset(
+    name="gold_netflix_titles",
+    outs={
+        "gold": dg.AssetOut(
+            key=["gold", "netflix_titles"],
+            io_manager_key="delta_io_manager",
+            description="Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
+            kinds={"spark", "delta"},
+        ),
+        "dropped": dg.AssetOut(
+            key=["quarantine", "gold_netflix_titles"],
+            io_manager_key="delta_io_manager",
+            description="Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
+            kinds={"spark", "delta"},
+        ),
+    },
+    ins={"silver": as_of("netflix_titles")},
+    partitions_def=daily_partitions,
+    group_name="gold",
+)
+def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
+    ranked = g.gold_titles(g.snapshot_as_of(silver, partition_date(context))).persist()
+    try:
+        yield dg.Output(ranked.where(F.col("_reason").isNull()).drop("_reason"), "gold")
+        yield dg.Output(ranked.where(F.col("_reason").isNotNull()), "dropped")
+    finally:
+        ranked.unpersist()
+
+
+def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["gold", table],
+        ins={"silver": as_of(table)},
+        partitions_def=daily_partitions,
+        io_manager_key="delta_io_manager",
+        group_name="gold",
+        kinds={"spark", "delta"},
+        description=f"(show_id, {value_column}) snapshot as of D: each show's list from its latest pull.",
+    )
+    def _asset(context: dg.AssetExecutionContext, silver: DataFrame) -> DataFrame:
+        return g.gold_lookup(g.snapshot_as_of(silver, partition_date(context)), value_column)
+
+    return _asset
+
+
+gold_lookups = [_gold_lookup(lookup.table, lookup.value_column) for lookup in LOOKUPS.values()]
+
+defs = dg.Definitions(assets=[gold_netflix_titles, *gold_lookups], asset_checks=checks)

@@ -1,0 +1,70 @@
+"""Reading Delta tables of the lake and describing them as Dagster metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Optional
+
+import dagster as dg
+
+from ..partitions import PARTITION_COLUMN
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+
+def commit_metadata(spark: SparkSession, uri: str) -> dict[str, Any]:
+    """Row count and version of the table's latest commit, read from the Delta log."""
+    from delta.tables import DeltaTable
+
+    last = DeltaTable.forPath(spark, uri).history(1).select("version", "operation", "operationMetrics").first()
+    metrics = last["operationMetrics"] or {}
+    rows = int(metrics.get("numOutputRows", 0))
+    return {
+        "dagster/row_count": rows,
+        "delta_version": int(last["version"]),
+        "delta_operation": last["operation"],
+        "delta_files_written": int(metrics.get("numFiles", 0)),
+        "delta_bytes_written": int(metrics.get("numOutputBytes", 0)),
+    }
+
+
+def column_schema(schema: StructType) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=field.name,
+                type=field.dataType.simpleString(),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            )
+            for field in schema.fields
+        ]
+    )
+
+
+def table_metadata(key: dg.AssetKey, schema: StructType, uri: str) -> dict[str, Any]:
+    return {
+        "dagster/column_schema": column_schema(schema),
+        "dagster/table_name": ".".join(key.path),
+        "dagster/uri": dg.MetadataValue.path(uri),
+    }
+
+
+def read_table(spark: SparkSession, uri: str) -> Optional[DataFrame]:
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, uri):
+        return None
+    return spark.read.format("delta").load(uri)
+
+
+def read_partition(spark: SparkSession, uri: str, day: dt.date) -> Optional[DataFrame]:
+    from pyspark.sql import functions as F
+
+    df = read_table(spark, uri)
+    return None if df is None else df.where(F.col(PARTITION_COLUMN) == F.lit(day))
+
+
+def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
+    return dt.date.fromisoformat(context.partition_key)

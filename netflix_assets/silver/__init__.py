@@ -1,0 +1,1 @@
+"""Silver: the five tables cleaned, typed and deduplicated per partition; refused rows in quarantine."""

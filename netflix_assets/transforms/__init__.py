@@ -1,0 +1,1 @@
+"""Transform logic as plain functions (`DataFrame -> DataFrame` and friends), no Dagster here."""

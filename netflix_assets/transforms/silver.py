@@ -1,0 +1,233 @@
+"""Silver: typed, cleaned, deduplicated records; refused rows keep a `_reason`.
+
+Each `classify_*` function returns every input row with `_reason` (null for
+rows silver accepts); `accepted`/`refused` split that, so that bronze rows =
+silver rows + quarantine rows, and duplicates land in quarantine too with
+reason `duplicate`: nothing is lost without a count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+REASON = "_reason"
+MALFORMED = "malformed_record"
+MISSING_SHOW_ID = "missing_show_id"
+BAD_TYPE = "bad_type"
+EMPTY_VALUE = "empty_value"
+DUPLICATE = "duplicate"
+
+TYPES = {"Movie": 1, "TV Show": 2}
+DATE_FORMATS = ("M/d/yyyy", "MMMM d, yyyy")
+
+SILVER_TITLES_SCHEMA = T.StructType(
+    [
+        T.StructField("show_id", T.StringType(), False),
+        T.StructField("type", T.StringType(), True),
+        T.StructField("title", T.StringType(), True),
+        T.StructField("short_title", T.StringType(), True),
+        T.StructField("description", T.StringType(), True),
+        T.StructField("date_added", T.DateType(), True),
+        T.StructField("release_year", T.IntegerType(), True),
+        T.StructField("rating", T.StringType(), True),
+        T.StructField("rating_group", T.StringType(), True),
+        T.StructField("duration_minutes", T.IntegerType(), False),
+        T.StructField("duration_seasons", T.IntegerType(), False),
+        T.StructField("type_flag", T.IntegerType(), False),
+        T.StructField("_source_format", T.StringType(), True),
+        T.StructField("_source_file", T.StringType(), True),
+        T.StructField("_source_line", T.IntegerType(), True),
+        T.StructField("_ingested_at", T.TimestampType(), True),
+        T.StructField("ingest_date", T.DateType(), True),
+    ]
+)
+
+# Latest record wins: latest _ingested_at, then latest _source_file, then highest _source_line.
+LATEST_FIRST = ("_ingested_at", "_source_file", "_source_line")
+
+
+def blank_to_null(col: Column) -> Column:
+    trimmed = F.trim(col)
+    return F.when(trimmed == "", None).otherwise(trimmed)
+
+
+def parse_date_added(col: Column) -> Column:
+    """'9/9/2019' (tutorial) or 'September 25, 2021' (Kaggle, often with a leading space)."""
+    value = F.trim(col)
+    return F.coalesce(*[F.try_to_date(value, fmt) for fmt in DATE_FORMATS])
+
+
+def to_int(col: Column) -> Column:
+    return blank_to_null(col).try_cast("int")
+
+
+def _first_failure(*rules: tuple[Column, str]) -> Column:
+    expr = None
+    for failed, reason in rules:
+        expr = F.when(failed, reason) if expr is None else expr.when(failed, reason)
+    return expr
+
+
+def _mark_duplicates(df: DataFrame, key: list[Column]) -> DataFrame:
+    """Among accepted rows, all but the latest record of each key become `duplicate`."""
+    window = Window.partitionBy(*key).orderBy(*[F.col(c).desc() for c in LATEST_FIRST])
+    rank = F.when(F.col(REASON).isNull(), F.row_number().over(window))
+    return df.withColumn(REASON, F.when(rank > 1, F.lit(DUPLICATE)).otherwise(F.col(REASON)))
+
+
+def accepted(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col(REASON).isNull()).drop(REASON)
+
+
+def refused(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col(REASON).isNotNull())
+
+
+# ---------------------------------------------------------------- titles
+
+
+def classify_titles(bronze: DataFrame) -> DataFrame:
+    """Bronze titles (either format) + `_reason`; dedup on show_id within the input."""
+    show_id = blank_to_null(F.col("show_id"))
+    type_ = F.trim(F.col("type"))
+    reason = _first_failure(
+        (F.col("_rescued_data").isNotNull(), MALFORMED),
+        (show_id.isNull(), MISSING_SHOW_ID),
+        (type_.isNull() | ~type_.isin(*TYPES), BAD_TYPE),
+    )
+    df = bronze.withColumn(REASON, reason)
+    # Within a partition the partition key is equal everywhere: ingest_date is
+    # a partition column and keeps the window local to the day.
+    return _mark_duplicates(df, [F.col("ingest_date"), show_id])
+
+
+def _durations(df: DataFrame) -> tuple[Column, Column, Column]:
+    """(rating, minutes, seasons) for both formats.
+
+    Kaggle carries one `duration` text ("90 min", "2 Seasons"); three real rows
+    hold it in `rating` instead, with `duration` empty: the contract moves it.
+    """
+    kaggle = F.col("_source_format") == "kaggle"
+    rating = blank_to_null(F.col("rating"))
+    rating_is_duration = kaggle & rating.rlike(r"^[0-9]+ min$")
+    duration = F.coalesce(blank_to_null(F.col("duration")), F.when(rating_is_duration, rating))
+    minutes = F.when(kaggle, to_int(F.regexp_extract(duration, r"^([0-9]+) min$", 1))).otherwise(
+        to_int(F.col("duration_minutes"))
+    )
+    seasons = F.when(kaggle, to_int(F.regexp_extract(duration, r"^([0-9]+) Seasons?$", 1))).otherwise(
+        to_int(F.col("duration_seasons"))
+    )
+    return F.when(rating_is_duration, None).otherwise(rating), minutes, seasons
+
+
+def _ensure_columns(df: DataFrame, columns: list[str]) -> DataFrame:
+    for column in columns:
+        if column not in df.columns:
+            df = df.withColumn(column, F.lit(None).cast("string"))
+    return df
+
+
+def silver_titles(classified: DataFrame) -> DataFrame:
+    """Typed silver rows of the accepted titles, in the contract's columns."""
+    df = _ensure_columns(accepted(classified), ["duration", "duration_minutes", "duration_seasons"])
+    rating, minutes, seasons = _durations(df)
+    type_ = F.trim(F.col("type"))
+    title = F.trim(F.col("title"))
+    out = df.select(
+        F.trim("show_id").alias("show_id"),
+        type_.alias("type"),
+        title.alias("title"),
+        F.trim(F.substring_index(title, ":", 1)).alias("short_title"),
+        F.trim("description").alias("description"),
+        parse_date_added(F.col("date_added")).alias("date_added"),
+        to_int(F.col("release_year")).alias("release_year"),
+        rating.alias("rating"),
+        F.substring_index(rating, "-", 1).alias("rating_group"),
+        F.coalesce(minutes, F.lit(0)).alias("duration_minutes"),
+        F.coalesce(seasons, F.lit(1)).alias("duration_seasons"),
+        F.coalesce(
+            F.element_at(F.create_map(*[F.lit(x) for kv in TYPES.items() for x in kv]), type_), F.lit(0)
+        ).alias("type_flag"),
+        "_source_format",
+        "_source_file",
+        "_source_line",
+        "_ingested_at",
+        "ingest_date",
+    )
+    return out.select([F.col(f.name).cast(f.dataType) for f in SILVER_TITLES_SCHEMA.fields])
+
+
+# ---------------------------------------------------------------- lookups
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup table: its bronze source column, its silver value column, and the
+    Kaggle titles column whose comma-separated list feeds it too."""
+
+    table: str
+    source_column: str
+    value_column: str
+    kaggle_list_column: str
+
+
+LOOKUPS = {
+    "netflix_cast": Lookup("netflix_cast", "cast", "cast_name", "cast"),
+    "netflix_directors": Lookup("netflix_directors", "director", "director_name", "director"),
+    "netflix_countries": Lookup("netflix_countries", "country", "country", "country"),
+    "netflix_category": Lookup("netflix_category", "listed_in", "category", "listed_in"),
+}
+
+LOOKUP_LINEAGE = ["_source_format", "_source_file", "_source_line", "_rescued_data", "_ingested_at", "ingest_date"]
+
+
+def lookup_candidates(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
+    """(show_id, value) rows, raw: the pulled lookup file's rows plus one row per
+    element of the Kaggle titles' list column. A blank list yields no rows (a
+    title without cast); a blank element inside a list (stray comma) is kept for
+    quarantine."""
+    from_file = bronze_lookup.select(
+        F.col("show_id"), F.col(lookup.source_column).alias("value"), *LOOKUP_LINEAGE
+    )
+    kaggle = bronze_titles.where(
+        (F.col("_source_format") == "kaggle")
+        & F.col("_rescued_data").isNull()
+        & blank_to_null(F.col(lookup.kaggle_list_column)).isNotNull()
+    )
+    from_titles = kaggle.select(
+        F.col("show_id"),
+        F.explode(F.split(F.col(lookup.kaggle_list_column), ",")).alias("value"),
+        *LOOKUP_LINEAGE,
+    )
+    return from_file.unionByName(from_titles)
+
+
+def classify_lookup(candidates: DataFrame) -> DataFrame:
+    show_id = blank_to_null(F.col("show_id"))
+    value = blank_to_null(F.col("value"))
+    reason = _first_failure(
+        (F.col("_rescued_data").isNotNull(), MALFORMED),
+        (show_id.isNull(), MISSING_SHOW_ID),
+        (value.isNull(), EMPTY_VALUE),
+    )
+    return _mark_duplicates(candidates.withColumn(REASON, reason), [F.col("ingest_date"), show_id, value])
+
+
+def silver_lookup(lookup: Lookup, classified: DataFrame) -> DataFrame:
+    return accepted(classified).select(
+        F.trim("show_id").alias("show_id"),
+        F.trim("value").alias(lookup.value_column),
+        "_source_format",
+        "_source_file",
+        "_source_line",
+        "_ingested_at",
+        "ingest_date",
+    )
+
+
+def quarantine_lookup(lookup: Lookup, classified: DataFrame) -> DataFrame:
+    return refused(classified).withColumnRenamed("value", lookup.value_column)

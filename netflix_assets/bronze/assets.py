@@ -182,7 +182,7 @@ def bronze_netflix_titles(
         titles, refused = split_parsed(parsed, TITLE_COLUMNS)
         yield dg.Output(titles, "titles", metadata={"files": len(claims)})
         yield dg.Output(refused, "refused_files")
-        yield dg.Output(ledger_lib.ledger_partition(session, claims, context.run_id, refused), "ledger")
+        yield dg.Output(ledger_lib.ledger_partition(session, claims, context.run.run_id, refused), "ledger")
     finally:
         parsed.unpersist()
 

@@ -118,7 +118,8 @@ def parse_records(
             consumed.clear()
             if not fields:  # a blank line is not a record
                 continue
-            values = dict(zip(fmt.columns, fields))
+            # Missing trailing fields are null; extra fields survive in _rescued_data.
+            values = {c: (fields[i] if i < len(fields) else None) for i, c in enumerate(fmt.columns)}
             rescued = None
             if len(fields) != width:
                 rescued = raw.rstrip("\r\n")

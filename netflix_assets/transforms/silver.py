@@ -74,7 +74,8 @@ def _first_failure(*rules: tuple[Column, str]) -> Column:
 
 def _mark_duplicates(df: DataFrame, key: list[Column]) -> DataFrame:
     """Among accepted rows, all but the latest record of each key become `duplicate`."""
-    window = Window.partitionBy(*key).orderBy(*[F.col(c).desc() for c in LATEST_FIRST])
+    # Refused rows rank apart: an invalid record never supersedes a valid one.
+    window = Window.partitionBy(*key, F.col(REASON).isNull()).orderBy(*[F.col(c).desc() for c in LATEST_FIRST])
     rank = F.when(F.col(REASON).isNull(), F.row_number().over(window))
     return df.withColumn(REASON, F.when(rank > 1, F.lit(DUPLICATE)).otherwise(F.col(REASON)))
 

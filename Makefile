@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each creates .venv here if missing and installs the project (editable, with test extras).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install demo test dev clean-lake
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
+
+# Land the bundled titles file, materialize today's partition of every asset, print a summary.
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m netflix_assets.demo
+
+test: install
+	$(PY) -m pytest
+
+# The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+# Remove the local lake and instance (the demo rebuilds both).
+clean-lake:
+	rm -rf .lake $(DAGSTER_HOME)

@@ -1,0 +1,35 @@
+"""A failing blocking check stops the assets downstream of it."""
+
+import datetime as dt
+
+import dagster as dg
+
+from netflix_assets.transforms import silver as silver_transforms
+
+from .conftest import TUTORIAL_DIR
+from .lakehouse import Lakehouse, check_results, materialized
+
+TITLES_CHAIN = [
+    dg.AssetKey(k)
+    for k in (
+        ["bronze", "netflix_titles"], ["quarantine", "bronze_netflix_titles"], ["bronze", "_ingested_files"],
+        ["silver", "netflix_titles"], ["quarantine", "netflix_titles"],
+        ["gold", "netflix_titles"], ["quarantine", "gold_netflix_titles"],
+    )
+]
+
+
+def test_duplicate_show_ids_in_silver_block_gold(spark, lookup_server, tmp_path, monkeypatch):
+    real = silver_transforms.silver_titles
+    # A regression that lets duplicates through silver: the blocking key check must catch it.
+    monkeypatch.setattr(silver_transforms, "silver_titles", lambda classified: real(classified).unionByName(real(classified).limit(3)))
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
+    result = lake.run(dt.datetime.now(dt.timezone.utc).date().isoformat(), asset_selection=TITLES_CHAIN)
+
+    checks = check_results(result)
+    assert checks["silver/netflix_titles:show_id_not_null_unique"] is False
+    mats = materialized(result)
+    assert "silver/netflix_titles" in mats
+    assert "gold/netflix_titles" not in mats
+    assert not (tmp_path / "lake" / "gold" / "netflix_titles").exists()

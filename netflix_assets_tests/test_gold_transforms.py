@@ -1,0 +1,51 @@
+"""The snapshot rule of gold, and the parity columns."""
+
+import datetime as dt
+
+from pyspark.sql import functions as F
+
+from netflix_assets.transforms import gold as g
+
+from .frames import D1, D2
+
+
+def _silver_titles(spark, rows):
+    return spark.createDataFrame(rows, "show_id string, title string, duration_minutes int, ingest_date date")
+
+
+def test_snapshot_takes_each_show_from_its_latest_partition_up_to_d(spark):
+    silver = _silver_titles(spark, [
+        ("1", "v1", 90, D1), ("2", "only-d1", 100, D1),
+        ("1", "v2", 95, D2), ("3", "new-d2", 80, D2),
+    ])
+    as_of_d1 = {r["show_id"]: r for r in g.snapshot_as_of(silver, D1).collect()}
+    as_of_d2 = {r["show_id"]: r for r in g.snapshot_as_of(silver, D2).collect()}
+    assert {k: v["title"] for k, v in as_of_d1.items()} == {"1": "v1", "2": "only-d1"}
+    assert {k: v["title"] for k, v in as_of_d2.items()} == {"1": "v2", "2": "only-d1", "3": "new-d2"}
+    assert {v["ingest_date"] for v in as_of_d2.values()} == {D2}
+    assert as_of_d2["2"]["_version_date"] == D1
+
+
+def test_a_newer_cast_list_replaces_the_older_list_whole(spark):
+    silver = spark.createDataFrame(
+        [("1", "Ann", D1), ("1", "Bob", D1), ("1", "Cid", D2), ("2", "Dee", D1)],
+        "show_id string, cast_name string, ingest_date date",
+    )
+    rows = sorted((r["show_id"], r["cast_name"]) for r in g.gold_lookup(g.snapshot_as_of(silver, D2), "cast_name").collect())
+    assert rows == [("1", "Cid"), ("2", "Dee")]
+
+
+def test_duration_ranking_is_dense_descending_and_newflag_is_one(spark):
+    snapshot = g.snapshot_as_of(
+        _silver_titles(spark, [("1", "a", 90, D1), ("2", "b", 120, D1), ("3", "c", 90, D1), ("4", "d", 0, D1)]), D1
+    )
+    rows = {r["show_id"]: r for r in g.gold_titles(snapshot).collect()}
+    assert {k: v["duration_ranking"] for k, v in rows.items()} == {"2": 1, "1": 2, "3": 2, "4": 3}
+    assert {v["newflag"] for v in rows.values()} == {1}
+    assert {v["_reason"] for v in rows.values()} == {None}
+
+
+def test_expectation_failures_are_marked_for_quarantine(spark):
+    snapshot = _silver_titles(spark, [(None, "x", 1, D1)]).withColumn("_version_date", F.col("ingest_date"))
+    (row,) = g.gold_titles(snapshot).collect()
+    assert row["_reason"] == "show_id_not_null"

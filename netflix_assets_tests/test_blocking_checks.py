@@ -12,7 +12,7 @@ from .lakehouse import Lakehouse, check_results, materialized
 TITLES_CHAIN = [
     dg.AssetKey(k)
     for k in (
-        ["bronze", "netflix_titles"], ["quarantine", "bronze_netflix_titles"], ["bronze", "_ingested_files"],
+        ["bronze", "netflix_titles"], ["quarantine", "bronze_netflix_titles"],
         ["silver", "netflix_titles"], ["quarantine", "netflix_titles"],
         ["gold", "netflix_titles"], ["quarantine", "gold_netflix_titles"],
     )

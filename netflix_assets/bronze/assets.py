@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from pyspark.sql import DataFrame
 
-from ..lib.tables import partition_date, read_table
+from ..lib.tables import partition_date, read_table, write_partitions
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource, sha256
 from ..resources.lake import LakeResource
@@ -146,23 +146,20 @@ bronze_lookups = [_bronze_lookup(dataset, fmt) for dataset, fmt in LOOKUP_FORMAT
             io_manager_key="delta_io_manager",
             description="Every record of every titles file that landed on the day, strings as read, plus lineage.",
             kinds={"spark", "delta"},
+            is_required=False,
         ),
         "refused_files": dg.AssetOut(
             key=["quarantine", "bronze_netflix_titles"],
             io_manager_key="delta_io_manager",
             description="Every line of the titles files bronze refused as a whole (unknown header, not UTF-8, empty), with `_reason`.",
             kinds={"spark", "delta"},
-        ),
-        "ledger": dg.AssetOut(
-            key=["bronze", "_ingested_files"],
-            io_manager_key="delta_io_manager",
-            description="One row per landed file: the day it belongs to, when it was discovered, its status.",
-            kinds={"delta"},
+            is_required=False,
         ),
     },
     deps=[landing_zone.key],
     partitions_def=daily_partitions,
     group_name="bronze",
+    can_subset=True,
 )
 def bronze_netflix_titles(
     context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource, landing: LandingZoneResource
@@ -176,13 +173,18 @@ def bronze_netflix_titles(
     context.log.info(f"partition {day}: {len(claims)} file(s): {json.dumps([c.path for c in claims])[:2000]}")
 
     parsed = with_ingest_date(parse_files(session, [(c.path, c.discovered_at) for c in claims], TITLE_FORMATS), day)
-    # Parsing runs in Python workers: do it once for the three outputs.
+    # Parsing runs in Python workers: do it once for every output.
     parsed = parsed.persist()
     try:
         titles, refused = split_parsed(parsed, TITLE_COLUMNS)
-        yield dg.Output(titles, "titles", metadata={"files": len(claims)})
-        yield dg.Output(refused, "refused_files")
-        yield dg.Output(ledger_lib.ledger_partition(session, claims, context.run.run_id, refused), "ledger")
+        selected = context.op_execution_context.selected_output_names
+        if "titles" in selected:
+            yield dg.Output(titles, "titles", metadata={"files": len(claims), "ledger": dg.MetadataValue.path(ledger_uri)})
+        if "refused_files" in selected:
+            yield dg.Output(refused, "refused_files")
+        # Recorded after bronze is written: a failed run leaves its files to be claimed again.
+        ledger = ledger_lib.ledger_partition(session, claims, context.run.run_id, refused)
+        write_partitions(ledger, ledger_uri, day, day + dt.timedelta(days=1))
     finally:
         parsed.unpersist()
 

@@ -29,8 +29,9 @@ def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: S
         if missing:
             metadata["missing_columns"] = dg.MetadataValue.json(missing)
         if key[-1] == "netflix_titles":
-            refused = reader.partition(("quarantine", "bronze_netflix_titles"), day)
-            metadata["refused_files"] = refused.select("_source_file").distinct().count()
+            refused = reader.partition_or_none(("quarantine", "bronze_netflix_titles"), day)
+            if refused is not None:
+                metadata["refused_files"] = refused.select("_source_file").distinct().count()
         return dg.AssetCheckResult(passed=not missing and not unknown, metadata=metadata)
 
     return _body

@@ -1,5 +1,8 @@
-"""The exactly-once ledger of landed titles files (`bronze/_ingested_files`).
+"""The exactly-once ledger of landed titles files (`<lake>/bronze/_ingested_files`).
 
+Like Auto Loader's checkpoint, it is the ingestion's own state, written by the
+bronze step in the same run as bronze (not a separately selectable asset, so
+the two cannot drift apart). It is still a plain Delta table anyone can query.
 A file belongs to the UTC day it was first discovered; bronze[D] reads exactly
 the files of D. Re-materializing D re-reads those files, never another day's.
 """

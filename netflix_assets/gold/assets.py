@@ -27,23 +27,29 @@ def as_of(table: str) -> dg.AssetIn:
             io_manager_key="delta_io_manager",
             description="Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
             kinds={"spark", "delta"},
+            is_required=False,
         ),
         "dropped": dg.AssetOut(
             key=["quarantine", "gold_netflix_titles"],
             io_manager_key="delta_io_manager",
             description="Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
             kinds={"spark", "delta"},
+            is_required=False,
         ),
     },
     ins={"silver": as_of("netflix_titles")},
     partitions_def=daily_partitions,
     group_name="gold",
+    can_subset=True,
 )
 def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
+    selected = context.op_execution_context.selected_output_names
     ranked = g.gold_titles(g.snapshot_as_of(silver, partition_date(context))).persist()
     try:
-        yield dg.Output(ranked.where(F.col("_reason").isNull()).drop("_reason"), "gold")
-        yield dg.Output(ranked.where(F.col("_reason").isNotNull()), "dropped")
+        if "gold" in selected:
+            yield dg.Output(ranked.where(F.col("_reason").isNull()).drop("_reason"), "gold")
+        if "dropped" in selected:
+            yield dg.Output(ranked.where(F.col("_reason").isNotNull()), "dropped")
     finally:
         ranked.unpersist()
 

@@ -9,7 +9,7 @@ import dagster as dg
 from ..partitions import PARTITION_COLUMN
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
-from ..lib.tables import commit_metadata, table_metadata
+from ..lib.tables import commit_metadata, table_metadata, write_partitions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -46,18 +46,11 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: "DataFrame") -> None:
         uri = self._uri(context.asset_key)
-        writer = obj.write.format("delta").option("mergeSchema", "true")
         window = _window(context)
         if window is not None:
-            if PARTITION_COLUMN not in obj.columns:
-                raise ValueError(f"{context.asset_key.to_user_string()}: output lacks the {PARTITION_COLUMN} column")
-            start, end = window
-            predicate = f"{PARTITION_COLUMN} >= DATE'{start}' AND {PARTITION_COLUMN} < DATE'{end}'"
-            # Delta refuses to commit rows outside the predicate: a wrong date fails loudly.
-            writer = writer.mode("overwrite").option("replaceWhere", predicate).partitionBy(PARTITION_COLUMN)
+            write_partitions(obj, uri, *window)
         else:
-            writer = writer.mode("overwrite").option("overwriteSchema", "true")
-        writer.save(uri)
+            obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
         spark = self.spark.get_session()
         context.add_output_metadata(
             {**commit_metadata(spark, uri), **table_metadata(context.asset_key, obj.schema, uri)}

@@ -37,6 +37,10 @@ class TableReader:
     def partition(self, key: Sequence[str], day: dt.date) -> DataFrame:
         return self.table(key).where(F.col(PARTITION_COLUMN) == F.lit(day))
 
+    def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
+        df = read_table(self.session, self.lake.table_uri(*key))
+        return None if df is None else df.where(F.col(PARTITION_COLUMN) == F.lit(day))
+
 
 def partition_check(
     key: Sequence[str],

@@ -30,6 +30,25 @@ def commit_metadata(spark: SparkSession, uri: str) -> dict[str, Any]:
     }
 
 
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date) -> None:
+    """Replace exactly the `ingest_date` partitions in [start, end) with `df`.
+
+    `replaceWhere` makes a re-run replace, never append; Delta refuses to commit
+    rows outside the predicate, so a wrong date fails loudly.
+    """
+    if PARTITION_COLUMN not in df.columns:
+        raise ValueError(f"{uri}: output lacks the {PARTITION_COLUMN} column")
+    predicate = f"{PARTITION_COLUMN} >= DATE'{start}' AND {PARTITION_COLUMN} < DATE'{end}'"
+    (
+        df.write.format("delta")
+        .option("mergeSchema", "true")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .partitionBy(PARTITION_COLUMN)
+        .save(uri)
+    )
+
+
 def column_schema(schema: StructType) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[

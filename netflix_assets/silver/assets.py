@@ -12,13 +12,18 @@ from .checks import checks
 def _outs(table: str, description: str) -> dict[str, dg.AssetOut]:
     return {
         "silver": dg.AssetOut(
-            key=["silver", table], io_manager_key="delta_io_manager", description=description, kinds={"spark", "delta"}
+            key=["silver", table],
+            io_manager_key="delta_io_manager",
+            description=description,
+            kinds={"spark", "delta"},
+            is_required=False,
         ),
         "quarantine": dg.AssetOut(
             key=["quarantine", table],
             io_manager_key="delta_io_manager",
             description=f"Rows silver refused for {table}, raw, with `_reason` (duplicates included).",
             kinds={"spark", "delta"},
+            is_required=False,
         ),
     }
 
@@ -29,12 +34,21 @@ def _outs(table: str, description: str) -> dict[str, dg.AssetOut]:
     ins={"bronze": dg.AssetIn(["bronze", "netflix_titles"])},
     partitions_def=daily_partitions,
     group_name="silver",
+    can_subset=True,
 )
-def silver_netflix_titles(bronze: DataFrame):
-    classified = t.classify_titles(bronze).persist()
+def silver_netflix_titles(context: dg.AssetExecutionContext, bronze: DataFrame):
+    yield from _split_outputs(context, t.classify_titles(bronze), t.silver_titles, t.refused)
+
+
+def _split_outputs(context: dg.AssetExecutionContext, classified: DataFrame, to_silver, to_quarantine):
+    """Yield the selected outputs; the classification is computed once for both."""
+    selected = context.op_execution_context.selected_output_names
+    classified = classified.persist()
     try:
-        yield dg.Output(t.silver_titles(classified), "silver")
-        yield dg.Output(t.refused(classified), "quarantine")
+        if "silver" in selected:
+            yield dg.Output(to_silver(classified), "silver")
+        if "quarantine" in selected:
+            yield dg.Output(to_quarantine(classified), "quarantine")
     finally:
         classified.unpersist()
 
@@ -52,14 +66,15 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
         },
         partitions_def=daily_partitions,
         group_name="silver",
+        can_subset=True,
     )
-    def _asset(bronze_lookup: DataFrame, bronze_titles: DataFrame):
-        classified = t.classify_lookup(t.lookup_candidates(lookup, bronze_lookup, bronze_titles)).persist()
-        try:
-            yield dg.Output(t.silver_lookup(lookup, classified), "silver")
-            yield dg.Output(t.quarantine_lookup(lookup, classified), "quarantine")
-        finally:
-            classified.unpersist()
+    def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
+        yield from _split_outputs(
+            context,
+            t.classify_lookup(t.lookup_candidates(lookup, bronze_lookup, bronze_titles)),
+            lambda df: t.silver_lookup(lookup, df),
+            lambda df: t.quarantine_lookup(lookup, df),
+        )
 
     return _asset
 

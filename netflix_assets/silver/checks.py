@@ -27,9 +27,15 @@ def _reconciliation(table: str, input_rows) -> dg.AssetChecksDefinition:
         additional_deps=[("quarantine", table)],
     )
     def _body(silver: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+        quarantine = reader.partition_or_none(("quarantine", table), day)
+        if quarantine is None:
+            return dg.AssetCheckResult(
+                passed=False,
+                description=f"quarantine/{table} has never been written: materialize it with silver/{table}.",
+            )
         expected = input_rows(reader, day)
         silver_rows = silver.count()
-        reasons = _reasons(reader.partition(("quarantine", table), day))
+        reasons = _reasons(quarantine)
         quarantined = sum(reasons.values())
         return dg.AssetCheckResult(
             passed=expected == silver_rows + quarantined,

@@ -25,7 +25,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m netflix_assets.demo
 
-test: install
+test: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from pyspark.sql import DataFrame
 
+from ..io_managers.delta import delta_out
 from ..lib.tables import partition_date, read_table, write_partitions
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource, sha256
@@ -141,19 +142,13 @@ bronze_lookups = [_bronze_lookup(dataset, fmt) for dataset, fmt in LOOKUP_FORMAT
 @dg.multi_asset(
     name="bronze_netflix_titles",
     outs={
-        "titles": dg.AssetOut(
-            key=["bronze", "netflix_titles"],
-            io_manager_key="delta_io_manager",
-            description="Every record of every titles file that landed on the day, strings as read, plus lineage.",
-            kinds={"spark", "delta"},
-            is_required=False,
+        "titles": delta_out(
+            ["bronze", "netflix_titles"],
+            "Every record of every titles file that landed on the day, strings as read, plus lineage.",
         ),
-        "refused_files": dg.AssetOut(
-            key=["quarantine", "bronze_netflix_titles"],
-            io_manager_key="delta_io_manager",
-            description="Every line of the titles files bronze refused as a whole (unknown header, not UTF-8, empty), with `_reason`.",
-            kinds={"spark", "delta"},
-            is_required=False,
+        "refused_files": delta_out(
+            ["quarantine", "bronze_netflix_titles"],
+            "Every line of the titles files bronze refused as a whole (unknown header, not UTF-8, empty), with `_reason`.",
         ),
     },
     deps=[landing_zone.key],

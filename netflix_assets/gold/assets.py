@@ -5,7 +5,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import gold as g
@@ -22,19 +22,10 @@ def as_of(table: str) -> dg.AssetIn:
 @dg.multi_asset(
     name="gold_netflix_titles",
     outs={
-        "gold": dg.AssetOut(
-            key=["gold", "netflix_titles"],
-            io_manager_key="delta_io_manager",
-            description="Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
-            kinds={"spark", "delta"},
-            is_required=False,
-        ),
-        "dropped": dg.AssetOut(
-            key=["quarantine", "gold_netflix_titles"],
-            io_manager_key="delta_io_manager",
-            description="Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
-            kinds={"spark", "delta"},
-            is_required=False,
+        "gold": delta_out(["gold", "netflix_titles"], "Titles snapshot as of D + duration_ranking + newflag (original DLT gold table)."),
+        "dropped": delta_out(
+            ["quarantine", "gold_netflix_titles"],
+            "Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
         ),
     },
     ins={"silver": as_of("netflix_titles")},

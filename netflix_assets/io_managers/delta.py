@@ -20,6 +20,13 @@ LOAD_PARTITION = "partition"  # exactly the mapped partition(s) (default)
 LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold snapshots)
 
 
+def delta_out(key: list[str], description: str) -> dg.AssetOut:
+    """An optional (subsettable) output of a multi-asset, stored as a Delta table."""
+    return dg.AssetOut(
+        key=key, io_manager_key="delta_io_manager", description=description, kinds={"spark", "delta"}, is_required=False
+    )
+
+
 def _window(context: "dg.InputContext | dg.OutputContext") -> Optional[tuple[dt.date, dt.date]]:
     """[start, end) of the partition window, or None for an unpartitioned asset."""
     if not context.has_asset_partitions:

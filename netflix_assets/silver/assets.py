@@ -4,6 +4,7 @@
 import dagster as dg
 from pyspark.sql import DataFrame
 
+from ..io_managers.delta import delta_out
 from ..partitions import daily_partitions
 from ..transforms import silver as t
 from .checks import checks
@@ -11,19 +12,9 @@ from .checks import checks
 
 def _outs(table: str, description: str) -> dict[str, dg.AssetOut]:
     return {
-        "silver": dg.AssetOut(
-            key=["silver", table],
-            io_manager_key="delta_io_manager",
-            description=description,
-            kinds={"spark", "delta"},
-            is_required=False,
-        ),
-        "quarantine": dg.AssetOut(
-            key=["quarantine", table],
-            io_manager_key="delta_io_manager",
-            description=f"Rows silver refused for {table}, raw, with `_reason` (duplicates included).",
-            kinds={"spark", "delta"},
-            is_required=False,
+        "silver": delta_out(["silver", table], description),
+        "quarantine": delta_out(
+            ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included)."
         ),
     }
 

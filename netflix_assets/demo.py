@@ -67,7 +67,9 @@ def main() -> int:
     started = time.monotonic()
     job = defs.resolve_job_def("lakehouse_job")
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        # Step events go to the instance (and the UI); the terminal gets warnings and the summary.
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False, run_config=quiet)
     print(summarize(result, lake, time.monotonic() - started))
     return 0 if result.success else 1
 

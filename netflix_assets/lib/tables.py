@@ -78,12 +78,5 @@ def read_table(spark: SparkSession, uri: str) -> Optional[DataFrame]:
     return spark.read.format("delta").load(uri)
 
 
-def read_partition(spark: SparkSession, uri: str, day: dt.date) -> Optional[DataFrame]:
-    from pyspark.sql import functions as F
-
-    df = read_table(spark, uri)
-    return None if df is None else df.where(F.col(PARTITION_COLUMN) == F.lit(day))
-
-
 def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:
     return dt.date.fromisoformat(context.partition_key)

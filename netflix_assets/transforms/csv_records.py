@@ -27,8 +27,6 @@ EMPTY_FILE = "empty_file"
 NOT_UTF8 = "not_utf8"
 NUL_BYTES = "nul_bytes"
 UNKNOWN_HEADER = "unknown_header"
-# Record-level: the record does not have the header's number of fields.
-FIELD_COUNT_MISMATCH = "field_count_mismatch"
 
 
 @dataclass

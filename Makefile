@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
+AZURITE := tools/azurite/node_modules/.bin/azurite-blob
+
 .PHONY: install demo test dev clean-lake
 
 $(STAMP): pyproject.toml setup.py
@@ -17,6 +19,11 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# Azurite (Azure Blob emulator) for the tests: pinned in tools/azurite/package-lock.json.
+$(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
+	npm ci --prefix tools/azurite --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
@@ -25,7 +32,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m netflix_assets.demo
 
-test: install $(DAGSTER_HOME)/dagster.yaml
+test: install $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.

@@ -4,6 +4,7 @@ import dagster as dg
 
 from . import jobs
 from .bronze import assets as bronze
+from .bronze import sensors as bronze_sensors
 from .deployments import executor_for, resources_for
 from .gold import assets as gold
 from .silver import assets as silver
@@ -12,6 +13,7 @@ from .silver import assets as silver
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         bronze.defs,
+        bronze_sensors.defs,
         silver.defs,
         gold.defs,
         jobs.defs,

@@ -36,7 +36,7 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake,
-        "landing": LandingZoneResource(uri=lake.landing_uri),
+        "landing": LandingZoneResource.from_env(lake.landing_uri),
         "http_source": HttpSourceResource(),
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
         "pickle_io_manager": dg.FilesystemIOManager(base_dir=f"{lake.root_uri}/_dagster_io"),

@@ -3,7 +3,6 @@
 import dagster as dg
 
 from .bronze.assets import landing_zone
-from .partitions import daily_partitions
 
 # Everything Dagster can materialize for one ingest_date (the landing zone is external).
 all_tables = dg.AssetSelection.all() - dg.AssetSelection.assets(landing_zone.key)
@@ -11,7 +10,6 @@ all_tables = dg.AssetSelection.all() - dg.AssetSelection.assets(landing_zone.key
 lakehouse_job = dg.define_asset_job(
     "lakehouse_job",
     selection=all_tables,
-    partitions_def=daily_partitions,
     description="Materialize every table of the lakehouse for one ingest_date, with its checks.",
 )
 

@@ -1,12 +1,20 @@
 """Shared fixtures: one SparkSession for the whole test session, a real HTTP
-server on 127.0.0.1 serving the lookup files, and temporary lakes."""
+server on 127.0.0.1 serving the lookup files, and a real Azurite blob service."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import functools
 import http.server
+import os
+import secrets
+import signal
+import socket
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +55,60 @@ def lookup_server():
 @pytest.fixture
 def today() -> str:
     return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
+AZURITE_BIN = Path(__file__).resolve().parent.parent / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@dataclasses.dataclass(frozen=True)
+class Azurite:
+    blob_endpoint: str
+    account_name: str
+    account_key: str
+
+    def env(self, container: str, prefix: str) -> dict[str, str]:
+        """The environment a deployment would set for a landing zone in this account."""
+        return {
+            "NETFLIX_LANDING_URI": f"abfs://{container}/{prefix}",
+            "NETFLIX_LANDING_ACCOUNT": self.account_name,
+            "NETFLIX_LANDING_ACCOUNT_KEY": self.account_key,
+            "NETFLIX_LANDING_BLOB_ENDPOINT": self.blob_endpoint,
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory):
+    """A real Azurite blob service on 127.0.0.1 (installed by `make test` with npm),
+    with an account whose key is generated for this session."""
+    if not AZURITE_BIN.exists():
+        message = f"Azurite is not installed ({AZURITE_BIN}): run `make test`, which installs it with npm"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    port = _free_port()
+    name, key = "netflixtest", base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {**os.environ, "AZURITE_ACCOUNTS": f"{name}:{key}"}
+    command = [
+        str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+        "--location", str(tmp_path_factory.mktemp("azurite")), "--silent", "--disableTelemetry", "--skipApiVersionCheck",
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"Azurite did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+    yield Azurite(f"http://127.0.0.1:{port}/{name}", name, key)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=10)

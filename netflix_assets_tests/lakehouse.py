@@ -7,9 +7,11 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
+from netflix_assets import sensor_runs
 from netflix_assets.definitions import build_definitions
 from netflix_assets.deployments import local_resources
 from netflix_assets.resources.http_source import HttpSourceResource
+from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import TUTORIAL_DIR
 
@@ -21,12 +23,27 @@ class Lakehouse:
     instance: dg.DagsterInstance
 
     @classmethod
-    def create(cls, root: Path, lookup_url: str) -> "Lakehouse":
-        resources = local_resources(lake_uri=str(root), http_source=HttpSourceResource(base_url=lookup_url))
+    def create(cls, root: Path, lookup_url: str, landing: LandingZoneResource | None = None) -> "Lakehouse":
+        """A lake under `root`; the landing zone is `<root>/raw/netflix_titles` unless given.
+        Files landed by tests are complete at once: `settle_seconds=0`."""
+        landing = landing or LandingZoneResource(uri=str(root / "raw" / "netflix_titles"), settle_seconds=0)
+        resources = local_resources(
+            lake_uri=str(root), http_source=HttpSourceResource(base_url=lookup_url, backoff_seconds=0.01), landing=landing
+        )
         return cls(root, build_definitions(resources), dg.DagsterInstance.ephemeral())
 
+    @property
+    def landing(self) -> LandingZoneResource:
+        return self.defs.resources["landing"]
+
+    def tick(self, cursor: str | None = None) -> dg.SensorResult:
+        return sensor_runs.tick(self.defs, self.instance, cursor)
+
+    def launch(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        return sensor_runs.launch(self.defs, self.instance, request)
+
     def land(self, source: Path, name: str) -> str:
-        return self.defs.resources["landing"].put_file(str(source), name)
+        return self.landing.put_file(str(source), name)
 
     def run(self, day: str, asset_selection=None) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def("lakehouse_job")

@@ -3,22 +3,25 @@
 
 import datetime as dt
 import json
-from typing import Any
+from dataclasses import replace
+from typing import Any, Optional
 
 import dagster as dg
+from pydantic import Field
 from pyspark.sql import DataFrame
 
-from ..io_managers.delta import delta_out
-from ..lib.tables import partition_date, read_table, write_partitions
+from ..io_managers.delta import REPLACE_WHERE, delta_out
+from ..lib.tables import partition_date, read_table, sql_in, write_partitions
 from ..partitions import daily_partitions
-from ..resources.http_source import HttpSourceResource, sha256
+from ..resources.http_source import HttpSourceResource
 from ..resources.lake import LakeResource
-from ..resources.landing import LandingZoneResource
+from ..resources.landing import LandingZoneResource, OutsideLandingZone
 from ..resources.spark import SparkResource
-from ..transforms.bronze import parse_files, split_parsed, with_ingest_date
+from ..transforms.bronze import file_digests, parse_files, split_parsed, with_ingest_date
 from ..transforms.csv_records import open_text, scan_file
 from ..transforms.formats import CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, union_columns
 from . import ledger as ledger_lib
+from . import pulls
 from .checks import bronze_checks
 
 LOOKUP_FORMATS: dict[str, SourceFormat] = {
@@ -59,35 +62,28 @@ landing_zone = dg.AssetSpec(
 )
 def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSourceResource, lake: LakeResource):
     """Pull each configured (folder_name, file_name) and keep its bytes under
-    `<lake>/raw/api/<dataset>/<date>/` before anything parses them."""
-    import fsspec
+    `<lake>/raw/api/<dataset>/<date>/` before anything parses them.
 
+    Unchanged content is not downloaded again: the last pull's ETag goes out as
+    `If-None-Match`, and without ETags the content hash decides. Every pull is
+    still recorded (`_pull.json` beside the copy, and the materialization)."""
     day = context.partition_key
     for key in sorted(context.selected_asset_keys):
         dataset = key.path[-1]
         item = http_source.source_file(dataset)
-        url = http_source.url_for(item)
-        data = http_source.fetch(item, log=context.log)
-        digest = sha256(data)
-        uri = f"{lake.api_raw_uri(dataset, day)}/{item.file_name}"
-        fs, path = fsspec.core.url_to_fs(uri)
-        unchanged = fs.exists(path) and sha256(fs.cat_file(path)) == digest
-        if not unchanged:
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(path, data)
-        # The copy's mtime is when these bytes were first pulled for the day:
-        # an unchanged re-pull keeps it, so bronze rows stay identical.
-        fetched_at = fs.modified(path).replace(tzinfo=dt.timezone.utc).isoformat()
-        manifest = {"url": url, "uri": fs.unstrip_protocol(path), "sha256": digest, "bytes": len(data), "fetched_at": fetched_at}
+        record = pulls.pull(http_source, item, lake.api_dataset_uri(dataset), day, log=context.log)
         yield dg.Output(
-            manifest,
+            record,
             output_name=dataset,
             metadata={
-                "url": url,
-                "uri": dg.MetadataValue.path(manifest["uri"]),
-                "sha256": digest,
-                "bytes": len(data),
-                "unchanged_since_last_pull": unchanged,
+                "url": record["url"],
+                "uri": dg.MetadataValue.path(record["uri"]),
+                "sha256": record["sha256"],
+                "bytes": record["bytes"],
+                "http_status": record["http_status"],
+                "etag": record["etag"] or "",
+                "attempts": record["attempts"],
+                "unchanged_since_last_pull": record["unchanged"],
             },
         )
 
@@ -139,6 +135,17 @@ bronze_lookups = [_bronze_lookup(dataset, fmt) for dataset, fmt in LOOKUP_FORMAT
 # ------------------------------------------------------------------ landing zone
 
 
+class BronzeTitlesConfig(dg.Config):
+    files: Optional[list[str]] = Field(
+        default=None,
+        description=(
+            "A sensor batch: exactly these landed file URIs, added to the partition's rows. "
+            "Default: re-read every file of the partition, plus, for today's partition, "
+            "every settled file not claimed yet."
+        ),
+    )
+
+
 @dg.multi_asset(
     name="bronze_netflix_titles",
     outs={
@@ -157,29 +164,86 @@ bronze_lookups = [_bronze_lookup(dataset, fmt) for dataset, fmt in LOOKUP_FORMAT
     can_subset=True,
 )
 def bronze_netflix_titles(
-    context: dg.AssetExecutionContext, spark: SparkResource, lake: LakeResource, landing: LandingZoneResource
+    context: dg.AssetExecutionContext,
+    config: BronzeTitlesConfig,
+    spark: SparkResource,
+    lake: LakeResource,
+    landing: LandingZoneResource,
 ):
+    """Reads the partition's landed files like Auto Loader: each file exactly once,
+    recorded in the ledger `bronze/_ingested_files` with its hash and status."""
     day = partition_date(context)
     session = spark.get_session()
-    ledger_uri = lake.table_uri("bronze", "_ingested_files")
-    known = ledger_lib.known_claims(read_table(session, ledger_uri))
+    ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)
+    ledger = read_table(session, ledger_uri)
+    known = ledger_lib.claims_from_rows(r.asDict() for r in ledger.collect()) if ledger is not None else {}
     now = dt.datetime.now(dt.timezone.utc)
-    claims = ledger_lib.claims_for_day(day, known, landing.list_files(), now)
-    context.log.info(f"partition {day}: {len(claims)} file(s): {json.dumps([c.path for c in claims])[:2000]}")
+    landed, escaped = landing.scan()
 
-    parsed = with_ingest_date(parse_files(session, [(c.path, c.discovered_at) for c in claims], TITLE_FORMATS), day)
+    requested = None
+    if config.files is not None:
+        requested, outside = [], []
+        for uri in config.files:
+            try:
+                requested.append(landing.require_inside(uri))
+            except OutsideLandingZone:
+                outside.append(uri)
+        escaped = sorted(set(escaped) | set(outside))
+    claims, skipped = ledger_lib.select_claims(day, known, landed, now, landing.settle_seconds, requested)
+    for message in skipped:
+        context.log.warning(message)
+    # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
+    if requested is not None or day == now.date():
+        claims += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
+
+    missing = [c.path for c in claims if c.readable and not landing.exists(c.path)]
+    if missing:
+        raise dg.Failure(
+            f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone",
+            metadata={"missing": missing[:100]},
+        )
+    unhashed = [c.path for c in claims if c.readable and c.sha256 is None]
+    digests = file_digests(session, unhashed, landing.storage_options())
+    claims = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claims], known)
+    readable = [c for c in claims if c.readable]
+    context.log.info(
+        f"partition {day}: {len(readable)} file(s) to read, {len(claims) - len(readable)} not read "
+        f"(duplicates, outside the zone): {json.dumps([c.path for c in readable])[:2000]}"
+    )
+
+    parsed = parse_files(
+        session, [(c.path, c.discovered_at) for c in readable], TITLE_FORMATS, landing.storage_options()
+    )
     # Parsing runs in Python workers: do it once for every output.
-    parsed = parsed.persist()
+    parsed = with_ingest_date(parsed, day).persist()
     try:
         titles, refused = split_parsed(parsed, TITLE_COLUMNS)
+        # A batch adds (or replaces) only its own files' rows in the partition.
+        narrower = {} if requested is None else {REPLACE_WHERE: sql_in("_source_file", [c.path for c in claims])}
         selected = context.op_execution_context.selected_output_names
         if "titles" in selected:
-            yield dg.Output(titles, "titles", metadata={"files": len(claims), "ledger": dg.MetadataValue.path(ledger_uri)})
+            yield dg.Output(
+                titles,
+                "titles",
+                metadata={
+                    **narrower,
+                    "files_read": len(readable),
+                    "files_not_read": len(claims) - len(readable),
+                    "ledger": dg.MetadataValue.path(ledger_uri),
+                },
+            )
         if "refused_files" in selected:
-            yield dg.Output(refused, "refused_files")
+            yield dg.Output(refused, "refused_files", metadata=narrower)
+        reasons = {r["_source_file"]: r["_reason"] for r in refused.select("_source_file", "_reason").distinct().collect()}
+        rows = ledger_lib.ledger_rows(claims, context.run.run_id, reasons)
         # Recorded after bronze is written: a failed run leaves its files to be claimed again.
-        ledger = ledger_lib.ledger_partition(session, claims, context.run.run_id, refused)
-        write_partitions(ledger, ledger_uri, day, day + dt.timedelta(days=1))
+        write_partitions(
+            session.createDataFrame(rows, ledger_lib.LEDGER_SCHEMA),
+            ledger_uri,
+            day,
+            day + dt.timedelta(days=1),
+            narrower=None if requested is None else sql_in("path", [c.path for c in claims]),
+        )
     finally:
         parsed.unpersist()
 

@@ -2,26 +2,35 @@
 
 Like Auto Loader's checkpoint, it is the ingestion's own state, written by the
 bronze step in the same run as bronze (not a separately selectable asset, so
-the two cannot drift apart). It is still a plain Delta table anyone can query.
-A file belongs to the UTC day it was first discovered; bronze[D] reads exactly
-the files of D. Re-materializing D re-reads those files, never another day's.
+the two cannot drift apart). It is still a plain Delta table anyone can query:
+one row per file with its size, modification time, ETag, content hash, the
+day it belongs to, the run that read it and its status.
+
+Rules:
+- A file belongs to the UTC day it was first discovered; bronze[D] reads
+  exactly the files of D, and re-materializing D re-reads those files only.
+- A path is ingested once (as Auto Loader with `allowOverwrites=false`): a
+  later change to an ingested file is not read again; land a new name.
+- Same bytes under another name: recorded `duplicate` (with `duplicate_of`)
+  and not read; the earliest discovered copy is the one ingested.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Iterable, Optional
-
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from dataclasses import dataclass, replace
+from typing import Iterable, Optional, Sequence
 
 from ..resources.landing import LandedFile
 
+LEDGER_TABLE = "_ingested_files"
 LEDGER_SCHEMA = (
-    "path string, size long, modified_at timestamp, discovered_at timestamp, "
-    "ingest_date date, run_id string"
+    "path string, size long, modified_at timestamp, etag string, sha256 string, discovered_at timestamp, "
+    "ingest_date date, run_id string, status string, duplicate_of string"
 )
+INGESTED = "ingested"
+DUPLICATE = "duplicate"
+OUTSIDE = "outside_landing_zone"
 
 
 @dataclass(frozen=True)
@@ -31,38 +40,109 @@ class Claim:
     modified_at: Optional[dt.datetime]
     discovered_at: dt.datetime
     ingest_date: dt.date
+    etag: Optional[str] = None
+    sha256: Optional[str] = None
+    status: Optional[str] = None
+    duplicate_of: Optional[str] = None
+
+    @property
+    def readable(self) -> bool:
+        """Parsed by bronze: not a duplicate copy, not outside the landing zone."""
+        return self.status not in (DUPLICATE, OUTSIDE)
 
 
-def known_claims(ledger: Optional[DataFrame]) -> dict[str, Claim]:
-    """path -> claim. The ledger is one small row per file: reading it whole is cheap."""
-    if ledger is None:
-        return {}
-    rows = ledger.select("path", "size", "modified_at", "discovered_at", "ingest_date").collect()
-    return {r["path"]: Claim(r["path"], r["size"], r["modified_at"], r["discovered_at"], r["ingest_date"]) for r in rows}
+def claim_of(file: LandedFile, now: dt.datetime, day: dt.date) -> Claim:
+    return Claim(file.uri, file.size, file.modified, now, day, etag=file.etag)
 
 
-def claims_for_day(
+def outside_claim(uri: str, now: dt.datetime, day: dt.date) -> Claim:
+    return Claim(uri, 0, None, now, day, status=OUTSIDE)
+
+
+def _aware(value):
+    # PySpark hands timestamps back naive, in the Python process's local time.
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.astimezone(dt.timezone.utc)
+    return value
+
+
+def claims_from_rows(rows: Iterable[dict]) -> dict[str, Claim]:
+    """path -> claim, from ledger rows (any reader: Spark Rows as dicts, pyarrow)."""
+    fields = Claim.__dataclass_fields__
+    return {r["path"]: Claim(**{k: _aware(r.get(k)) for k in fields}) for r in rows}
+
+
+def is_settled(file: LandedFile, now: dt.datetime, settle_seconds: float) -> bool:
+    """Unchanged for `settle_seconds`: its producer has finished writing it."""
+    return file.modified is not None and (now - file.modified).total_seconds() >= settle_seconds
+
+
+def select_claims(
     day: dt.date,
     known: dict[str, Claim],
-    landed: Iterable[LandedFile],
+    landed: Sequence[LandedFile],
     now: dt.datetime,
-) -> list[Claim]:
-    """The files of partition `day`: those already claimed by it, plus, when `day`
-    is today (discovery day), every landed file no day has claimed yet."""
+    settle_seconds: float,
+    requested: Optional[Sequence[str]] = None,
+) -> tuple[list[Claim], list[str]]:
+    """(claims of partition `day` for this run, messages about requested files skipped).
+
+    - `requested` (a sensor batch): exactly those files; one claimed by another
+      day is skipped (it was ingested then), one claimed by `day` is re-read.
+    - otherwise: every file already claimed by `day`, plus, when `day` is today
+      (the discovery day), every settled landed file no day has claimed yet.
+    """
+    by_uri = {f.uri: f for f in landed}
+    skipped: list[str] = []
+    if requested is not None:
+        claims = []
+        for uri in dict.fromkeys(requested):
+            claim = known.get(uri)
+            if claim is not None and claim.ingest_date != day:
+                skipped.append(f"{uri}: already claimed by {claim.ingest_date}")
+            elif claim is not None:
+                claims.append(claim)
+            elif uri in by_uri:
+                claims.append(claim_of(by_uri[uri], now, day))
+            else:
+                skipped.append(f"{uri}: not in the landing zone (removed, or still being written)")
+        return sorted(claims, key=lambda c: c.path), skipped
     mine = [c for c in known.values() if c.ingest_date == day]
-    if day != now.date():
-        return sorted(mine, key=lambda c: c.path)
-    new = [Claim(f.uri, f.size, f.modified, now, day) for f in landed if f.uri not in known]
-    return sorted(mine + new, key=lambda c: c.path)
+    if day == now.date():
+        mine += [
+            claim_of(f, now, day) for f in landed if f.uri not in known and is_settled(f, now, settle_seconds)
+        ]
+    return sorted(mine, key=lambda c: c.path), skipped
 
 
-def ledger_partition(spark: SparkSession, claims: list[Claim], run_id: str, refused: DataFrame) -> DataFrame:
-    """Ledger rows of one day, with each file's status (`ingested` or why it was refused)."""
-    rows = [(c.path, c.size, c.modified_at, c.discovered_at, c.ingest_date, run_id) for c in claims]
-    ledger = spark.createDataFrame(rows, LEDGER_SCHEMA)
-    reasons = refused.groupBy(F.col("_source_file").alias("path")).agg(F.first("_reason").alias("_reason"))
-    return (
-        ledger.join(F.broadcast(reasons), "path", "left")
-        .withColumn("status", F.coalesce(F.col("_reason"), F.lit("ingested")))
-        .drop("_reason")
-    )
+def mark_duplicates(claims: Sequence[Claim], known: dict[str, Claim]) -> list[Claim]:
+    """Give every claim with a content hash its status against all earlier files:
+    the earliest discovered file (then smallest path) with given bytes is the one
+    ingested; later ones are `duplicate` of it. Other statuses are left as they are."""
+    everyone = {c.path: c for c in known.values()}
+    everyone.update({c.path: c for c in claims})
+    first: dict[str, str] = {}
+    for claim in sorted(everyone.values(), key=lambda c: (c.discovered_at, c.path)):
+        if claim.sha256 and claim.status != OUTSIDE:
+            first.setdefault(claim.sha256, claim.path)
+    out = []
+    for claim in claims:
+        original = first.get(claim.sha256) if claim.sha256 and claim.status != OUTSIDE else None
+        if original is not None and original != claim.path:
+            out.append(replace(claim, status=DUPLICATE, duplicate_of=original))
+        elif claim.status == DUPLICATE:
+            out.append(replace(claim, status=None, duplicate_of=None))
+        else:
+            out.append(claim)
+    return out
+
+
+def ledger_rows(claims: Sequence[Claim], run_id: str, refused: dict[str, str]) -> list[tuple]:
+    """Rows of the ledger for these claims; `refused` maps a path bronze refused to its reason."""
+    rows = []
+    for c in claims:
+        status = c.status if not c.readable else refused.get(c.path, INGESTED)
+        rows.append(
+            (c.path, c.size, c.modified_at, c.etag, c.sha256, c.discovered_at, c.ingest_date, run_id, status, c.duplicate_of)
+        )
+    return rows

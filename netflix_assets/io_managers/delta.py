@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 LOAD_MODE = "load"
 LOAD_PARTITION = "partition"  # exactly the mapped partition(s) (default)
 LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold snapshots)
+# Output metadata key: a predicate narrowing which rows of the partition an output
+# replaces (an incremental batch of files), shown in the UI with the materialization.
+REPLACE_WHERE = "replace_where"
 
 
 def delta_out(key: list[str], description: str) -> dg.AssetOut:
@@ -54,8 +57,11 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: "DataFrame") -> None:
         uri = self._uri(context.asset_key)
         window = _window(context)
+        narrower = context.output_metadata.get(REPLACE_WHERE)
+        if narrower is not None and window is None:
+            raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
         if window is not None:
-            write_partitions(obj, uri, *window)
+            write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
         else:
             obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
         spark = self.spark.get_session()

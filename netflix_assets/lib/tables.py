@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import dagster as dg
 
@@ -30,8 +30,15 @@ def commit_metadata(spark: SparkSession, uri: str) -> dict[str, Any]:
     }
 
 
-def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date) -> None:
-    """Replace exactly the `ingest_date` partitions in [start, end) with `df`.
+def sql_in(column: str, values: Sequence[str]) -> str:
+    """`column IN ('a', 'b')` with SQL string literals escaped."""
+    literals = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    return f"{column} IN ({literals})" if values else "FALSE"
+
+
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> None:
+    """Replace exactly the `ingest_date` partitions in [start, end) with `df`
+    (only their rows matching `narrower`, when given: an incremental batch).
 
     `replaceWhere` makes a re-run replace, never append; Delta refuses to commit
     rows outside the predicate, so a wrong date fails loudly.
@@ -39,6 +46,8 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date) -> N
     if PARTITION_COLUMN not in df.columns:
         raise ValueError(f"{uri}: output lacks the {PARTITION_COLUMN} column")
     predicate = f"{PARTITION_COLUMN} >= DATE'{start}' AND {PARTITION_COLUMN} < DATE'{end}'"
+    if narrower:
+        predicate = f"{predicate} AND ({narrower})"
     (
         df.write.format("delta")
         .option("mergeSchema", "true")

@@ -35,6 +35,10 @@ class LakeResource(dg.ConfigurableResource):
     def root_uri(self) -> str:
         return normalize_root(self.root)
 
+    def storage_options(self) -> dict[str, str]:
+        """Options for readers outside Spark (delta-rs in the sensor). None on local disk."""
+        return {}
+
     def table_uri(self, layer: str, table: str) -> str:
         if layer not in LAYERS[1:]:
             raise ValueError(f"unknown lake layer {layer!r}; expected one of {LAYERS[1:]}")
@@ -45,6 +49,6 @@ class LakeResource(dg.ConfigurableResource):
         """The landing zone for titles files (the Auto Loader source)."""
         return f"{self.root_uri}/raw/netflix_titles"
 
-    def api_raw_uri(self, dataset: str, day: str) -> str:
-        """Byte-for-byte copies of one day's HTTP pulls (the ADF copy sink)."""
-        return f"{self.root_uri}/raw/api/{dataset}/{day}"
+    def api_dataset_uri(self, dataset: str) -> str:
+        """Byte-for-byte copies of a dataset's HTTP pulls (the ADF copy sink), one folder per day."""
+        return f"{self.root_uri}/raw/api/{dataset}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -45,13 +45,13 @@ def bronze_schema(columns: Sequence[str]) -> T.StructType:
     )
 
 
-def _open_uri(uri: str):
+def _open_uri(uri: str, storage_options: dict):
     import fsspec
 
-    return lambda: fsspec.open(uri, "rb").open()
+    return lambda: fsspec.open(uri, "rb", **storage_options).open()
 
 
-def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...]):
+def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...], storage_options: dict):
     import pyarrow as pa
 
     arrow_schema = pa.schema(
@@ -72,7 +72,7 @@ def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...]
         size = 0
         for batch in batches:
             for uri, ingested_at in zip(batch.column("uri").to_pylist(), batch.column("ingested_at").to_pylist()):
-                for rec in parse_records(_open_uri(uri), formats):
+                for rec in parse_records(_open_uri(uri, storage_options), formats):
                     for c in columns:
                         buffer[c].append(rec.values.get(c))
                     buffer["_source_file"].append(uri)
@@ -93,7 +93,10 @@ def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...]
 
 
 def parse_files(
-    spark: SparkSession, files: Sequence[tuple[str, dt.datetime]], formats: Sequence[SourceFormat]
+    spark: SparkSession,
+    files: Sequence[tuple[str, dt.datetime]],
+    formats: Sequence[SourceFormat],
+    storage_options: Optional[dict] = None,
 ) -> DataFrame:
     """Parse (uri, ingested_at) files into records (one Spark task per file, streamed).
 
@@ -103,6 +106,8 @@ def parse_files(
     Rows with a non-null `_reject_reason` belong to files refused as a whole
     (unknown header, not UTF-8, empty...): they carry each raw line in
     `_rescued_data` so that the quarantine keeps everything.
+
+    `storage_options` are the fsspec options executors open the URIs with.
     """
     columns = union_columns(formats)
     schema = parsed_schema(columns)
@@ -110,7 +115,37 @@ def parse_files(
     if not files:
         return spark.createDataFrame([], schema)
     frame = spark.createDataFrame(files, "uri string, ingested_at timestamp").repartition(len(files), "uri")
-    return frame.mapInArrow(_parse_partition(columns, tuple(formats)), schema)
+    return frame.mapInArrow(_parse_partition(columns, tuple(formats), dict(storage_options or {})), schema)
+
+
+def _digest_partition(storage_options: dict, chunk_bytes: int = 4 << 20):
+    import hashlib
+
+    import fsspec
+    import pyarrow as pa
+
+    def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
+        for batch in batches:
+            uris, digests = batch.column("uri").to_pylist(), []
+            for uri in uris:
+                digest = hashlib.sha256()
+                with fsspec.open(uri, "rb", **storage_options) as stream:
+                    while chunk := stream.read(chunk_bytes):
+                        digest.update(chunk)
+                digests.append(digest.hexdigest())
+            yield pa.RecordBatch.from_pydict({"uri": uris, "sha256": digests})
+
+    return run
+
+
+def file_digests(spark: SparkSession, uris: Sequence[str], storage_options: Optional[dict] = None) -> dict[str, str]:
+    """uri -> sha256 of its bytes, hashed on the executors in chunks (one task per
+    file), so no file is ever read whole into the driver."""
+    if not uris:
+        return {}
+    frame = spark.createDataFrame([(u,) for u in sorted(set(uris))], "uri string").repartition(len(set(uris)), "uri")
+    rows = frame.mapInArrow(_digest_partition(dict(storage_options or {})), "uri string, sha256 string").collect()
+    return {r["uri"]: r["sha256"] for r in rows}
 
 
 def with_ingest_date(df: DataFrame, ingest_date: dt.date) -> DataFrame:

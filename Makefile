@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo test dev clean-lake
+.PHONY: install demo test dev clean-lake bench-sensor
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: install $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+# One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.
+bench-sensor: install
+	$(PY) -m benchmarks.sensor_tick
 
 # Remove the local lake and instance (the demo rebuilds both).
 clean-lake:

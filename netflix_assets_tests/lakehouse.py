@@ -34,7 +34,8 @@ class Lakehouse:
 
     @property
     def landing(self) -> LandingZoneResource:
-        return self.defs.resources["landing"]
+        """The landing zone as a run sees it (EnvVar settings resolved)."""
+        return self.defs.resources["landing"].process_config_and_initialize()
 
     def tick(self, cursor: str | None = None) -> dg.SensorResult:
         return sensor_runs.tick(self.defs, self.instance, cursor)

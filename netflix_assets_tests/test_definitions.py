@@ -66,3 +66,26 @@ def test_dagster_definitions_validate_passes_and_starts_no_jvm():
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Validation successful" in done.stderr + done.stdout
+
+
+def test_landing_sensor_and_daily_pull_schedule_target_the_partitioned_lakehouse_job():
+    sensor = defs.resolve_sensor_def("landing_zone_sensor")
+    schedule = defs.resolve_schedule_def("daily_lookup_pull")
+    assert sensor.job_name == schedule.job_name == "lakehouse_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert {"landing", "lake"} <= set(sensor.required_resource_keys)
+    import datetime as dt
+
+    tick = dt.datetime(2026, 11, 24, 6, 0, tzinfo=dt.timezone.utc)
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert (request.partition_key, request.run_key) == ("2026-11-24", "lookups-2026-11-24")
+
+
+def test_landing_zone_credentials_are_environment_variables(monkeypatch):
+    from netflix_assets.deployments import local_resources
+
+    monkeypatch.setenv("NETFLIX_LANDING_URI", "abfss://raw@acct.dfs.core.windows.net/netflix_titles")
+    monkeypatch.setenv("NETFLIX_LANDING_ACCOUNT_KEY", "not-a-real-key")
+    landing = local_resources()["landing"]
+    assert landing.uri == "abfss://raw@acct.dfs.core.windows.net/netflix_titles"
+    assert landing.account_key == dg.EnvVar("NETFLIX_LANDING_ACCOUNT_KEY")

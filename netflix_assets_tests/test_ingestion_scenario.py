@@ -182,3 +182,17 @@ def test_lookups_hold_both_sources_distinct_pairs(scenario, table):
     gold = {(r["show_id"], r[value_column]) for r in lake.rows(f"gold/{table}", day)}
     expected = tutorial_pairs(file_name) | kaggle_pairs(kaggle_column)
     assert gold == {p for p in expected if p[0] and p[1]}
+
+
+def test_kaggle_quirks_survive_to_gold(scenario):
+    lake, day, _ = scenario
+    with open(KAGGLE_TITLES, newline="", encoding="utf-8-sig") as handle:
+        source = {r["show_id"]: r for r in csv.DictReader(handle)}
+    gold = {r["show_id"]: r for r in lake.rows("gold/netflix_titles", day)}
+    # Quoted records spanning two physical lines.
+    for show_id in ("s8202", "s8420"):
+        assert gold[show_id]["title"] == source[show_id]["title"].strip()
+        assert gold[show_id]["description"] == source[show_id]["description"].strip()
+    # Rating holding a duration: rating null, the duration moved where it belongs.
+    for show_id, minutes in (("s5542", 74), ("s5795", 84), ("s5814", 66)):
+        assert (gold[show_id]["rating"], gold[show_id]["duration_minutes"]) == (None, minutes)

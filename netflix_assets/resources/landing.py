@@ -137,13 +137,13 @@ class LandingZoneResource(dg.ConfigurableResource):
     def _root_real(self, fs, root: str) -> str:
         return os.path.realpath(root) if self.protocol == "file" else root
 
-    def _inside(self, fs, root: str, path: str) -> bool:
-        if _has_parent_segment(path):
+    def _inside(self, fs, root: str, path: str, is_link: Optional[bool] = None) -> bool:
+        if _has_parent_segment(path) or not path.startswith(root + "/"):
             return False
-        if self.protocol == "file":
+        if self.protocol == "file" and is_link is not False:
             # A symlink pointing outside the zone is outside, whatever its name.
             return os.path.realpath(path).startswith(self._root_real(fs, root) + os.sep)
-        return path.startswith(root + "/")
+        return True
 
     # ------------------------------------------------------------ listing
 
@@ -158,12 +158,13 @@ class LandingZoneResource(dg.ConfigurableResource):
             return [], []
         fs.invalidate_cache(root)  # a long-lived process (the daemon) must see new blobs
         found, escaped = [], []
+        prefix = fs.unstrip_protocol(root)  # once, not per file: listing 10,000 files stays cheap
         for path, info in fs.find(root, detail=True).items():
             is_file = info.get("type") == "file" or info.get("islink")  # fsspec types a symlink "other"
             if not is_file or not path.lower().endswith(".csv") or is_in_progress(path):
                 continue
-            uri = fs.unstrip_protocol(path)
-            if not self._inside(fs, root, path):
+            uri = prefix + path[len(root):] if path.startswith(root + "/") else fs.unstrip_protocol(path)
+            if not self._inside(fs, root, path, is_link=bool(info.get("islink"))):
                 escaped.append(uri)
                 continue
             etag = info.get("etag")

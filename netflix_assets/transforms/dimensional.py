@@ -1,0 +1,112 @@
+"""Gold dimensional model: dimensions, bridges and the fact, from the gold snapshots.
+
+Every input is already the catalog snapshot as of D (gold/netflix_titles and
+the four gold lookups), so each function here is a plain DataFrame -> DataFrame
+rule; `ingest_date` (= D) is carried through.
+
+Surrogate keys are hashes of the natural value (`xxhash64`), not sequence
+numbers: the same person, country or genre gets the same key in every
+partition and every run, so BI tools can join across snapshots.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+PERSON_ROLES = ("cast", "director")
+
+DIM_TITLE_COLUMNS = [
+    "show_id", "title", "short_title", "type", "type_flag", "rating", "rating_group", "release_year",
+    "date_added", "duration_minutes", "duration_seasons", "description",
+]
+FACT_COLUMNS = [
+    "show_id", "date_added", "type", "release_year", "duration_minutes", "duration_seasons", "years_to_netflix",
+]
+
+
+def surrogate_key(value: Column) -> Column:
+    """A stable bigint key for a natural value (same value -> same key, everywhere)."""
+    return F.xxhash64(value)
+
+
+def dim_title(titles: DataFrame) -> DataFrame:
+    """One row per show_id: the descriptive attributes of the title."""
+    return titles.select(*DIM_TITLE_COLUMNS, "ingest_date")
+
+
+def _values(lookup: DataFrame, value_column: str, name: str) -> DataFrame:
+    return lookup.select(F.col("show_id"), F.col(value_column).alias(name), "ingest_date").where(
+        F.col(name).isNotNull()
+    )
+
+
+def dim_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
+    """Every person named as cast or director, once (person_key, name)."""
+    names = _values(cast, "cast_name", "name").unionByName(_values(directors, "director_name", "name"))
+    return names.select("name", "ingest_date").distinct().select(
+        surrogate_key(F.col("name")).alias("person_key"), "name", "ingest_date"
+    )
+
+
+def dim_value(lookup: DataFrame, value_column: str, name: str) -> DataFrame:
+    """A one-column dimension (country, genre) with its surrogate key `<name>_key`."""
+    return _values(lookup, value_column, name).select(name, "ingest_date").distinct().select(
+        surrogate_key(F.col(name)).alias(f"{name}_key"), name, "ingest_date"
+    )
+
+
+def dim_date(titles: DataFrame) -> DataFrame:
+    """A calendar, one row per day over the date_added range of the snapshot."""
+    bounds = titles.where(F.col("date_added").isNotNull()).agg(
+        F.min("date_added").alias("lo"), F.max("date_added").alias("hi"), F.max("ingest_date").alias("ingest_date")
+    )
+    days = bounds.where(F.col("lo").isNotNull()).select(
+        F.explode(F.sequence("lo", "hi")).alias("date"), "ingest_date"
+    )
+    return days.select(
+        "date",
+        F.year("date").alias("year"),
+        F.quarter("date").alias("quarter"),
+        F.month("date").alias("month"),
+        F.date_format("date", "MMMM").alias("month_name"),
+        F.date_format("date", "yyyy-MM").alias("year_month"),
+        F.dayofmonth("date").alias("day"),
+        F.date_format("date", "EEEE").alias("day_name"),
+        F.dayofweek("date").isin(1, 7).alias("is_weekend"),
+        "ingest_date",
+    )
+
+
+def bridge_title_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
+    """(show_id, person_key, role) for every cast member and director of a title."""
+    cast_rows = _values(cast, "cast_name", "name").withColumn("role", F.lit("cast"))
+    director_rows = _values(directors, "director_name", "name").withColumn("role", F.lit("director"))
+    return (
+        cast_rows.unionByName(director_rows)
+        .select("show_id", surrogate_key(F.col("name")).alias("person_key"), "role", "ingest_date")
+        .distinct()
+    )
+
+
+def bridge_title_value(lookup: DataFrame, value_column: str, name: str) -> DataFrame:
+    """(show_id, <name>_key) for a one-column dimension."""
+    return (
+        _values(lookup, value_column, name)
+        .select("show_id", surrogate_key(F.col(name)).alias(f"{name}_key"), "ingest_date")
+        .distinct()
+    )
+
+
+def fact_title_added(titles: DataFrame) -> DataFrame:
+    """One row per title added to the catalog, with its measures."""
+    return titles.select(
+        "show_id",
+        "date_added",
+        "type",
+        "release_year",
+        "duration_minutes",
+        "duration_seasons",
+        (F.year("date_added") - F.col("release_year")).alias("years_to_netflix"),
+        "ingest_date",
+    )

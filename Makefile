@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo test dev clean-lake bench-sensor
+.PHONY: install demo test dev clean-lake bench-sensor report chromium
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,22 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m netflix_assets.demo
 
-test: install $(AZURITE) $(DAGSTER_HOME)/dagster.yaml
+# Debian's Chromium, for the test that screenshots the report (headless, offline).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+test: install $(AZURITE) chromium $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+# Static HTML dashboard of the latest gold partition (after `make demo`): report/netflix_report.html
+report: install
+	$(PY) -m netflix_assets.reporting.report
 
 # One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.
 bench-sensor: install

@@ -1,4 +1,4 @@
-"""Jobs over the asset graph."""
+"""Jobs and automation over the asset graph."""
 
 import dagster as dg
 
@@ -13,4 +13,15 @@ lakehouse_job = dg.define_asset_job(
     description="Materialize every table of the lakehouse for one ingest_date, with its checks.",
 )
 
-defs = dg.Definitions(jobs=[lakehouse_job])
+# Declarative Automation: silver and gold assets carry `AutomationCondition.eager()`, so
+# when a partition of their inputs is materialized on its own (a backfill, a UI click),
+# the layers below follow. The sensor that evaluates those conditions, on by default:
+follow_upstream = dg.AutomationConditionSensorDefinition(
+    "follow_upstream",
+    target=all_tables,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Materializes silver/gold partitions whose inputs changed (their eager automation conditions).",
+)
+
+defs = dg.Definitions(jobs=[lakehouse_job], sensors=[follow_upstream])

@@ -33,3 +33,22 @@ def test_duplicate_show_ids_in_silver_block_gold(spark, lookup_server, tmp_path,
     assert "silver/netflix_titles" in mats
     assert "gold/netflix_titles" not in mats
     assert not (tmp_path / "lake" / "gold" / "netflix_titles").exists()
+
+
+def test_a_failing_blocking_gold_check_stops_the_kpis(spark, lookup_server, tmp_path, monkeypatch):
+    from netflix_assets.transforms import dimensional
+
+    real = dimensional.fact_title_added
+    # A regression that duplicates fact rows: the fact's blocking key check must stop the KPIs on it.
+    monkeypatch.setattr(dimensional, "fact_title_added", lambda titles: real(titles).unionByName(real(titles).limit(2)))
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
+    chain = TITLES_CHAIN + [dg.AssetKey(["gold", t]) for t in ("fact_title_added", "kpi_titles_added_by_month", "kpi_movie_minutes_by_decade")]
+    result = lake.run(dt.datetime.now(dt.timezone.utc).date().isoformat(), asset_selection=chain)
+
+    checks = check_results(result)
+    assert checks["gold/fact_title_added:show_id_not_null_unique"] is False
+    mats = materialized(result)
+    assert "gold/fact_title_added" in mats
+    assert "gold/kpi_titles_added_by_month" not in mats and "gold/kpi_movie_minutes_by_decade" not in mats
+    assert not (tmp_path / "lake" / "gold" / "kpi_titles_added_by_month").exists()

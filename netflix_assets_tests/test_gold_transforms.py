@@ -49,3 +49,37 @@ def test_expectation_failures_are_marked_for_quarantine(spark):
     snapshot = _silver_titles(spark, [(None, "x", 1, D1)]).withColumn("_version_date", F.col("ingest_date"))
     (row,) = g.gold_titles(snapshot).collect()
     assert row["_reason"] == "show_id_not_null"
+
+
+def test_surrogate_keys_are_stable_across_partitions_and_runs(spark):
+    import datetime as dt
+
+    from netflix_assets.transforms import dimensional as d
+
+    def lookup(day, rows, column):
+        return spark.createDataFrame(
+            [(s, v, dt.date.fromisoformat(day)) for s, v in rows], f"show_id string, {column} string, ingest_date date"
+        )
+
+    first = d.dim_person(lookup("2026-11-01", [("1", "Ana")], "cast_name"), lookup("2026-11-01", [("2", "Bo")], "director_name"))
+    later = d.dim_person(lookup("2026-11-20", [("9", "Bo"), ("9", "Ana")], "cast_name"),
+                         lookup("2026-11-20", [], "director_name"))
+    keys = lambda df: {r["name"]: r["person_key"] for r in df.collect()}  # noqa: E731
+    assert keys(first) == keys(later)
+    assert len(set(keys(first).values())) == 2
+    bridge = d.bridge_title_person(lookup("2026-11-20", [("9", "Bo")], "cast_name"), lookup("2026-11-20", [("9", "Bo")], "director_name"))
+    assert sorted((r["person_key"], r["role"]) for r in bridge.collect()) == [(keys(first)["Bo"], "cast"), (keys(first)["Bo"], "director")]
+
+
+def test_dim_date_covers_the_date_added_range(spark):
+    import datetime as dt
+
+    from netflix_assets.transforms import dimensional as d
+
+    titles = spark.createDataFrame(
+        [(dt.date(2019, 12, 30), dt.date(2026, 11, 24)), (dt.date(2020, 1, 2), dt.date(2026, 11, 24)), (None, dt.date(2026, 11, 24))],
+        "date_added date, ingest_date date",
+    )
+    rows = d.dim_date(titles).orderBy("date").collect()
+    assert [r["date"] for r in rows] == [dt.date(2019, 12, 30) + dt.timedelta(days=i) for i in range(4)]
+    assert (rows[0]["year_month"], rows[-1]["quarter"], rows[0]["day_name"]) == ("2019-12", 1, "Monday")

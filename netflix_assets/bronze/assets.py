@@ -11,6 +11,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 
 from ..io_managers.delta import REPLACE_WHERE, delta_out
+from ..lib.lineage import LINEAGE_KEY, same_columns
 from ..lib.tables import partition_date, read_table, sql_in, write_partitions
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource
@@ -118,6 +119,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         group_name="bronze",
         kinds={"spark", "delta"},
         description=f"Rows of the {dataset} pull, strings as read, plus lineage columns.",
+        metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
     )
     def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any], spark: SparkResource) -> DataFrame:
         _check_lookup_file(pulled["uri"], fmt)
@@ -152,6 +154,7 @@ class BronzeTitlesConfig(dg.Config):
         "titles": delta_out(
             ["bronze", "netflix_titles"],
             "Every record of every titles file that landed on the day, strings as read, plus lineage.",
+            same_columns(landing_zone.key.path, TITLE_COLUMNS),
         ),
         "refused_files": delta_out(
             ["quarantine", "bronze_netflix_titles"],

@@ -6,10 +6,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..lib.lineage import LINEAGE_KEY, column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import gold as g
-from ..transforms.silver import LOOKUPS
+from ..transforms.silver import LOOKUPS, SILVER_TITLES_SCHEMA
+
+SILVER_TITLES = ("silver", "netflix_titles")
+from . import model, model_checks
 from .checks import checks
 
 
@@ -22,7 +26,17 @@ def as_of(table: str) -> dg.AssetIn:
 @dg.multi_asset(
     name="gold_netflix_titles",
     outs={
-        "gold": delta_out(["gold", "netflix_titles"], "Titles snapshot as of D + duration_ranking + newflag (original DLT gold table)."),
+        "gold": delta_out(
+            ["gold", "netflix_titles"],
+            "Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
+            column_lineage(
+                {"duration_ranking": [(SILVER_TITLES, "duration_minutes")], "newflag": [],
+                 "_version_date": [(SILVER_TITLES, "ingest_date")]},
+                SILVER_TITLES,
+                [f.name for f in SILVER_TITLES_SCHEMA.fields],
+            ),
+            automation_condition=dg.AutomationCondition.eager(),
+        ),
         "dropped": delta_out(
             ["quarantine", "gold_netflix_titles"],
             "Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
@@ -54,6 +68,12 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
         group_name="gold",
         kinds={"spark", "delta"},
         description=f"(show_id, {value_column}) snapshot as of D: each show's list from its latest pull.",
+        metadata={
+            LINEAGE_KEY: column_lineage(
+                {"_version_date": [(("silver", table), "ingest_date")]}, ("silver", table), ["show_id", value_column, "ingest_date"]
+            )
+        },
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def _asset(context: dg.AssetExecutionContext, silver: DataFrame) -> DataFrame:
         return g.gold_lookup(g.snapshot_as_of(silver, partition_date(context)), value_column)
@@ -63,4 +83,7 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
 
 gold_lookups = [_gold_lookup(lookup.table, lookup.value_column) for lookup in LOOKUPS.values()]
 
-defs = dg.Definitions(assets=[gold_netflix_titles, *gold_lookups], asset_checks=checks)
+defs = dg.Definitions(
+    assets=[gold_netflix_titles, *gold_lookups, *model.model_assets, *model.kpi_assets],
+    asset_checks=[*checks, *model_checks.checks],
+)

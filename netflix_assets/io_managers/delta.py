@@ -9,6 +9,7 @@ import dagster as dg
 from ..partitions import PARTITION_COLUMN
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
+from ..lib.lineage import LINEAGE_KEY
 from ..lib.tables import commit_metadata, table_metadata, write_partitions
 
 if TYPE_CHECKING:
@@ -23,10 +24,17 @@ LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold
 REPLACE_WHERE = "replace_where"
 
 
-def delta_out(key: list[str], description: str) -> dg.AssetOut:
-    """An optional (subsettable) output of a multi-asset, stored as a Delta table."""
+def delta_out(key: list[str], description: str, lineage: Optional[dg.TableColumnLineage] = None, **kwargs) -> dg.AssetOut:
+    """An optional (subsettable) output of a multi-asset, stored as a Delta table,
+    with its column lineage declared (and repeated on every materialization)."""
     return dg.AssetOut(
-        key=key, io_manager_key="delta_io_manager", description=description, kinds={"spark", "delta"}, is_required=False
+        key=key,
+        io_manager_key="delta_io_manager",
+        description=description,
+        kinds={"spark", "delta"},
+        is_required=False,
+        metadata={LINEAGE_KEY: lineage} if lineage is not None else None,
+        **kwargs,
     )
 
 
@@ -65,9 +73,12 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         else:
             obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
         spark = self.spark.get_session()
-        context.add_output_metadata(
-            {**commit_metadata(spark, uri), **table_metadata(context.asset_key, obj.schema, uri)}
-        )
+        metadata = {**commit_metadata(spark, uri), **table_metadata(context.asset_key, obj.schema, uri)}
+        lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
+        if lineage is not None:
+            # The UI draws column lineage from the materialization's metadata.
+            metadata[LINEAGE_KEY] = lineage
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> "DataFrame":
         from pyspark.sql import functions as F

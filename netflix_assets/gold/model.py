@@ -1,0 +1,186 @@
+"""Gold dimensional model and KPIs (the BI layer the original project promised):
+thin wiring around `transforms.dimensional` and `transforms.kpis`.
+
+Every table is a partitioned snapshot as of D, built from the gold snapshots of
+the same partition. Gold follows silver on its own (Declarative Automation:
+`eager`), and the KPIs carry a freshness policy: a dashboard should never show
+a catalog more than a day old without the UI saying so.
+"""
+
+import datetime as dt
+from typing import Callable, Mapping, Optional, Sequence
+
+import dagster as dg
+from pyspark.sql import DataFrame
+
+from ..lib.lineage import LINEAGE_KEY, Source, column_lineage, same_columns
+from ..partitions import daily_partitions
+from ..reporting.charts import chart_markdown
+from ..transforms import dimensional as d
+from ..transforms import kpis as k
+
+TITLES = ("gold", "netflix_titles")
+CAST = ("gold", "netflix_cast")
+DIRECTORS = ("gold", "netflix_directors")
+COUNTRIES = ("gold", "netflix_countries")
+CATEGORY = ("gold", "netflix_category")
+FACT = ("gold", "fact_title_added")
+
+AUTOMATION = dg.AutomationCondition.eager()
+KPI_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=24))
+
+
+def gold_table(
+    name: str,
+    ins: Mapping[str, Sequence[str]],
+    description: str,
+    lineage: dg.TableColumnLineage,
+    freshness_policy: Optional[dg.FreshnessPolicy] = None,
+) -> Callable:
+    """A partitioned gold Delta table whose function takes its inputs' partitions as DataFrames."""
+    return dg.asset(
+        key=["gold", name],
+        ins={arg: dg.AssetIn(list(key)) for arg, key in ins.items()},
+        partitions_def=daily_partitions,
+        io_manager_key="delta_io_manager",
+        group_name="gold",
+        kinds={"spark", "delta"},
+        description=description,
+        metadata={LINEAGE_KEY: lineage},
+        automation_condition=AUTOMATION,
+        freshness_policy=freshness_policy,
+    )
+
+
+def _from(*sources: tuple[Sequence[str], str]) -> list[Source]:
+    return list(sources)
+
+
+# ------------------------------------------------------------------ dimensions
+
+
+@gold_table("dim_title", {"titles": TITLES}, "One row per show_id: the title's attributes.",
+            same_columns(TITLES, d.DIM_TITLE_COLUMNS))
+def dim_title(titles: DataFrame) -> DataFrame:
+    return d.dim_title(titles)
+
+
+_PERSON_NAME = _from((CAST, "cast_name"), (DIRECTORS, "director_name"))
+
+
+@gold_table("dim_person", {"cast": CAST, "directors": DIRECTORS},
+            "Every cast member and director once; person_key = xxhash64(name), stable across partitions and runs.",
+            column_lineage({"person_key": _PERSON_NAME, "name": _PERSON_NAME}))
+def dim_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
+    return d.dim_person(cast, directors)
+
+
+@gold_table("dim_country", {"countries": COUNTRIES}, "Every country once; country_key = xxhash64(country).",
+            column_lineage({"country_key": _from((COUNTRIES, "country")), "country": _from((COUNTRIES, "country"))}))
+def dim_country(countries: DataFrame) -> DataFrame:
+    return d.dim_value(countries, "country", "country")
+
+
+@gold_table("dim_genre", {"category": CATEGORY}, "Every genre (listed_in category) once; genre_key = xxhash64(genre).",
+            column_lineage({"genre_key": _from((CATEGORY, "category")), "genre": _from((CATEGORY, "category"))}))
+def dim_genre(category: DataFrame) -> DataFrame:
+    return d.dim_value(category, "category", "genre")
+
+
+_DATE_COLUMNS = ["date", "year", "quarter", "month", "month_name", "year_month", "day", "day_name", "is_weekend"]
+
+
+@gold_table("dim_date", {"titles": TITLES}, "Calendar: one row per day over the date_added range of the snapshot.",
+            column_lineage({c: _from((TITLES, "date_added")) for c in _DATE_COLUMNS}))
+def dim_date(titles: DataFrame) -> DataFrame:
+    return d.dim_date(titles)
+
+
+# ------------------------------------------------------------------ bridges and fact
+
+
+@gold_table("bridge_title_person", {"cast": CAST, "directors": DIRECTORS},
+            "(show_id, person_key, role): role is 'cast' or 'director'.",
+            column_lineage({"show_id": _from((CAST, "show_id"), (DIRECTORS, "show_id")), "person_key": _PERSON_NAME,
+                            "role": []}))
+def bridge_title_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
+    return d.bridge_title_person(cast, directors)
+
+
+@gold_table("bridge_title_country", {"countries": COUNTRIES}, "(show_id, country_key).",
+            column_lineage({"show_id": _from((COUNTRIES, "show_id")), "country_key": _from((COUNTRIES, "country"))}))
+def bridge_title_country(countries: DataFrame) -> DataFrame:
+    return d.bridge_title_value(countries, "country", "country")
+
+
+@gold_table("bridge_title_genre", {"category": CATEGORY}, "(show_id, genre_key).",
+            column_lineage({"show_id": _from((CATEGORY, "show_id")), "genre_key": _from((CATEGORY, "category"))}))
+def bridge_title_genre(category: DataFrame) -> DataFrame:
+    return d.bridge_title_value(category, "category", "genre")
+
+
+@gold_table("fact_title_added", {"titles": TITLES},
+            "One row per title in the catalog: when it was added and its measures.",
+            column_lineage({"years_to_netflix": _from((TITLES, "date_added"), (TITLES, "release_year"))},
+                           TITLES, [c for c in d.FACT_COLUMNS if c != "years_to_netflix"]))
+def fact_title_added(titles: DataFrame) -> DataFrame:
+    return d.fact_title_added(titles)
+
+
+# ------------------------------------------------------------------ KPIs
+
+
+def _kpi(name: str, ins: Mapping[str, Sequence[str]], description: str, lineage: dg.TableColumnLineage,
+         compute: Callable[..., DataFrame]) -> dg.AssetsDefinition:
+    @gold_table(name, ins, description, lineage, freshness_policy=KPI_FRESHNESS)
+    def _asset(context: dg.AssetExecutionContext, **inputs: DataFrame):
+        # A KPI is a few hundred rows at most: collecting it for its chart is cheap.
+        kpi = compute(**inputs).persist()
+        try:
+            yield dg.Output(kpi, metadata={"chart": dg.MetadataValue.md(chart_markdown(name, kpi.toPandas()))})
+        finally:
+            kpi.unpersist()
+
+    return _asset
+
+
+BRIDGE_PERSON, DIM_PERSON = ("gold", "bridge_title_person"), ("gold", "dim_person")
+BRIDGE_COUNTRY, DIM_COUNTRY = ("gold", "bridge_title_country"), ("gold", "dim_country")
+BRIDGE_GENRE, DIM_GENRE = ("gold", "bridge_title_genre"), ("gold", "dim_genre")
+DIM_TITLE = ("gold", "dim_title")
+
+kpi_assets = [
+    _kpi("kpi_titles_added_by_month", {"fact": FACT}, "Titles added per month and type.",
+         column_lineage({"month": _from((FACT, "date_added")), "type": _from((FACT, "type")),
+                         "titles": _from((FACT, "show_id"))}),
+         k.kpi_titles_added_by_month),
+    _kpi("kpi_top_countries", {"bridge_country": BRIDGE_COUNTRY, "dim_country": DIM_COUNTRY, "fact": FACT},
+         "Titles per country (movies, TV shows) and the country's rank by titles.",
+         column_lineage({"country": _from((DIM_COUNTRY, "country")),
+                         **{c: _from((BRIDGE_COUNTRY, "show_id"), (FACT, "type")) for c in ("titles", "movies", "tv_shows", "rank")}}),
+         k.kpi_top_countries),
+    _kpi("kpi_genre_by_year", {"bridge_genre": BRIDGE_GENRE, "dim_genre": DIM_GENRE, "fact": FACT},
+         "Titles added per year and genre.",
+         column_lineage({"year_added": _from((FACT, "date_added")), "genre": _from((DIM_GENRE, "genre")),
+                         "titles": _from((BRIDGE_GENRE, "show_id"))}),
+         k.kpi_genre_by_year),
+    _kpi("kpi_rating_mix", {"dim_title": DIM_TITLE}, "Titles per rating and type; share = share of the rating within its type.",
+         column_lineage({"rating": _from((DIM_TITLE, "rating")), "type": _from((DIM_TITLE, "type")),
+                         "titles": _from((DIM_TITLE, "show_id")), "share": _from((DIM_TITLE, "show_id"), (DIM_TITLE, "type"))}),
+         k.kpi_rating_mix),
+    _kpi("kpi_top_people", {"bridge_person": BRIDGE_PERSON, "dim_person": DIM_PERSON, "fact": FACT},
+         "Cast and directors ranked separately by their number of titles.",
+         column_lineage({"role": _from((BRIDGE_PERSON, "role")), "name": _from((DIM_PERSON, "name")),
+                         "titles": _from((BRIDGE_PERSON, "show_id")), "rank": _from((BRIDGE_PERSON, "show_id"))}),
+         k.kpi_top_people),
+    _kpi("kpi_movie_minutes_by_decade", {"fact": FACT},
+         "Movies with a known duration per release decade: count, average, median and 90th percentile minutes.",
+         column_lineage({"release_decade": _from((FACT, "release_year")), "movies": _from((FACT, "show_id")),
+                         **{c: _from((FACT, "duration_minutes")) for c in ("avg_minutes", "median_minutes", "p90_minutes")}}),
+         k.kpi_movie_minutes_by_decade),
+]
+
+model_assets = [
+    dim_title, dim_person, dim_country, dim_genre, dim_date,
+    bridge_title_person, bridge_title_country, bridge_title_genre, fact_title_added,
+]

@@ -1,0 +1,136 @@
+"""Checks of the dimensional model and KPIs (data contract: dim_title key unique
+(blocking); every bridge show_id exists in dim_title (warning); KPI totals
+reconcile with fact_title_added (blocking); row count drop (warning))."""
+
+
+import datetime as dt
+from typing import Callable, Sequence
+
+import dagster as dg
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from ..lib.checks import TableReader, key_check, partition_check, row_count_drop_check
+from ..transforms import kpis as k
+
+DIM_TITLE = ("gold", "dim_title")
+FACT = ("gold", "fact_title_added")
+BRIDGES = {
+    "bridge_title_person": ("gold", "bridge_title_person"),
+    "bridge_title_country": ("gold", "bridge_title_country"),
+    "bridge_title_genre": ("gold", "bridge_title_genre"),
+}
+ORPHAN_SAMPLE = 20
+
+
+def bridge_integrity(bridge: Sequence[str]) -> dg.AssetChecksDefinition:
+    @partition_check(
+        bridge, "show_id_in_dim_title",
+        "Every show_id of the bridge exists in dim_title (warning: lookups may name titles that never loaded).",
+        additional_deps=[DIM_TITLE],
+    )
+    def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+        titles = reader.partition(DIM_TITLE, day).select("show_id")
+        orphans = df.select("show_id").distinct().join(titles, "show_id", "left_anti")
+        sample = sorted(r["show_id"] for r in orphans.limit(ORPHAN_SAMPLE).collect())
+        count = orphans.count() if len(sample) == ORPHAN_SAMPLE else len(sample)
+        return dg.AssetCheckResult(
+            passed=count == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"orphan_show_ids": count, "sample": dg.MetadataValue.json(sample)},
+        )
+
+    return _body
+
+
+@partition_check(FACT, "matches_dim_title", "fact_title_added has exactly the show_ids of dim_title.", blocking=True,
+                 additional_deps=[DIM_TITLE])
+def fact_matches_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    titles = reader.partition(DIM_TITLE, day).select("show_id")
+    facts = df.select("show_id")
+    missing = titles.join(facts, "show_id", "left_anti").count()
+    extra = facts.join(titles, "show_id", "left_anti").count()
+    return dg.AssetCheckResult(passed=missing == extra == 0, metadata={"missing": missing, "extra": extra})
+
+
+Expected = Callable[[TableReader, dt.date], DataFrame]
+
+
+def _pairs(bridge: Sequence[str], key: str, fact_filter: Callable[[DataFrame], DataFrame] = lambda f: f) -> Expected:
+    """Distinct (show_id, key) bridge pairs of titles in the (filtered) fact."""
+    def expected(reader: TableReader, day: dt.date) -> DataFrame:
+        fact = fact_filter(reader.partition(FACT, day)).select("show_id")
+        return reader.partition(bridge, day).join(fact, "show_id").select("show_id", key).distinct()
+
+    return expected
+
+
+def _fact(fact_filter: Callable[[DataFrame], DataFrame] = lambda f: f) -> Expected:
+    return lambda reader, day: fact_filter(reader.partition(FACT, day))
+
+
+def kpi_reconciliation(
+    kpi: str, total_column: str, expected: Expected, deps: Sequence[Sequence[str]], group: str | None = None
+) -> dg.AssetChecksDefinition:
+    """sum(kpi.total_column) (per `group` when given) == rows of `expected`."""
+    key = ("gold", kpi)
+
+    @partition_check(key, "totals_reconcile_with_fact", f"sum({total_column}) equals the count from fact_title_added"
+                     + (f", per {group}" if group else "") + ".", blocking=True, additional_deps=[FACT, *deps])
+    def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+        source = expected(reader, day)
+        if group is None:
+            got = {"all": df.agg(F.sum(total_column)).first()[0] or 0}
+            want = {"all": source.count()}
+        else:
+            got = {r[group]: r["n"] for r in df.groupBy(group).agg(F.sum(total_column).alias("n")).collect()}
+            want = {r[group]: r["count"] for r in source.groupBy(group).count().collect()}
+        return dg.AssetCheckResult(
+            passed=got == want, metadata={"kpi_total": dg.MetadataValue.json(got), "expected": dg.MetadataValue.json(want)}
+        )
+
+    return _body
+
+
+@partition_check(("gold", "kpi_rating_mix"), "shares_sum_to_one_per_type", "The shares of each type sum to 1.",
+                 blocking=True)
+def rating_shares(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    sums = {r["type"]: r["s"] for r in df.groupBy("type").agg(F.sum("share").alias("s")).collect()}
+    return dg.AssetCheckResult(
+        passed=all(abs(s - 1) < 1e-9 for s in sums.values()), metadata={"share_sums": dg.MetadataValue.json(sums)}
+    )
+
+
+def _people_with_role(reader: TableReader, day: dt.date) -> DataFrame:
+    fact = reader.partition(FACT, day).select("show_id")
+    bridge = reader.partition(BRIDGES["bridge_title_person"], day)
+    return bridge.join(fact, "show_id").select("show_id", "person_key", "role").distinct()
+
+
+checks = [
+    key_check(DIM_TITLE, ["show_id"]),
+    key_check(("gold", "dim_person"), ["person_key"]),
+    key_check(("gold", "dim_country"), ["country_key"]),
+    key_check(("gold", "dim_genre"), ["genre_key"]),
+    key_check(("gold", "dim_date"), ["date"]),
+    key_check(FACT, ["show_id"]),
+    key_check(BRIDGES["bridge_title_person"], ["show_id", "person_key", "role"]),
+    fact_matches_dim_title,
+    *[bridge_integrity(b) for b in BRIDGES.values()],
+    kpi_reconciliation("kpi_titles_added_by_month", "titles", _fact(k.added), []),
+    kpi_reconciliation("kpi_top_countries", "titles", _pairs(BRIDGES["bridge_title_country"], "country_key"),
+                       [BRIDGES["bridge_title_country"]]),
+    kpi_reconciliation("kpi_genre_by_year", "titles", _pairs(BRIDGES["bridge_title_genre"], "genre_key", k.added),
+                       [BRIDGES["bridge_title_genre"]]),
+    kpi_reconciliation("kpi_rating_mix", "titles", _fact(), []),
+    rating_shares,
+    kpi_reconciliation("kpi_top_people", "titles", _people_with_role, [BRIDGES["bridge_title_person"]], group="role"),
+    kpi_reconciliation("kpi_movie_minutes_by_decade", "movies",
+                       _fact(lambda f: k.movies_with_minutes(f).where(F.col("release_year").isNotNull())), []),
+]
+for _table in (
+    "dim_title", "dim_person", "dim_country", "dim_genre", "dim_date", "bridge_title_person", "bridge_title_country",
+    "bridge_title_genre", "fact_title_added", "kpi_titles_added_by_month", "kpi_top_countries", "kpi_genre_by_year",
+    "kpi_rating_mix", "kpi_top_people", "kpi_movie_minutes_by_decade",
+):
+    checks.append(row_count_drop_check(("gold", _table)))

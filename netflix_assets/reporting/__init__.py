@@ -1,0 +1,1 @@
+"""Charts of the gold KPIs (Dagster metadata) and the static HTML report (`make report`)."""

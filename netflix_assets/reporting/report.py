@@ -1,0 +1,104 @@
+"""`make report`: a static HTML dashboard of the latest gold partition (the Power BI
+stand-in). Reads the KPI tables with delta-rs (no Spark), draws the charts as
+inline SVG: one self-contained file that works offline (no CDN, no script).
+
+    python -m netflix_assets.reporting.report [--lake DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import html
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from ..resources.lake import DEFAULT_LAKE_URI, PROJECT_DIR, normalize_root
+from .charts import KPI_CHARTS, svg
+
+DEFAULT_OUT = PROJECT_DIR / "report" / "netflix_report.html"
+SECTIONS = [
+    ("kpi_titles_added_by_month", "Titles added per month, by type"),
+    ("kpi_top_countries", "Top countries"),
+    ("kpi_genre_by_year", "Genre trends"),
+    ("kpi_rating_mix", "Rating mix (share within each type)"),
+    ("kpi_top_people", "Most frequent directors and cast"),
+    ("kpi_movie_minutes_by_decade", "Movie minutes by release decade"),
+]
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px; color: #221f1f; }
+h1 { color: #e50914; margin-bottom: 0.2rem; }
+.meta { color: #666; margin-bottom: 1.5rem; }
+.tiles { display: flex; gap: 1rem; margin-bottom: 1.5rem; }
+.tile { background: #f5f5f1; border-radius: 8px; padding: 0.8rem 1.2rem; min-width: 9rem; }
+.tile b { display: block; font-size: 1.6rem; }
+section { border-top: 1px solid #ddd; padding: 1rem 0; }
+section svg { width: 100%; height: auto; }
+"""
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def read_partition(lake_root: str, table: str, day: Optional[str] = None):
+    """(rows of the table's latest partition, or of `day`, as pandas; that partition)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = f"{lake_root}/gold/{table}"
+    try:
+        frame = DeltaTable(uri).to_pandas()
+    except TableNotFoundError as err:
+        raise ReportError(f"gold/{table} not found under {lake_root}: run `make demo` first") from err
+    if frame.empty:
+        raise ReportError(f"gold/{table} is empty: nothing to report")
+    day = day or str(max(frame["ingest_date"]))
+    return frame[frame["ingest_date"].astype(str) == day].drop(columns=["ingest_date"]), day
+
+
+def build_html(lake_root: str) -> str:
+    fact, day = read_partition(lake_root, "fact_title_added")
+    counts = fact["type"].value_counts().to_dict()
+    tiles = [("titles", len(fact)), ("movies", counts.get("Movie", 0)), ("TV shows", counts.get("TV Show", 0))]
+    sections = []
+    for table, title in SECTIONS:
+        rows, _ = read_partition(lake_root, table, day)
+        sections.append(
+            f'<section id="{table}"><h2>{html.escape(title)}</h2>{svg(KPI_CHARTS[table](rows))}'
+            f'<p class="meta">gold.{table}: {len(rows)} rows</p></section>'
+        )
+    tile_html = "".join(f'<div class="tile"><b>{value:,}</b>{label}</div>' for label, value in tiles)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>Netflix catalog as of {day}</title><style>{STYLE}</style></head><body>"
+        f"<h1>Netflix catalog</h1><div class=meta>Snapshot as of ingest_date {day} · lake {html.escape(lake_root)}"
+        f" · generated {generated}</div><div class=tiles>{tile_html}</div>{''.join(sections)}</body></html>"
+    )
+
+
+def write_report(lake_root: str, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_html(lake_root), encoding="utf-8")
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", default=os.environ.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    try:
+        path = write_report(normalize_root(args.lake), args.out)
+    except ReportError as err:
+        print(f"report: {err}", file=sys.stderr)
+        return 1
+    print(f"report written: {path} (open it in a browser; it works offline)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

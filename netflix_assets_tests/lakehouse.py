@@ -79,3 +79,14 @@ def materialized(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
         e.event_specific_data.materialization.asset_key.to_user_string(): e.event_specific_data.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
+
+
+# Warnings the bundled data raises on purpose: the lookup files name the two broken
+# titles, which never reach dim_title (the integrity check must report them).
+KNOWN_WARNINGS = {
+    f"gold/{bridge}:show_id_in_dim_title" for bridge in ("bridge_title_person", "bridge_title_country", "bridge_title_genre")
+}
+
+
+def unexpected_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    return sorted(name for name, passed in check_results(result).items() if not passed and name not in KNOWN_WARNINGS)

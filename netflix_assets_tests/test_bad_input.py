@@ -68,6 +68,13 @@ def landed(spark, lookup_server, tmp_path_factory):
     return lake, day, uris, result, request
 
 
+def reconciled(lake, day, result) -> bool:
+    """The blocking silver reconciliation passed, and bronze = silver + quarantine holds in the tables."""
+    bronze = len(lake.rows("bronze/netflix_titles", day))
+    parts = len(lake.rows("silver/netflix_titles", day)) + len(lake.rows("quarantine/netflix_titles", day))
+    return check_results(result)["silver/netflix_titles:reconciliation"] is True and bronze == parts
+
+
 def ledger(lake):
     return {r["path"]: r for r in lake.rows("bronze/_ingested_files")}
 
@@ -79,12 +86,8 @@ def refused_reasons(lake, day, uri):
 def test_run_succeeds_and_reconciliation_holds(landed):
     lake, day, uris, result, _ = landed
     assert result.success
-    checks = check_results(result)
-    assert checks["silver/netflix_titles:reconciliation"] is True
-    assert checks["bronze/netflix_titles:header_recognised"] is True
-    # And by hand, from the tables: bronze = silver + quarantine.
-    bronze = len(lake.rows("bronze/netflix_titles", day))
-    assert bronze == len(lake.rows("silver/netflix_titles", day)) + len(lake.rows("quarantine/netflix_titles", day))
+    assert check_results(result)["bronze/netflix_titles:header_recognised"] is True
+    assert reconciled(lake, day, result)
 
 
 def test_the_good_file_goes_through(landed):
@@ -95,7 +98,8 @@ def test_the_good_file_goes_through(landed):
 
 
 def test_unknown_header_quarantines_the_whole_file(landed):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     status = ledger(lake)[uris["unknown_header.csv"]]["status"]
     assert status.startswith(UNKNOWN_HEADER) and "id,name,year" in status
     rows = [r for r in lake.rows("quarantine/bronze_netflix_titles", day) if r["_source_file"] == uris["unknown_header.csv"]]
@@ -104,26 +108,30 @@ def test_unknown_header_quarantines_the_whole_file(landed):
 
 @pytest.mark.parametrize("name", ["zero_bytes.csv", "blank.csv"])
 def test_empty_files_are_refused_as_empty(landed, name):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     assert ledger(lake)[uris[name]]["status"] == EMPTY_FILE
     assert refused_reasons(lake, day, uris[name]) == {EMPTY_FILE}
 
 
 def test_a_header_only_file_is_ingested_with_no_rows(landed):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     assert ledger(lake)[uris["header_only.csv"]]["status"] == INGESTED
     assert not [r for r in lake.rows("bronze/netflix_titles", day) if r["_source_file"] == uris["header_only.csv"]]
 
 
 def test_a_file_that_is_not_utf8_is_quarantined_whole(landed):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     assert ledger(lake)[uris["latin1.csv"]]["status"] == NOT_UTF8
     rows = [r for r in lake.rows("quarantine/bronze_netflix_titles", day) if r["_source_file"] == uris["latin1.csv"]]
     assert len(rows) == 2 and any("Am\\xe9lie" in r["_rescued_data"] for r in rows), "raw bytes kept, escaped"
 
 
 def test_rows_with_too_many_or_too_few_fields_are_rescued_then_quarantined(landed):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     bronze = {r["_source_line"]: r for r in lake.rows("bronze/netflix_titles", day) if r["_source_file"] == uris["ragged.csv"]}
     assert bronze[2]["_rescued_data"] is None
     assert bronze[3]["_rescued_data"].endswith("70000011,surprise")
@@ -135,7 +143,8 @@ def test_rows_with_too_many_or_too_few_fields_are_rescued_then_quarantined(lande
 
 
 def test_a_duplicate_file_is_recorded_and_read_once(landed):
-    lake, day, uris, _, _ = landed
+    lake, day, uris, result, _ = landed
+    assert reconciled(lake, day, result)
     entries = ledger(lake)
     copy, original = entries[uris["good_copy.csv"]], entries[uris["good.csv"]]
     assert copy["sha256"] == original["sha256"]
@@ -145,7 +154,8 @@ def test_a_duplicate_file_is_recorded_and_read_once(landed):
 
 
 def test_a_name_escaping_the_landing_zone_is_recorded_never_read(landed):
-    lake, day, uris, _, request = landed
+    lake, day, uris, result, request = landed
+    assert reconciled(lake, day, result)
     assert uris["link.csv"] in request.run_config["ops"]["bronze_netflix_titles"]["config"]["files"]
     assert ledger(lake)[uris["link.csv"]]["status"] == OUTSIDE
     assert uris["link.csv"] not in {r["_source_file"] for r in lake.rows("bronze/netflix_titles", day)}

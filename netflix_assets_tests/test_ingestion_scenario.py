@@ -13,7 +13,7 @@ import pytest
 from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import KAGGLE_TITLES, TUTORIAL_DIR
-from .lakehouse import Lakehouse, check_results, materialized, tutorial_pairs
+from .lakehouse import Lakehouse, materialized, tutorial_pairs, unexpected_failures
 from .test_landing_zone import azure_zone
 
 TUTORIAL_TITLES = TUTORIAL_DIR / "netflix_titles.csv"
@@ -141,7 +141,7 @@ def test_second_file_only_it_is_read_and_gold_reflects_it(scenario):
     assert len(gold) == 6232 + 5
     for show_id, title in steps["updated_titles"].items():
         assert gold[show_id]["title"] == title.strip()
-    assert [name for name, ok in check_results(steps["run2"]).items() if not ok] == []
+    assert unexpected_failures(steps["run2"]) == []
 
 
 def test_kaggle_file_with_an_old_modification_time_is_picked_up(scenario):
@@ -172,7 +172,7 @@ def test_rematerialized_partition_holds_both_sources_once(scenario):
     assert bronze_files(steps["rerun"])["dagster/row_count"].value == sum(
         bronze_files(steps[run])["dagster/row_count"].value for run in ("run1", "run2", "run3")
     )
-    assert [name for name, ok in check_results(steps["rerun"]).items() if not ok] == []
+    assert unexpected_failures(steps["rerun"]) == []
 
 
 @pytest.mark.parametrize("table", list(LOOKUP_FILES))

@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from .conftest import TUTORIAL_DIR
-from .lakehouse import Lakehouse, check_results, materialized, tutorial_pairs
+from .lakehouse import KNOWN_WARNINGS, Lakehouse, check_results, materialized, tutorial_pairs, unexpected_failures
 
 LOOKUPS = {
     "netflix_cast": ("netflix_cast.csv", "cast_name"),
@@ -27,7 +27,7 @@ def built(spark, lookup_server, tmp_path_factory):
     return lake, day, result
 
 
-def test_every_asset_materializes_and_every_check_passes(built):
+def test_every_asset_materializes_and_every_check_passes_but_the_known_warnings(built):
     lake, day, result = built
     assert result.success
     mats = materialized(result)
@@ -36,7 +36,8 @@ def test_every_asset_materializes_and_every_check_passes(built):
             assert f"{layer}/{table}" in mats
     checks = check_results(result)
     assert len(checks) >= 35
-    assert [name for name, passed in checks.items() if not passed] == []
+    assert unexpected_failures(result) == []
+    assert {name for name, passed in checks.items() if not passed} == KNOWN_WARNINGS
 
 
 def test_silver_titles_hold_exactly_the_well_formed_titles(built):

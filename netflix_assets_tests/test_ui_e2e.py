@@ -1,0 +1,274 @@
+"""The UI path end to end: `dagster dev` (webserver + daemon) on 127.0.0.1 with a
+temporary DAGSTER_HOME and lake, driven through dagster-webserver's GraphQL API
+and a real headless Chromium (Playwright with Debian's chromium).
+
+Every process started here is stopped in a `finally`, whatever the assertions do.
+Screenshots go to `netflix_assets_tests/artifacts/`; with NETFLIX_UPDATE_SCREENSHOTS=1
+they also replace the README's `docs/screenshots/`.
+"""
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from netflix_assets.resources.landing import LandingZoneResource
+
+from .conftest import TUTORIAL_DIR
+
+PROJECT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+README_SHOTS = PROJECT / "docs" / "screenshots"
+LOCATION = "netflix_assets"
+REPOSITORY = "__repository__"
+CONTRACT_TABLES = {
+    f"{layer}/{table}"
+    for layer in ("bronze", "silver", "gold")
+    for table in ("netflix_titles", "netflix_cast", "netflix_category", "netflix_countries", "netflix_directors")
+} | {f"gold/{t}" for t in ("dim_title", "dim_person", "fact_title_added", "kpi_top_countries", "kpi_rating_mix")}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dagster:
+    def __init__(self, url: str):
+        self.url = url
+
+    def gql(self, query: str, **variables) -> dict:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(f"{self.url}/graphql", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = json.loads(response.read())
+        assert not payload.get("errors"), payload["errors"]
+        return payload["data"]
+
+    def wait_for_run(self, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.gql("query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", id=run_id)["runOrError"]
+            if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+                return run["status"]
+            time.sleep(2)
+        raise TimeoutError(f"run {run_id} still running after {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(PROJECT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
+    lake = tmp_path_factory.mktemp("lake")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NETFLIX_LAKE_URI": str(lake)}
+    log = open(tmp_path_factory.mktemp("logs") / "dagster_dev.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-m", "netflix_assets", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"dagster dev did not start; see {log.name}")
+                time.sleep(1)
+        client = Dagster(url)
+        # The code location loads in its own process: wait until it serves the repository.
+        while not _repository_loaded(client):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"code location did not load; see {log.name}")
+            time.sleep(1)
+        yield client, lake, Path(log.name)
+    finally:
+        # dagster dev stops its webserver, daemon and code server on SIGTERM; the
+        # process group catches anything left (run workers).
+        for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=wait)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        log.close()
+
+
+def _repository_loaded(client: Dagster) -> bool:
+    data = client.gql("{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
+    nodes = (data["repositoriesOrError"] or {}).get("nodes") or []
+    return any(n["location"]["name"] == LOCATION for n in nodes)
+
+
+@pytest.fixture(scope="module")
+def walked(dagster_dev):
+    """The user's path, in order; each step's findings for the tests below."""
+    client, lake, log = dagster_dev
+    found = {}
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+    found["graph"] = client.gql(
+        "{ assetNodes { assetKey { path } dependencyKeys { path } "
+        "assetChecksOrError { ... on AssetChecks { checks { name } } } } }"
+    )["assetNodes"]
+
+    # 1. Materialize one partition of a few assets from the "UI": the lookup pulls and bronze lookups.
+    selection = [{"path": ["raw", "netflix_cast"]}, {"path": ["bronze", "netflix_cast"]}]
+    launched = client.gql(
+        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        params={
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": "lakehouse_job",
+                         "assetSelection": selection},
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    found["manual_run"] = client.wait_for_run(run_id)
+    found["bronze_cast"] = client.gql(
+        """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
+             assetMaterializations(limit: 1) { partition runId metadataEntries { label
+               ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } } } } } }""",
+        key={"path": ["bronze", "netflix_cast"]},
+    )["assetOrError"]["assetMaterializations"]
+    found["cast_checks"] = client.gql(
+        """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+             assetChecksOrError { ... on AssetChecks { checks { name
+               executionForLatestMaterialization { status evaluation { success } } } } } } } }""",
+        key={"path": ["bronze", "netflix_cast"]},
+    )["assetNodeOrError"]["assetChecksOrError"]["checks"]
+
+    # 2. The landing-zone sensor: stopped, then turned on, then a file lands.
+    sensor = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "landing_zone_sensor"}
+    state = client.gql(
+        "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { sensorState { id status } } } }",
+        s=sensor,
+    )["sensorOrError"]["sensorState"]
+    if state["status"] == "RUNNING":
+        client.gql("mutation($id: String) { stopSensor(id: $id) { __typename } }", id=state["id"])
+    started = client.gql(
+        "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename ... on Sensor { sensorState { status } } } }",
+        s=sensor,
+    )["startSensor"]
+    found["sensor_state"] = started["sensorState"]["status"]
+    found["landed"] = LandingZoneResource(uri=str(lake / "raw" / "netflix_titles")).put_file(
+        str(TUTORIAL_DIR / "netflix_titles.csv"), "netflix_titles.csv"
+    )
+    runs_query = """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "landing_zone_sensor"}]}) {
+                        ... on Runs { results { runId status } } } }"""
+    deadline = time.monotonic() + 900
+    sensor_runs = []
+    while time.monotonic() < deadline:
+        sensor_runs = client.gql(runs_query)["runsOrError"]["results"]
+        if sensor_runs and sensor_runs[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(5)
+    found["sensor_runs"] = sensor_runs
+    found["gold_checks"] = client.gql(
+        """{ assetNodeOrError(assetKey: {path: ["gold", "netflix_titles"]}) { ... on AssetNode {
+             assetChecksOrError { ... on AssetChecks { checks { name blocking
+               executionForLatestMaterialization { status } } } } } } }"""
+    )["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    found["gold_materialization"] = client.gql(
+        """{ assetOrError(assetKey: {path: ["gold", "netflix_titles"]}) { ... on Asset {
+             assetMaterializations(limit: 1) { partition metadataEntries { label
+               ... on IntMetadataEntry { intValue } } } } } }"""
+    )["assetOrError"]["assetMaterializations"]
+    found["log"] = log
+    found["day"] = day
+    return client, found
+
+
+def test_asset_graph_has_the_contract_tables_edges_and_checks(walked):
+    _, found = walked
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in found["graph"]}
+    assert CONTRACT_TABLES <= set(nodes)
+    parents = lambda key: {"/".join(d["path"]) for d in nodes[key]["dependencyKeys"]}  # noqa: E731
+    assert "bronze/netflix_titles" in parents("silver/netflix_titles")
+    assert "silver/netflix_titles" in parents("gold/netflix_titles")
+    assert "gold/fact_title_added" in parents("gold/kpi_titles_added_by_month")
+    for key in CONTRACT_TABLES:
+        assert nodes[key]["assetChecksOrError"]["checks"], f"{key} has no checks"
+
+
+def test_a_partition_materialized_through_graphql_succeeds_with_checks_and_metadata(walked):
+    _, found = walked
+    assert found["manual_run"] == "SUCCESS"
+    [mat] = found["bronze_cast"]
+    assert mat["partition"] == found["day"]
+    entries = {e["label"]: e for e in mat["metadataEntries"]}
+    assert entries["dagster/row_count"]["intValue"] > 0
+    checks = {c["name"]: c["executionForLatestMaterialization"] for c in found["cast_checks"]}
+    assert checks["header_recognised"]["status"] == "SUCCEEDED"
+    assert checks["header_recognised"]["evaluation"]["success"] is True
+
+
+def test_the_sensor_runs_the_landed_file_through_gold(walked):
+    _, found = walked
+    assert found["sensor_state"] == "RUNNING"
+    assert found["sensor_runs"], f"the sensor launched no run; see {found['log']}"
+    assert found["sensor_runs"][0]["status"] == "SUCCESS", f"see {found['log']}"
+    [mat] = found["gold_materialization"]
+    rows = {e["label"]: e.get("intValue") for e in mat["metadataEntries"]}["dagster/row_count"]
+    assert (mat["partition"], rows) == (found["day"], 6232)
+    blocking = {c["name"]: c["executionForLatestMaterialization"]["status"] for c in found["gold_checks"] if c["blocking"]}
+    assert blocking and set(blocking.values()) == {"SUCCEEDED"}
+
+
+def _shoot(page, url: str, name: str, expect: list[str]) -> Path:
+    page.goto(url)
+    for text in expect:
+        page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # let the graph layout settle
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    if os.environ.get("NETFLIX_UPDATE_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, README_SHOTS / path.name)
+    return path
+
+
+def test_a_real_browser_shows_lineage_checks_and_sensor_runs(walked):
+    from playwright.sync_api import sync_playwright
+
+    client, _ = walked
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser_path, "make test installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            shots = [
+                _shoot(page, f"{client.url}/asset-groups/gold@{REPOSITORY}:{LOCATION}/lineage", "lineage",
+                       ["netflix_titles", "fact_title_added", "kpi_top_countries"]),
+                _shoot(page, f"{client.url}/assets/gold/netflix_titles?view=checks", "gold_netflix_titles_checks",
+                       ["show_id_not_null_unique", "parity_expectations"]),
+                _shoot(page, f"{client.url}/assets/gold/fact_title_added?view=lineage&lineageScope=upstream",
+                       "gold_fact_lineage", ["fact_title_added"]),
+                _shoot(page, f"{client.url}/locations/{LOCATION}/sensors/landing_zone_sensor", "sensor_runs",
+                       ["landing_zone_sensor"]),
+            ]
+        finally:
+            browser.close()
+    for shot in shots:
+        assert shot.stat().st_size > 20_000, f"{shot} looks empty"

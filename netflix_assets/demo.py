@@ -31,6 +31,11 @@ def land_bundled_titles(landing: LandingZoneResource) -> str:
     return landing.put_file(str(BUNDLED_TITLES), "netflix_titles.csv")
 
 
+def _warning_detail(evaluation) -> str:
+    orphans = evaluation.metadata.get("orphan_show_ids")
+    return f"({orphans.value} show_ids of the lookups are not titles)" if orphans is not None else ""
+
+
 def summarize(result: dg.ExecuteInProcessResult, lake: LakeResource, seconds: float) -> str:
     lines = [f"Lakehouse built for ingest_date={result.dagster_run.tags.get('dagster/partition')} in {seconds:.0f}s", ""]
     lines.append(f"{'table':42} {'rows':>8} {'delta v':>8}")
@@ -48,11 +53,13 @@ def summarize(result: dg.ExecuteInProcessResult, lake: LakeResource, seconds: fl
     evaluations = [
         e.event_specific_data for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    failed = [e for e in evaluations if not e.passed]
+    failed = [e for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    warned = [e for e in evaluations if not e.passed and e.severity != dg.AssetCheckSeverity.ERROR]
     lines += [
         "",
-        f"checks: {len(evaluations) - len(failed)} passed, {len(failed)} failed",
-        *[f"  FAILED {e.asset_key.to_user_string()}:{e.check_name} ({e.severity.value})" for e in failed],
+        f"checks: {len(evaluations) - len(failed) - len(warned)} passed, {len(failed)} failed, {len(warned)} warnings",
+        *[f"  FAILED {e.asset_key.to_user_string()}:{e.check_name}" for e in failed],
+        *[f"  WARN   {e.asset_key.to_user_string()}:{e.check_name} {_warning_detail(e)}" for e in warned],
         f"quarantined rows (incl. duplicates): {quarantined}",
         f"lake: {lake.root_uri}",
         "open the UI: make dev  (then http://127.0.0.1:3000)",

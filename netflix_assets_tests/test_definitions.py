@@ -89,3 +89,14 @@ def test_landing_zone_credentials_are_environment_variables(monkeypatch):
     landing = local_resources()["landing"]
     assert landing.uri == "abfss://raw@acct.dfs.core.windows.net/netflix_titles"
     assert landing.account_key == dg.EnvVar("NETFLIX_LANDING_ACCOUNT_KEY")
+
+
+def test_gold_follows_silver_and_kpis_have_a_freshness_policy():
+    graph = _graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if key.path[0] in ("silver", "gold"):
+            assert node.automation_condition is not None, key
+        if key.path[-1].startswith("kpi_"):
+            assert node.freshness_policy is not None, key
+    assert defs.resolve_sensor_def("follow_upstream").default_status == dg.DefaultSensorStatus.RUNNING

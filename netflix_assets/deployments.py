@@ -4,12 +4,21 @@ local: one SparkSession in the Dagster process, the lake on local disk.
 The local executor is the in-process one on purpose: a SparkSession (JVM)
 takes ~10 s to start on a 2-core laptop, and the multiprocess executor would
 start one per step; in process, every step of a run shares one session.
+
+prod: every Spark step (assets and checks) runs on Databricks through
+dagster-databricks' step launcher; the lake is an ADLS Gen2 container
+(`abfss://`), Delta tables go through the project's Delta IO manager and other
+outputs through dagster-azure's `ADLS2PickleIOManager`; the landing zone is on
+ADLS too. Steps only wait on Databricks, so they run in parallel processes.
+staging: prod's resources with the lake under the `staging/` prefix, for trying a
+branch against real Databricks without touching production tables.
+See DEPLOYMENT.md for the variables.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Optional
 
 import dagster as dg
 
@@ -17,9 +26,10 @@ from .io_managers.delta import SparkDeltaIOManager
 from .resources.http_source import HttpSourceResource
 from .resources.lake import DEFAULT_LAKE_URI, LakeResource
 from .resources.landing import LandingZoneResource
+from .resources.databricks import STEP_LAUNCHER_KEY, databricks_step_launcher, local_step_launcher
 from .resources.spark import SparkResource
 
-DEPLOYMENTS = ("local",)
+DEPLOYMENTS = ("local", "prod", "staging")
 
 
 def deployment_name() -> str:
@@ -40,6 +50,58 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
         "http_source": HttpSourceResource(),
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
         "pickle_io_manager": dg.FilesystemIOManager(base_dir=f"{lake.root_uri}/_dagster_io"),
+        STEP_LAUNCHER_KEY: local_step_launcher(),
+    }
+    resources.update(overrides)
+    return resources
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"NETFLIX_DEPLOYMENT={deployment_name()} needs {name} (see DEPLOYMENT.md)")
+    return value
+
+
+def _secret(name: str) -> Optional[dg.EnvVar]:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def prod_resources(default_prefix: str = "netflix", **overrides: Any) -> dict[str, Any]:
+    """Databricks + ADLS Gen2. The lake is `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`
+    (`NETFLIX_LAKE_URI` overrides it whole); secrets are `dg.EnvVar`s, resolved at run time."""
+    from dagster_azure.adls2 import ADLS2DefaultAzureCredential, ADLS2Key, ADLS2PickleIOManager, ADLS2Resource, ADLS2SASToken
+
+    account = _required("NETFLIX_ADLS_ACCOUNT")
+    container = os.environ.get("NETFLIX_ADLS_CONTAINER", "lakehouse")
+    prefix = os.environ.get("NETFLIX_ADLS_PREFIX", default_prefix).strip("/")
+    key, sas = _secret("NETFLIX_ADLS_ACCOUNT_KEY"), _secret("NETFLIX_ADLS_SAS_TOKEN")
+    root = os.environ.get("NETFLIX_LAKE_URI") or f"abfss://{container}@{account}.dfs.core.windows.net/{prefix}"
+    lake = LakeResource(root=root, account_name=account, account_key=key, sas_token=None if key else sas)
+    if key is not None:
+        credential: Any = ADLS2Key(key=key)
+    elif sas is not None:
+        credential = ADLS2SASToken(token=sas)
+    else:  # managed identity / workload identity / az login
+        credential = ADLS2DefaultAzureCredential(kwargs={})
+    spark = SparkResource(use_active_session=True)
+    landing = (
+        LandingZoneResource.from_env(lake.landing_uri)
+        if os.environ.get("NETFLIX_LANDING_URI")
+        else LandingZoneResource(uri=lake.landing_uri, account_name=account, account_key=key, sas_token=None if key else sas)
+    )
+    resources: dict[str, Any] = {
+        "spark": spark,
+        "lake": lake,
+        "landing": landing,
+        "http_source": HttpSourceResource(base_url=dg.EnvVar("NETFLIX_LOOKUP_BASE_URL")),
+        "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
+        "pickle_io_manager": ADLS2PickleIOManager(
+            adls2=ADLS2Resource(storage_account=account, credential=credential),
+            adls2_file_system=container,
+            adls2_prefix=f"{prefix}/_dagster_io",
+        ),
+        STEP_LAUNCHER_KEY: databricks_step_launcher(),
     }
     resources.update(overrides)
     return resources
@@ -47,8 +109,16 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
 
 def resources_for(name: str | None = None) -> dict[str, Any]:
     name = name or deployment_name()
-    return {"local": local_resources}[name]()
+    if name == "staging":
+        return prod_resources(default_prefix="staging")
+    return {"local": local_resources, "prod": prod_resources}[name]()
 
 
 def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
-    return dg.in_process_executor
+    name = name or deployment_name()
+    if name == "local":
+        return dg.in_process_executor
+    # A prod step only uploads, submits and polls: many can wait on Databricks at once.
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": int(os.environ.get("NETFLIX_MAX_CONCURRENT_STEPS", "8"))}
+    )

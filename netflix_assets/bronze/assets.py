@@ -21,6 +21,7 @@ from ..resources.spark import SparkResource
 from ..transforms.bronze import file_digests, parse_files, split_parsed, with_ingest_date
 from ..transforms.csv_records import open_text, scan_file
 from ..transforms.formats import CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, union_columns
+from ..resources.databricks import SPARK_STEP
 from . import ledger as ledger_lib
 from . import pulls
 from .checks import bronze_checks
@@ -72,7 +73,9 @@ def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSource
     for key in sorted(context.selected_asset_keys):
         dataset = key.path[-1]
         item = http_source.source_file(dataset)
-        record = pulls.pull(http_source, item, lake.api_dataset_uri(dataset), day, log=context.log)
+        record = pulls.pull(
+            http_source, item, lake.api_dataset_uri(dataset), day, log=context.log, storage_options=lake.storage_options()
+        )
         yield dg.Output(
             record,
             output_name=dataset,
@@ -89,14 +92,14 @@ def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSource
         )
 
 
-def _check_lookup_file(uri: str, fmt: SourceFormat) -> None:
+def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, Any]) -> None:
     """A lookup file that cannot be parsed stops the pipeline with a clear error."""
     import fsspec
 
     from ..transforms.formats import detect_format
 
     def opener():
-        return fsspec.open(uri, "rb").open()
+        return fsspec.open(uri, "rb", **storage_options).open()
 
     defect = scan_file(opener)
     if defect is not None:
@@ -120,11 +123,14 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         kinds={"spark", "delta"},
         description=f"Rows of the {dataset} pull, strings as read, plus lineage columns.",
         metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
+        required_resource_keys={"spark", "lake", *SPARK_STEP},
     )
-    def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any], spark: SparkResource) -> DataFrame:
-        _check_lookup_file(pulled["uri"], fmt)
+    def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]) -> DataFrame:
+        spark: SparkResource = context.resources.spark
+        options = context.resources.lake.storage_options()
+        _check_lookup_file(pulled["uri"], fmt, options)
         fetched_at = dt.datetime.fromisoformat(pulled["fetched_at"])
-        parsed = parse_files(spark.get_session(), [(pulled["uri"], fetched_at)], [fmt])
+        parsed = parse_files(spark.get_session(), [(pulled["uri"], fetched_at)], [fmt], options)
         bronze, _ = split_parsed(with_ingest_date(parsed, partition_date(context)), fmt.columns)
         return bronze
 
@@ -165,16 +171,14 @@ class BronzeTitlesConfig(dg.Config):
     partitions_def=daily_partitions,
     group_name="bronze",
     can_subset=True,
+    required_resource_keys={"spark", "lake", "landing", *SPARK_STEP},
 )
-def bronze_netflix_titles(
-    context: dg.AssetExecutionContext,
-    config: BronzeTitlesConfig,
-    spark: SparkResource,
-    lake: LakeResource,
-    landing: LandingZoneResource,
-):
+def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitlesConfig):
     """Reads the partition's landed files like Auto Loader: each file exactly once,
     recorded in the ledger `bronze/_ingested_files` with its hash and status."""
+    spark: SparkResource = context.resources.spark
+    lake: LakeResource = context.resources.lake
+    landing: LandingZoneResource = context.resources.landing
     day = partition_date(context)
     session = spark.get_session()
     ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)

@@ -29,11 +29,18 @@ def _last_record(fs, dataset_root: str, day: str) -> Optional[dict[str, Any]]:
     return None
 
 
-def pull(http_source: HttpSourceResource, item: SourceFile, dataset_uri: str, day: str, log=None) -> dict[str, Any]:
+def pull(
+    http_source: HttpSourceResource,
+    item: SourceFile,
+    dataset_uri: str,
+    day: str,
+    log=None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
     """Pull `item` for partition `day`; returns the pull record (also the bronze input)."""
     import fsspec
 
-    fs, dataset_root = fsspec.core.url_to_fs(dataset_uri.rstrip("/"))
+    fs, dataset_root = fsspec.core.url_to_fs(dataset_uri.rstrip("/"), **(storage_options or {}))
     target = posixpath.join(dataset_root, day, item.file_name)
     previous = _last_record(fs, dataset_root, day)
     result = http_source.fetch(item, etag=(previous or {}).get("etag"), log=log)

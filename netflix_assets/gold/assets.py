@@ -11,6 +11,7 @@ from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import gold as g
 from ..transforms.silver import LOOKUPS, SILVER_TITLES_SCHEMA
+from ..resources.databricks import SPARK_STEP
 
 SILVER_TITLES = ("silver", "netflix_titles")
 from . import model, model_checks
@@ -46,6 +47,7 @@ def as_of(table: str) -> dg.AssetIn:
     partitions_def=daily_partitions,
     group_name="gold",
     can_subset=True,
+    required_resource_keys=SPARK_STEP,
 )
 def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
     selected = context.op_execution_context.selected_output_names
@@ -74,6 +76,7 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
             )
         },
         automation_condition=dg.AutomationCondition.eager(),
+        required_resource_keys=SPARK_STEP,
     )
     def _asset(context: dg.AssetExecutionContext, silver: DataFrame) -> DataFrame:
         return g.gold_lookup(g.snapshot_as_of(silver, partition_date(context)), value_column)

@@ -18,6 +18,7 @@ from ..partitions import daily_partitions
 from ..reporting.charts import chart_markdown
 from ..transforms import dimensional as d
 from ..transforms import kpis as k
+from ..resources.databricks import SPARK_STEP
 
 TITLES = ("gold", "netflix_titles")
 CAST = ("gold", "netflix_cast")
@@ -49,6 +50,7 @@ def gold_table(
         metadata={LINEAGE_KEY: lineage},
         automation_condition=AUTOMATION,
         freshness_policy=freshness_policy,
+        required_resource_keys=SPARK_STEP,
     )
 
 

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from ..partitions import PARTITION_COLUMN, daily_partitions
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
+from ..resources.databricks import SPARK_STEP
 from .tables import partition_date, read_table
 
 # Partitioned asset checks are a "preview" feature in dagster 1.13; the contract
@@ -65,9 +66,10 @@ def partition_check(
             blocking=blocking,
             partitions_def=daily_partitions,
             additional_deps=[dg.AssetKey(list(k)) for k in additional_deps],
+            required_resource_keys={"spark", "lake", *SPARK_STEP},
         )
-        def _check(context: dg.AssetCheckExecutionContext, spark: SparkResource, lake: LakeResource):
-            reader = TableReader(spark, lake)
+        def _check(context: dg.AssetCheckExecutionContext):
+            reader = TableReader(context.resources.spark, context.resources.lake)
             day = partition_date(context)
             result = body(reader.partition(key, day), day, reader)
             if not blocking and result.severity == dg.AssetCheckSeverity.ERROR and not result.passed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import dagster as dg
 from pydantic import Field
@@ -30,14 +31,32 @@ class LakeResource(dg.ConfigurableResource):
     """
 
     root: str = Field(default=DEFAULT_LAKE_URI, description="Lake root URI or local directory.")
+    account_name: Optional[str] = Field(default=None, description="ADLS Gen2 storage account (prod).")
+    account_key: Optional[str] = Field(default=None, description="Its key, from an EnvVar (prod).")
+    sas_token: Optional[str] = Field(default=None, description="Or a SAS token, from an EnvVar (prod).")
 
     @property
     def root_uri(self) -> str:
         return normalize_root(self.root)
 
+    @property
+    def is_azure(self) -> bool:
+        return self.root_uri.split("://", 1)[0] in ("abfs", "abfss", "az")
+
     def storage_options(self) -> dict[str, str]:
-        """Options for readers outside Spark (delta-rs in the sensor). None on local disk."""
-        return {}
+        """Options for Python readers and writers outside Spark: fsspec (adlfs) and delta-rs
+        accept the same keys. Empty on local disk; without a key or SAS token, both
+        fall back to Azure's default credential chain (managed identity, CLI login)."""
+        if not self.is_azure:
+            return {}
+        options: dict[str, str] = {}
+        if self.account_name:
+            options["account_name"] = self.account_name
+        if self.account_key:
+            options["account_key"] = self.account_key
+        elif self.sas_token:
+            options["sas_token"] = self.sas_token
+        return options
 
     def table_uri(self, layer: str, table: str) -> str:
         if layer not in LAYERS[1:]:

@@ -8,6 +8,7 @@ from ..io_managers.delta import delta_out
 from ..lib.lineage import column_lineage
 from ..partitions import daily_partitions
 from ..transforms import silver as t
+from ..resources.databricks import SPARK_STEP
 from .checks import checks
 
 
@@ -62,6 +63,7 @@ def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[
     partitions_def=daily_partitions,
     group_name="silver",
     can_subset=True,
+    required_resource_keys=SPARK_STEP,
 )
 def silver_netflix_titles(context: dg.AssetExecutionContext, bronze: DataFrame):
     yield from _split_outputs(context, t.classify_titles(bronze), t.silver_titles, t.refused)
@@ -95,6 +97,7 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         group_name="silver",
         can_subset=True,
+        required_resource_keys=SPARK_STEP,
     )
     def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
         yield from _split_outputs(

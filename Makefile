@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo test dev clean-lake bench-sensor report chromium
+.PHONY: install demo test dev clean-lake bench-sensor report chromium postgres
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,14 @@ chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 
-test: install $(AZURITE) chromium $(DAGSTER_HOME)/dagster.yaml
+# Debian's PostgreSQL server, for the test of the production instance (deploy/prod/dagster.yaml):
+# the test runs its own throwaway cluster, so the package's `main` cluster is stopped.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null && \
+	  for v in $$(ls /usr/lib/postgresql); do $(SUDO) pg_ctlcluster $$v main stop >/dev/null 2>&1 || true; done)
+
+test: install $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.

@@ -108,9 +108,18 @@ def cluster_config() -> dict[str, Any]:
     return {"new": new}
 
 
+def cluster_libraries() -> tuple[str, ...]:
+    """`CLUSTER_LIBRARIES`, or `NETFLIX_CLUSTER_LIBRARIES` (comma-separated pip specs) when a
+    workspace installs them differently (a private index, libraries preinstalled on the cluster)."""
+    override = os.environ.get("NETFLIX_CLUSTER_LIBRARIES")
+    if override is None:
+        return CLUSTER_LIBRARIES
+    return tuple(spec.strip() for spec in override.split(",") if spec.strip())
+
+
 def _libraries(extra: tuple[str, ...]) -> list[dict[str, Any]]:
     wheel = _env("NETFLIX_CLUSTER_WHEEL")  # optional: the project built as a wheel on DBFS/Volumes
-    libs: list[dict[str, Any]] = [{"pypi": {"package": spec}} for spec in (*CLUSTER_LIBRARIES, *extra)]
+    libs: list[dict[str, Any]] = [{"pypi": {"package": spec}} for spec in (*cluster_libraries(), *extra)]
     if wheel:
         libs.append({"whl": wheel})
     return libs
@@ -119,7 +128,7 @@ def _libraries(extra: tuple[str, ...]) -> list[dict[str, Any]]:
 def step_launcher_config(
     *,
     extra_libraries: tuple[str, ...] = (),
-    poll_interval_sec: float = 5.0,
+    poll_interval_sec: Optional[float] = None,
     env: Optional[Mapping[str, str]] = None,
 ) -> dict[str, Any]:
     """The launcher's config from the environment (raises if `DATABRICKS_HOST` is unset)."""
@@ -142,7 +151,7 @@ def step_launcher_config(
         ],
         "local_dagster_job_package_path": str(staged_code_dir()),
         "staging_prefix": os.environ.get("DATABRICKS_STAGING_PREFIX", "/dagster_staging"),
-        "poll_interval_sec": poll_interval_sec,
+        "poll_interval_sec": poll_interval_sec or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5")),
         "verbose_logs": False,
     }
     account = _env("NETFLIX_ADLS_ACCOUNT")

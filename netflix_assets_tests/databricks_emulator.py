@@ -1,4 +1,5 @@
-"""A local emulator of the Databricks REST API, for tests of the Databricks step launcher.
+"""A local emulator of the Databricks REST API, for tests of the Databricks step launcher
+(and of `PipesDatabricksClient`, see test_databricks_pipes.py).
 
 `DatabricksEmulator` serves the parts of the workspace API that dagster-databricks'
 `databricks_pyspark_step_launcher` (through databricks-sdk 0.60) calls, on
@@ -23,6 +24,8 @@ the way a Databricks driver does:
 * the globals the runtime provides: `sc`, `spark` (lazy: the JVM starts on first
   attribute access only, through `spark_session_factory`) and `dbutils`
   (`dbutils.secrets.get` reads the emulator's `secrets`, `dbutils.fs` the DBFS);
+* the `/dbfs` mount for Python file APIs (`open`, `os.stat`, `os.listdir`, ...: see
+  `_mount_dbfs`), and the `spark.databricks.clusterUsageTags.*` confs of the session;
   `SparkSession.builder.getOrCreate()` / `getActiveSession()` return that same
   runtime session (as on a cluster, where the session already exists);
 * the cluster's libraries only: the process may import the standard library, the
@@ -49,8 +52,9 @@ The emulator process itself uses the standard library only; the emulated
 `pip install` (run inside `runtime_python`) uses `packaging`, as pip does.
 
 Limitations: one task per submission, `spark_python_task` on DBFS only; every run
-starts its own JVM (a real all-purpose cluster shares one); only the task's
-`/dbfs/...` parameters are rewritten (user code opening `/dbfs/...` itself is not);
+starts its own JVM (a real all-purpose cluster shares one); `/dbfs/...` paths
+resolve for the driver's Python file APIs only (a stand-in for the FUSE mount, see
+`_mount_dbfs`: not for the JVM, native code or subprocesses);
 maven libraries are validated but not resolved (jar libraries reach the session as
 `spark.jars`); Spark's Python worker processes are not guarded.
 """
@@ -1158,7 +1162,7 @@ class DatabricksEmulator:
             str(self.dbfs_local_path(x)) if x.startswith("/dbfs/") else x for x in spt.get("parameters", [])
         ]
 
-        spark_conf = {**cluster.get("spark_conf", {})}
+        spark_conf = {**_cluster_usage_tags(run.cluster_id, cluster), **cluster.get("spark_conf", {})}
         jars = [lib["jar"] for lib in libraries if "jar" in lib]
         if jars:
             spark_conf["spark.jars"] = ",".join(jars)
@@ -1264,6 +1268,19 @@ class DatabricksEmulator:
             run.error = f"Python process exited with code {run.returncode}"
             message = run.error + (": " + " | ".join(tail) if tail else "")
         return self._finish(run, "TERMINATED", "FAILED", message, "RUN_EXECUTION_ERROR", "CLIENT_ERROR")
+
+
+def _cluster_usage_tags(cluster_id: str, cluster: Mapping[str, Any]) -> dict[str, str]:
+    """The `spark.databricks.clusterUsageTags.*` confs Databricks sets on a cluster's session
+    (dagster-pipes' `PipesDbfsMessageWriter` reads them to locate the driver logs)."""
+    log_conf = cluster.get("cluster_log_conf") or {}
+    destination = (log_conf.get("dbfs") or {}).get("destination", "")
+    return {
+        "spark.databricks.clusterUsageTags.clusterId": cluster_id,
+        "spark.databricks.clusterUsageTags.clusterName": str(cluster.get("cluster_name", cluster_id)),
+        "spark.databricks.clusterUsageTags.clusterLogDeliveryEnabled": "true" if destination else "false",
+        "spark.databricks.clusterUsageTags.clusterLogDestination": destination,
+    }
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -1956,6 +1973,57 @@ def _install_dbruntime(spec: Mapping[str, Any], namespace: Mapping[str, Any]) ->
         sys.modules.setdefault(module.__name__, module)
 
 
+def _mount_dbfs(dbfs_root: str) -> None:
+    """A stand-in for the driver's `/dbfs` FUSE mount, for Python file APIs only.
+
+    Paths `/dbfs` and `/dbfs/...` given to `open` (`builtins`, `io`, hence `pathlib`),
+    `os.open`, `os.stat` / `os.lstat` (hence `os.path.exists` / `isdir` / `isfile`),
+    `os.listdir`, `os.scandir`, `os.mkdir` (hence `os.makedirs`), `os.remove` / `os.unlink`,
+    `os.rmdir` (hence `shutil.rmtree`) and `os.rename` / `os.replace` resolve under the
+    emulator's DBFS directory (what dagster-pipes' `PipesDbfsContextLoader` /
+    `PipesDbfsMessageWriter` use). Spark (the JVM), native code and subprocesses do not
+    see the mount: give them `dbfs:/` URIs.
+    """
+    import builtins
+    import functools
+    import io
+
+    root = os.path.realpath(dbfs_root)
+
+    def local(path: Any) -> Any:
+        if isinstance(path, int):
+            return path  # a file descriptor
+        try:
+            text = os.fsdecode(os.fspath(path))
+        except TypeError:
+            return path
+        if text != "/dbfs" and not text.startswith("/dbfs/"):
+            return path
+        relative = posixpath.normpath("/" + text[len("/dbfs") :].lstrip("/")).lstrip("/")
+        return os.path.join(root, relative) if relative else root
+
+    def wrap(func: Callable[..., Any], arity: int = 1) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(local(a) if i < arity else a for i, a in enumerate(args))
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    patched_open = wrap(io.open)
+    builtins.open = io.open = patched_open  # type: ignore[assignment]
+    names = {name: 1 for name in ("open", "stat", "lstat", "listdir", "scandir", "mkdir", "remove", "unlink", "rmdir")}
+    names.update(rename=2, replace=2)
+    for name, arity in names.items():
+        original = getattr(os, name)
+        patched = wrap(original, arity)
+        setattr(os, name, patched)
+        # `shutil.rmtree` & co. test `os.stat in os.supports_dir_fd`: keep those answers.
+        for capability in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks):
+            if original in capability:
+                capability.add(patched)
+
+
 def _summarize(exc: BaseException) -> str:
     chain = []
     seen = set()
@@ -2005,6 +2073,7 @@ def _runtime_main(spec_path: str) -> int:
         "dbutils": _DbUtils(spec),
     }
     _install_dbruntime(spec, init_globals)
+    _mount_dbfs(spec["dbfs_root"])
 
     # 3. The task.
     sys.argv = [spec["python_file"], *spec["parameters"]]

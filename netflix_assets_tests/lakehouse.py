@@ -58,6 +58,19 @@ class Lakehouse:
         return [r for r in rows if day is None or str(r["ingest_date"]) == day]
 
 
+def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:
+    """A lake whose today's partition holds bronze/netflix_titles of the bundled tutorial file
+    (the input of the remote silver steps of the Databricks tests)."""
+    import datetime as dt
+
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    lake = Lakehouse.create(root, lookup_url)
+    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
+    result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"])])
+    assert result.success
+    return lake, day
+
+
 def tutorial_pairs(file_name: str) -> set[tuple[str, str]]:
     """Distinct (show_id, value) pairs of a bundled lookup file, computed with the csv module."""
     with open(TUTORIAL_DIR / file_name, newline="", encoding="utf-8-sig") as handle:

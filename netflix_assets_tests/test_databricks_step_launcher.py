@@ -15,9 +15,8 @@ from deltalake import DeltaTable
 from netflix_assets.definitions import lakehouse_job
 from netflix_assets.resources.databricks import CLUSTER_LIBRARIES, DEFAULT_SECRET_SCOPE
 
-from .conftest import TUTORIAL_DIR
 from .databricks_emulator import DatabricksEmulator
-from .lakehouse import Lakehouse
+from .lakehouse import bronze_titles_lake
 
 SILVER = dg.AssetKey(["silver", "netflix_titles"])
 QUARANTINE = dg.AssetKey(["quarantine", "netflix_titles"])
@@ -26,14 +25,7 @@ ACCOUNT_KEY = "ZW11bGF0ZWQtYWNjb3VudC1rZXk="
 
 @pytest.fixture(scope="module")
 def bronze_lake(tmp_path_factory, spark, lookup_server):
-    import datetime as dt
-
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    lake = Lakehouse.create(tmp_path_factory.mktemp("lake"), lookup_server)
-    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"])])
-    assert result.success
-    return lake, day
+    return bronze_titles_lake(tmp_path_factory.mktemp("lake"), lookup_server)
 
 
 @pytest.fixture

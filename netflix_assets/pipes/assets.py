@@ -1,0 +1,187 @@
+"""silver/netflix_titles through Dagster Pipes on Databricks: the option for new workspaces.
+
+The prod code location runs Spark steps with dagster-databricks' step launcher
+(`resources/databricks.py`), which ships the whole project and Dagster to the
+cluster and replays the step's events. Dagster recommends Pipes instead
+(`PipesDatabricksClient`): the asset body runs in the orchestrator and submits a
+plain Databricks task; the task needs only `dagster-pipes` and reports its
+materialization and check results back. This module is that alternative for one
+asset, *not* wired into `definitions.py`; a new workspace starting from scratch
+would write its Spark assets this way.
+
+What runs where:
+
+* orchestrator (the asset body): uploads the task script and the transforms wheel
+  to DBFS (content-addressed paths), then `PipesDatabricksClient.run` writes the
+  Pipes context to a DBFS temp dir, submits a one-task run on the existing cluster
+  with the bootstrap params as CLI arguments, polls it and reads the message
+  chunks back through the DBFS API;
+* cluster (`silver_titles_task.py`): libraries `dagster-pipes` plus the wheel
+  `netflix-lakehouse-transforms` (only `netflix_assets.transforms`: pure PySpark,
+  no Dagster), reads bronze, writes silver with `replaceWhere` on the day, reports.
+
+Configuration (the same variables as the prod step launcher): `DATABRICKS_HOST`,
+`DATABRICKS_TOKEN`, `DATABRICKS_CLUSTER_ID`, and `NETFLIX_LAKE_URI` for the lake
+root the cluster's Spark reads and writes (the cluster needs its own access to
+ADLS, e.g. a Unity Catalog external location or cluster-level credentials: no
+secret travels with the task). Usage:
+
+    defs = dg.Definitions(
+        assets=[silver_titles_pipes_asset()],
+        resources={"pipes_databricks": pipes_databricks_resource()},
+    )
+"""
+
+# No `from __future__ import annotations`: Dagster reads the asset's annotations at definition time.
+import base64
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from ..partitions import daily_partitions
+
+PIPES_RESOURCE_KEY = "pipes_databricks"
+SILVER_TITLES = dg.AssetKey(["silver", "netflix_titles"])
+BRONZE_TITLES = dg.AssetKey(["bronze", "netflix_titles"])
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+TASK_SCRIPT = Path(__file__).with_name("silver_titles_task.py")
+DEFAULT_DBFS_PREFIX = "dbfs:/netflix-lakehouse/pipes"
+
+WHEEL_NAME = "netflix_lakehouse_transforms"
+WHEEL_VERSION = "0.1.0"
+# The sources the task imports: the transforms package only (no Dagster in it).
+WHEEL_SOURCES = ("transforms/__init__.py", "transforms/silver.py")
+# The wheel's own top-level package: no `definitions` import (the real
+# `netflix_assets/__init__.py` builds the Dagster code location).
+_WHEEL_INIT = '"""netflix_assets.transforms only, for Databricks tasks (see netflix_assets/pipes/assets.py)."""\n'
+
+
+def _env(name: str) -> Optional[str]:
+    value = os.environ.get(name)
+    return value or None
+
+
+def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
+    """`PipesDatabricksClient` for the workspace of `DATABRICKS_HOST` / `DATABRICKS_TOKEN`
+    (without a token, databricks-sdk's default credential chain)."""
+    from dagster_databricks import PipesDatabricksClient
+    from databricks.sdk import WorkspaceClient
+
+    host = _env("DATABRICKS_HOST")
+    if not host:
+        raise ValueError("The Databricks Pipes client needs DATABRICKS_HOST (the workspace URL)")
+    client = WorkspaceClient(host=host, token=_env("DATABRICKS_TOKEN"))
+    interval = poll_interval_seconds or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5"))
+    return PipesDatabricksClient(client=client, poll_interval_seconds=interval)
+
+
+def transforms_wheel() -> tuple[str, bytes]:
+    """A pure-Python wheel of `netflix_assets.transforms` (file name, bytes), built in memory."""
+    import csv
+
+    dist_info = f"{WHEEL_NAME}-{WHEEL_VERSION}.dist-info"
+    files: dict[str, bytes] = {"netflix_assets/__init__.py": _WHEEL_INIT.encode()}
+    for relative in WHEEL_SOURCES:
+        files[f"netflix_assets/{relative}"] = (PACKAGE_DIR / relative).read_bytes()
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {WHEEL_NAME.replace('_', '-')}\nVersion: {WHEEL_VERSION}\n"
+        "Summary: netflix_assets.transforms for Databricks tasks\n"
+    ).encode()
+    files[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: netflix_assets.pipes\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        writer.writerow([name, f"sha256={digest}", len(data)])
+    writer.writerow([f"{dist_info}/RECORD", "", ""])
+    files[f"{dist_info}/RECORD"] = record.getvalue().encode()
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible bytes
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return f"{WHEEL_NAME}-{WHEEL_VERSION}-py3-none-any.whl", buffer.getvalue()
+
+
+def _upload(client, dbfs_path: str, data: bytes) -> None:
+    """Upload with create/add-block/close (any size); overwriting is harmless: paths are content-addressed."""
+    client.dbfs.upload(dbfs_path.removeprefix("dbfs:"), io.BytesIO(data), overwrite=True)
+
+
+def stage_code(client, prefix: str = DEFAULT_DBFS_PREFIX) -> tuple[str, str]:
+    """Upload the task script and the transforms wheel; returns their `dbfs:/` paths.
+
+    Directories are named by a hash of the contents: an all-purpose cluster keeps
+    a library installed once per path, so new code must get a new path."""
+    wheel_name, wheel = transforms_wheel()
+    script = TASK_SCRIPT.read_bytes()
+    digest = hashlib.sha256(script + wheel).hexdigest()[:16]
+    base = f"{prefix.rstrip('/')}/{digest}"
+    script_path, wheel_path = f"{base}/{TASK_SCRIPT.name}", f"{base}/{wheel_name}"
+    _upload(client, script_path, script)
+    _upload(client, wheel_path, wheel)
+    return script_path, wheel_path
+
+
+def _pipes_version() -> str:
+    from importlib.metadata import version
+
+    return version("dagster-pipes")
+
+
+def silver_titles_pipes_asset(
+    *, lake_uri: Optional[str] = None, cluster_id: Optional[str] = None, dbfs_prefix: str = DEFAULT_DBFS_PREFIX
+) -> dg.AssetsDefinition:
+    """silver/netflix_titles computed by a Databricks task through Pipes (see the module docstring).
+
+    `lake_uri` / `cluster_id` default to `NETFLIX_LAKE_URI` / `DATABRICKS_CLUSTER_ID`, read at run time."""
+    from .silver_titles_task import CHECK_NAME
+
+    @dg.asset(
+        key=SILVER_TITLES,
+        deps=[BRONZE_TITLES],
+        partitions_def=daily_partitions,
+        group_name="silver",
+        kinds={"databricks", "spark", "delta"},
+        description="Typed, trimmed titles; one row per show_id per partition. Computed on Databricks via Pipes.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_NAME, asset=SILVER_TITLES, description="show_id is never null and unique within the partition."
+            )
+        ],
+    )
+    def silver_netflix_titles_pipes(context: dg.AssetExecutionContext, pipes_databricks: dg.ResourceParam):
+        from databricks.sdk.service import jobs
+
+        lake = lake_uri or _env("NETFLIX_LAKE_URI")
+        cluster = cluster_id or _env("DATABRICKS_CLUSTER_ID")
+        if not lake or not cluster:
+            raise ValueError("The Pipes asset needs NETFLIX_LAKE_URI and DATABRICKS_CLUSTER_ID")
+        script_path, wheel_path = stage_code(pipes_databricks.client, dbfs_prefix)
+        task = jobs.SubmitTask.from_dict(
+            {
+                "task_key": "silver_netflix_titles",
+                "existing_cluster_id": cluster,
+                "libraries": [
+                    {"pypi": {"package": f"dagster-pipes=={_pipes_version()}"}},
+                    {"whl": wheel_path},
+                ],
+                "spark_python_task": {"python_file": script_path, "parameters": []},
+            }
+        )
+        return pipes_databricks.run(
+            task=task,
+            context=context,
+            extras={"lake_uri": lake},
+            submit_args={"run_name": f"netflix-lakehouse silver_netflix_titles {context.partition_key}"},
+        ).get_results()
+
+    return silver_netflix_titles_pipes

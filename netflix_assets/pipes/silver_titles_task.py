@@ -1,0 +1,109 @@
+"""silver/netflix_titles as a Databricks task, driven by Dagster Pipes.
+
+This file is uploaded to DBFS and run as a `spark_python_task` on an existing
+(all-purpose) cluster by `netflix_assets.pipes.assets`. It imports no Dagster
+beyond `dagster_pipes` (a cluster library), and of this project only the pure
+PySpark transforms (`netflix_assets.transforms.silver`, shipped as a small
+wheel library: see `assets.transforms_wheel`).
+
+Pipes bootstrap: on an existing cluster the orchestrator cannot set environment
+variables, so the context and messages params come as `--dagster-pipes-*` CLI
+arguments (`PipesCliArgsParamsLoader`); the context is a JSON file in a DBFS temp
+dir, read through the `/dbfs` mount (`PipesDbfsContextLoader`), and messages are
+written as chunks to another DBFS temp dir (`PipesDbfsMessageWriter`), which the
+orchestrator reads back with the DBFS API.
+
+Extras: `lake_uri` (the lake root Spark reads and writes: `abfss://...` in prod).
+The partition is the Pipes context's `partition_key` (a day, `YYYY-MM-DD`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster_pipes import (
+    PipesCliArgsParamsLoader,
+    PipesContext,
+    PipesDbfsContextLoader,
+    PipesDbfsMessageWriter,
+    open_dagster_pipes,
+)
+
+PARTITION_COLUMN = "ingest_date"  # = netflix_assets.partitions.PARTITION_COLUMN (which imports dagster)
+CHECK_NAME = "show_id_unique_not_null"
+
+
+def _table(lake_uri: str, *path: str) -> str:
+    return "/".join([lake_uri.rstrip("/"), *path])
+
+
+def build_silver_titles(pipes: PipesContext) -> None:
+    from delta.tables import DeltaTable
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from netflix_assets.transforms import silver as t
+
+    lake_uri = pipes.get_extra("lake_uri")
+    day = dt.date.fromisoformat(pipes.partition_key)
+    bronze_uri = _table(lake_uri, "bronze", "netflix_titles")
+    silver_uri = _table(lake_uri, "silver", "netflix_titles")
+
+    spark = SparkSession.builder.getOrCreate()  # the cluster's session
+    bronze = spark.read.format("delta").load(bronze_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
+    classified = t.classify_titles(bronze).persist()
+    try:
+        silver = t.silver_titles(classified)
+        refused_rows = t.refused(classified).count()
+        # As lib.tables.write_partitions: replace exactly this day, never append.
+        predicate = f"{PARTITION_COLUMN} >= DATE'{day}' AND {PARTITION_COLUMN} < DATE'{day + dt.timedelta(days=1)}'"
+        (
+            silver.write.format("delta")
+            .option("mergeSchema", "true")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+            .partitionBy(PARTITION_COLUMN)
+            .save(silver_uri)
+        )
+    finally:
+        classified.unpersist()
+
+    # Row count and version from the Delta commit just made (as lib.tables.commit_metadata).
+    last = DeltaTable.forPath(spark, silver_uri).history(1).select("version", "operation", "operationMetrics").first()
+    metrics = last["operationMetrics"] or {}
+    pipes.report_asset_materialization(
+        metadata={
+            "dagster/row_count": int(metrics.get("numOutputRows", 0)),
+            "delta_version": int(last["version"]),
+            "delta_operation": last["operation"],
+            "refused_rows": refused_rows,
+            "dagster/uri": {"raw_value": silver_uri, "type": "path"},
+        },
+        data_version=str(last["version"]),
+    )
+
+    written = spark.read.format("delta").load(silver_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
+    stats = written.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.col("show_id").isNull().cast("int")).alias("nulls"),
+        F.countDistinct("show_id").alias("distinct"),
+    ).first()
+    rows, nulls, distinct = int(stats["rows"]), int(stats["nulls"] or 0), int(stats["distinct"])
+    pipes.report_asset_check(
+        check_name=CHECK_NAME,
+        passed=nulls == 0 and distinct == rows,
+        metadata={"rows": rows, "null_show_ids": nulls, "duplicate_show_ids": rows - nulls - distinct},
+    )
+
+
+def main() -> None:
+    with open_dagster_pipes(
+        context_loader=PipesDbfsContextLoader(),
+        message_writer=PipesDbfsMessageWriter(),
+        params_loader=PipesCliArgsParamsLoader(),
+    ) as pipes:
+        build_silver_titles(pipes)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo test dev clean-lake bench-sensor report chromium postgres
+.PHONY: install demo test dev clean-lake bench bench-sensor report chromium postgres
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 # Static HTML dashboard of the latest gold partition (after `make demo`): report/netflix_report.html
 report: install
 	$(PY) -m netflix_assets.reporting.report
+
+# Pipeline vs a plain PySpark baseline (bundled data, 100k, 1M titles), the incremental cost curve,
+# the sensor tick and the definitions load, side by side; writes BENCHMARKS.md.
+bench: install
+	$(PY) -m benchmarks.bench
 
 # One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.
 bench-sensor: install

@@ -100,3 +100,15 @@ def test_gold_follows_silver_and_kpis_have_a_freshness_policy():
         if key.path[-1].startswith("kpi_"):
             assert node.freshness_policy is not None, key
     assert defs.resolve_sensor_def("follow_upstream").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_checks_of_one_table_run_in_one_step():
+    """One step per checked table (a Databricks run each in prod), not one per check."""
+    graph = _graph()
+    tables = {k.asset_key for k in graph.asset_check_keys}
+    for checks_def in defs.asset_checks:
+        assert len({spec.asset_key for spec in checks_def.check_specs}) == 1, checks_def.node_def.name
+    assert len(defs.asset_checks) == len(tables)
+    job = defs.resolve_job_def("lakehouse_job")
+    check_nodes = [n for n in job.graph.node_defs if n.name.endswith("__checks")]
+    assert len(check_nodes) == len(tables) < len(graph.asset_check_keys)

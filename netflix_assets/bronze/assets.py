@@ -11,6 +11,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 
 from ..io_managers.delta import REPLACE_WHERE, delta_out
+from ..lib.checks import table_checks
 from ..lib.lineage import LINEAGE_KEY, same_columns
 from ..lib.tables import partition_date, read_table, sql_in, write_partitions
 from ..partitions import daily_partitions
@@ -262,5 +263,5 @@ for _dataset, _fmt in LOOKUP_FORMATS.items():
     checks += bronze_checks(("bronze", _dataset), [_fmt], _fmt.columns)
 
 defs = dg.Definitions(
-    assets=[landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], asset_checks=checks
+    assets=[landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], asset_checks=table_checks(checks)
 )

@@ -8,11 +8,11 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import TableReader, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, partition_check, row_count_drop_check
 from ..transforms.formats import SourceFormat
 
 
-def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: Sequence[str]) -> dg.AssetChecksDefinition:
+def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: Sequence[str]) -> PartitionCheck:
     names = [f.name for f in formats]
 
     @partition_check(

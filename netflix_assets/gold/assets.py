@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..lib.checks import table_checks
 from ..lib.lineage import LINEAGE_KEY, column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
@@ -88,5 +89,5 @@ gold_lookups = [_gold_lookup(lookup.table, lookup.value_column) for lookup in LO
 
 defs = dg.Definitions(
     assets=[gold_netflix_titles, *gold_lookups, *model.model_assets, *model.kpi_assets],
-    asset_checks=[*checks, *model_checks.checks],
+    asset_checks=table_checks([*checks, *model_checks.checks]),
 )

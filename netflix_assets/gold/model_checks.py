@@ -10,7 +10,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import TableReader, key_check, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, key_check, partition_check, row_count_drop_check
 from ..transforms import kpis as k
 
 DIM_TITLE = ("gold", "dim_title")
@@ -23,7 +23,7 @@ BRIDGES = {
 ORPHAN_SAMPLE = 20
 
 
-def bridge_integrity(bridge: Sequence[str]) -> dg.AssetChecksDefinition:
+def bridge_integrity(bridge: Sequence[str]) -> PartitionCheck:
     @partition_check(
         bridge, "show_id_in_dim_title",
         "Every show_id of the bridge exists in dim_title (warning: lookups may name titles that never loaded).",
@@ -71,7 +71,7 @@ def _fact(fact_filter: Callable[[DataFrame], DataFrame] = lambda f: f) -> Expect
 
 def kpi_reconciliation(
     kpi: str, total_column: str, expected: Expected, deps: Sequence[Sequence[str]], group: str | None = None
-) -> dg.AssetChecksDefinition:
+) -> PartitionCheck:
     """sum(kpi.total_column) (per `group` when given) == rows of `expected`."""
     key = ("gold", kpi)
 

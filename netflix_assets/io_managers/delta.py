@@ -73,7 +73,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         else:
             obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
         spark = self.spark.get_session()
-        metadata = {**commit_metadata(spark, uri), **table_metadata(context.asset_key, obj.schema, uri)}
+        metadata = {**commit_metadata(spark, uri, self.lake.storage_options()), **table_metadata(context.asset_key, obj.schema, uri)}
         lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
         if lineage is not None:
             # The UI draws column lineage from the materialization's metadata.

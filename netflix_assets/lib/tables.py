@@ -14,11 +14,16 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 
-def commit_metadata(spark: SparkSession, uri: str) -> dict[str, Any]:
-    """Row count and version of the table's latest commit, read from the Delta log."""
-    from delta.tables import DeltaTable
+def commit_metadata(spark: SparkSession, uri: str, storage_options: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """Row count and version of the table's latest commit, read from the Delta log
+    (by delta-rs, no Spark job; by Spark's `history(1)` when delta-rs cannot read it)."""
+    from .delta_log import last_commit
 
-    last = DeltaTable.forPath(spark, uri).history(1).select("version", "operation", "operationMetrics").first()
+    last = last_commit(uri, storage_options)
+    if last is None:
+        from delta.tables import DeltaTable
+
+        last = DeltaTable.forPath(spark, uri).history(1).select("version", "operation", "operationMetrics").first().asDict()
     metrics = last["operationMetrics"] or {}
     rows = int(metrics.get("numOutputRows", 0))
     return {

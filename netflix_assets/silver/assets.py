@@ -5,6 +5,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 
 from ..io_managers.delta import delta_out
+from ..lib.checks import table_checks
 from ..lib.lineage import column_lineage
 from ..partitions import daily_partitions
 from ..transforms import silver as t
@@ -112,4 +113,4 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
 
 silver_lookups = [_silver_lookup(lookup) for lookup in t.LOOKUPS.values()]
 
-defs = dg.Definitions(assets=[silver_netflix_titles, *silver_lookups], asset_checks=checks)
+defs = dg.Definitions(assets=[silver_netflix_titles, *silver_lookups], asset_checks=table_checks(checks))

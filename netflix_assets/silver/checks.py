@@ -7,7 +7,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import TableReader, key_check, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, key_check, partition_check, row_count_drop_check
 from ..transforms import silver as t
 
 TITLES = ("silver", "netflix_titles")
@@ -18,7 +18,7 @@ def _reasons(quarantine: DataFrame) -> dict[str, int]:
     return {r["_reason"]: r["count"] for r in quarantine.groupBy("_reason").count().collect()}
 
 
-def _reconciliation(table: str, input_rows) -> dg.AssetChecksDefinition:
+def _reconciliation(table: str, input_rows) -> PartitionCheck:
     @partition_check(
         ("silver", table),
         "reconciliation",

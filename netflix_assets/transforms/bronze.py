@@ -45,6 +45,18 @@ def bronze_schema(columns: Sequence[str]) -> T.StructType:
     )
 
 
+def file_tasks(spark: SparkSession, files: int) -> int:
+    """Spark tasks for per-file work (hashing, parsing): enough to keep every core busy, never
+    one per file. A task costs scheduling plus a Python-worker round trip, and its partition
+    becomes one more small file in every Delta write downstream: 100 files made 100 tasks,
+    and 1,000 landed files made 1,000. Files are dealt round-robin; each task streams its own."""
+    try:
+        cores = spark.sparkContext.defaultParallelism
+    except Exception:  # no SparkContext (Spark Connect)
+        cores = 8
+    return max(1, min(files, 2 * cores))
+
+
 def _open_uri(uri: str, storage_options: dict):
     import fsspec
 
@@ -114,7 +126,7 @@ def parse_files(
     files = sorted(dict(files).items())
     if not files:
         return spark.createDataFrame([], schema)
-    frame = spark.createDataFrame(files, "uri string, ingested_at timestamp").repartition(len(files), "uri")
+    frame = spark.createDataFrame(files, "uri string, ingested_at timestamp").repartition(file_tasks(spark, len(files)))
     return frame.mapInArrow(_parse_partition(columns, tuple(formats), dict(storage_options or {})), schema)
 
 
@@ -143,7 +155,8 @@ def file_digests(spark: SparkSession, uris: Sequence[str], storage_options: Opti
     file), so no file is ever read whole into the driver."""
     if not uris:
         return {}
-    frame = spark.createDataFrame([(u,) for u in sorted(set(uris))], "uri string").repartition(len(set(uris)), "uri")
+    unique = sorted(set(uris))
+    frame = spark.createDataFrame([(u,) for u in unique], "uri string").repartition(file_tasks(spark, len(unique)))
     rows = frame.mapInArrow(_digest_partition(dict(storage_options or {})), "uri string, sha256 string").collect()
     return {r["uri"]: r["sha256"] for r in rows}
 

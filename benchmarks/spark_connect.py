@@ -1,0 +1,133 @@
+"""What a warm Spark Connect server would save each run: time to first query from a fresh process.
+
+    python -m benchmarks.spark_connect [--reps 3] [--table DELTA_DIR]
+
+Runs launched from the UI are separate processes, and each starts its own JVM (`local`
+deployment): that start is paid per run. A long-lived Spark Connect server (shipped in the
+pyspark wheel: `spark-connect_2.13-<version>.jar`, class `SparkConnectServer`), started once with
+Delta's jars, would leave each run only a gRPC connection. This measures both, alternately, in
+fresh Python processes:
+
+- local: `get_or_create_session()` (the project's session: Delta jars, laptop conf) + a first
+  query (`spark.range(10).count()`), then a Delta read of `--table` when given;
+- connect: `SparkSession.builder.remote("sc://127.0.0.1:PORT")` + the same queries.
+
+The server listens on 127.0.0.1 only and is stopped at the end. This is a measurement; the
+pipeline does not use Connect yet (its IO manager calls the `DeltaTable` Python API, which over
+Connect needs Delta's Connect server plugin; see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CLIENT = """
+import json, sys, time
+t0 = time.perf_counter()
+mode, url, table = sys.argv[1], sys.argv[2], sys.argv[3]
+if mode == "local":
+    from netflix_assets.resources.spark import get_or_create_session
+    spark = get_or_create_session()
+else:
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.remote(url).getOrCreate()
+t1 = time.perf_counter()
+spark.range(10).count()
+t2 = time.perf_counter()
+rows = spark.read.format("delta").load(table).count() if table else None
+t3 = time.perf_counter()
+print(json.dumps({"session_s": t1 - t0, "first_query_s": t2 - t0, "delta_read_s": t3 - t2 if table else None, "rows": rows}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int) -> tuple[subprocess.Popen, float]:
+    """The Connect server with the project's local Spark conf and Delta; returns (process, seconds to ready)."""
+    import pyspark
+
+    from netflix_assets.resources.spark import LOCAL_SPARK_CONF, delta_maven_coordinate
+
+    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    conf = {**LOCAL_SPARK_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(port), "spark.driver.memory": "4g"}
+    cmd = [str(submit), "--master", "local[2]", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+           "--packages", delta_maven_coordinate()]
+    for key, value in conf.items():
+        cmd += ["--conf", f"{key}={value}"]
+    cmd.append("spark-internal")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    while time.perf_counter() - started < 180:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Spark Connect server exited {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.25)
+    proc.kill()
+    raise RuntimeError("Spark Connect server not ready after 180 s")
+
+
+def client(mode: str, url: str, table: str) -> dict:
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CLIENT, mode, url, table], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{mode} client failed:\n{out.stderr[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["process_s"] = time.perf_counter() - started
+    return result
+
+
+def measure(reps: int = 3, table: str = "") -> dict:
+    port = _free_port()
+    proc, ready_s = start_server(port)
+    url = f"sc://127.0.0.1:{port}"
+    runs: dict[str, list[dict]] = {"local": [], "connect": []}
+    try:
+        client("connect", url, table)  # the server's own first query (JIT, Delta classes) is paid once
+        for rep in range(reps):
+            for mode in (("local", "connect") if rep % 2 == 0 else ("connect", "local")):
+                runs[mode].append(client(mode, url, table))
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+
+    def med(mode: str, field: str):
+        values = [r[field] for r in runs[mode] if r.get(field) is not None]
+        return statistics.median(values) if values else None
+
+    return {
+        "server_ready_s": ready_s,
+        **{f"{mode}_{field}": med(mode, field) for mode in runs for field in ("process_s", "first_query_s", "delta_read_s")},
+        "rows_equal": len({r["rows"] for rs in runs.values() for r in rs}) == 1,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--table", default="", help="a Delta table to read from both sessions")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.reps, args.table)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

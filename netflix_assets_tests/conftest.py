@@ -30,9 +30,24 @@ def spark():
     # tests, through SparkResource) shares this one session.
     from netflix_assets.resources.spark import get_or_create_session
 
-    session = get_or_create_session(driver_memory="2g")
+    session = get_or_create_session(driver_memory="4g")
     yield session
     session.stop()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _forget_cached_tables():
+    """The one session outlives ~40 modules, each with its own temporary lakes: drop what Spark and
+    Delta cache for them (cached Datasets, Delta snapshots) when a module is done, so the driver's
+    heap holds one module's tables, not the suite's. Never starts a JVM itself."""
+    yield
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession() if SparkContext._active_spark_context is not None else None
+    if session is not None:
+        session.catalog.clearCache()
+        session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -106,6 +106,7 @@ def csv_files(folder: Path) -> list[str]:
 
 def pipeline(size: str, lake: Path, incremental: bool) -> Measure:
     shutil.rmtree(lake, ignore_errors=True)
+    shutil.rmtree(lake.with_name(lake.name + "_full"), ignore_errors=True)
     folder = titles_dir(size)
     flat = WORK / "flat" / size  # pipeline_run lands every *.csv of one folder
     if not flat.exists():
@@ -211,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                     m = baseline(size, WORK / "lake_baseline", day)
                     b_runs.append(m)
                     print(f"{size:8} baseline  {m.wall_s:7.1f} s  (run {m.info['run_s']:.1f} s)  peak {m.peak_rss_mb:6.0f} MB", flush=True)
-        diffs = compare(WORK / "lake_pipeline", WORK / "lake_baseline", day)
+        # The pipeline's lake as the full run left it (a curve run drops one more file afterwards).
+        full = next((Path(m.info["full_lake"]) for m in p_runs if "full_lake" in m.info), WORK / "lake_pipeline")
+        diffs = compare(full, WORK / "lake_baseline", day)
         titles = p_runs[0].info["rows"].get("bronze/netflix_titles", 0)
         floor = duckdb_floor(size)
         comparisons[size] = {"p": p_runs, "b": b_runs, "diffs": diffs, "titles": titles, "duckdb": floor}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     out["failed_checks"] = _failed_checks(result)
 
     if args.incremental:
+        # The full run's lake is what the baseline is compared with: keep a copy before the drop
+        # (not timed; Delta logs hold relative paths, so the copy is a valid lake).
+        full = args.lake.with_name(args.lake.name + "_full")
+        shutil.rmtree(full, ignore_errors=True)
+        shutil.copytree(args.lake, full)
+        out["full_lake"] = str(full)
         t0 = time.perf_counter()
         landing.put_file(str(args.incremental), f"zz_incremental_{args.incremental.name}")
         cursor, runs, tick_s = None, [], 0.0

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from .bronze.assets import landing_zone
+from .bronze.assets import bronze_netflix_titles, landing_zone
 
 # Everything Dagster can materialize for one ingest_date (the landing zone is external).
 all_tables = dg.AssetSelection.all() - dg.AssetSelection.assets(landing_zone.key)
@@ -11,6 +11,18 @@ lakehouse_job = dg.define_asset_job(
     "lakehouse_job",
     selection=all_tables,
     description="Materialize every table of the lakehouse for one ingest_date, with its checks.",
+)
+
+# A batch of landed titles files changes bronze titles and what is built from it, not the
+# day's lookup pulls: the landing-zone sensor runs this job once the day's pulls are in the
+# lake (saves the HTTP pulls, four bronze tables and their checks on every file).
+landed_titles_job = dg.define_asset_job(
+    "landed_titles_job",
+    selection=dg.AssetSelection.assets(*bronze_netflix_titles.keys).downstream(),
+    description=(
+        "A batch of landed titles files for one ingest_date: bronze titles and everything built from it "
+        "(silver, gold, checks). The day's lookup pulls are read from the lake, not pulled again."
+    ),
 )
 
 # Declarative Automation: silver and gold assets carry `AutomationCondition.eager()`, so
@@ -24,4 +36,4 @@ follow_upstream = dg.AutomationConditionSensorDefinition(
     description="Materializes silver/gold partitions whose inputs changed (their eager automation conditions).",
 )
 
-defs = dg.Definitions(jobs=[lakehouse_job], sensors=[follow_upstream])
+defs = dg.Definitions(jobs=[lakehouse_job, landed_titles_job], sensors=[follow_upstream])

@@ -21,7 +21,7 @@ def launch(
     defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, run_config: Optional[dict[str, Any]] = None
 ) -> dg.ExecuteInProcessResult:
     """Execute one run request like the daemon would (tagged with its run_key)."""
-    job = defs.resolve_job_def(defs.resolve_sensor_def(SENSOR_NAME).job_name)
+    job = defs.resolve_job_def(request.job_name)
     config = dict(request.run_config or {})
     config.update(run_config or {})
     return job.execute_in_process(

@@ -68,10 +68,15 @@ def test_dagster_definitions_validate_passes_and_starts_no_jvm():
     assert "Validation successful" in done.stderr + done.stdout
 
 
-def test_landing_sensor_and_daily_pull_schedule_target_the_partitioned_lakehouse_job():
+def test_landing_sensor_and_daily_pull_schedule_target_the_partitioned_jobs():
     sensor = defs.resolve_sensor_def("landing_zone_sensor")
     schedule = defs.resolve_schedule_def("daily_lookup_pull")
-    assert sensor.job_name == schedule.job_name == "lakehouse_job"
+    assert schedule.job_name == "lakehouse_job"
+    assert {t.job_name for t in sensor.targets} == {"lakehouse_job", "landed_titles_job"}
+    # A landed file does not pull the lookups again: no HTTP pull, no bronze lookup in its job.
+    titles_job = {n.name for n in defs.resolve_job_def("landed_titles_job").graph.node_defs}
+    assert "pull_lookup_files" not in titles_job and "bronze__netflix_cast" not in titles_job
+    assert {"bronze_netflix_titles", "silver_netflix_cast", "gold__kpi_top_people", "gold__kpi_top_people__checks"} <= titles_job
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert {"landing", "lake"} <= set(sensor.required_resource_keys)
     import datetime as dt

@@ -119,6 +119,8 @@ def test_first_file_one_tick_one_run_through_gold(scenario):
     assert steps["run1"].success
     mats = materialized(steps["run1"])
     assert {"bronze/netflix_titles", "silver/netflix_titles", "gold/netflix_titles"} <= set(mats)
+    # An empty lake has no lookup pull for the day yet: the first file's run pulls them too.
+    assert request.job_name == "lakehouse_job" and "bronze/netflix_cast" in mats
     assert bronze_files(steps["run1"])["files_read"].value == 1
     assert len(steps["gold1"]) == 6232
 
@@ -128,6 +130,11 @@ def test_second_file_only_it_is_read_and_gold_reflects_it(scenario):
     [request] = steps["tick2"].run_requests
     assert request.run_config["ops"]["bronze_netflix_titles"]["config"]["files"] == [steps["update_uri"]]
     assert steps["run2"].success
+    # The day's lookups are in the lake now: the run rebuilds from bronze titles down, no new pull.
+    assert request.job_name == "landed_titles_job"
+    mats = materialized(steps["run2"])
+    assert not any(k.startswith("raw/") for k in mats) and "bronze/netflix_cast" not in mats
+    assert {"silver/netflix_cast", "gold/netflix_cast", "gold/kpi_top_people"} <= set(mats)
     meta = bronze_files(steps["run2"])
     assert meta["files_read"].value == 1
     assert steps["update_uri"] in meta["replace_where"].value

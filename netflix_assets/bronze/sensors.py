@@ -5,11 +5,12 @@ from typing import Optional
 
 import dagster as dg
 
-from ..jobs import lakehouse_job
+from ..jobs import lakehouse_job, landed_titles_job
+from ..lib.delta_log import partition_row_counts
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
 from . import discovery
-from .assets import bronze_netflix_titles
+from .assets import LOOKUP_FORMATS, bronze_netflix_titles
 from .ledger import LEDGER_TABLE
 
 
@@ -25,6 +26,17 @@ def claimed_paths(lake: LakeResource) -> set[str]:
     return set(table.to_pyarrow_table(columns=["path"]).column("path").to_pylist())
 
 
+def lookups_landed(lake: LakeResource, day: str) -> bool:
+    """Whether all four bronze lookup tables hold partition `day` (read from their Delta logs
+    with delta-rs). When in doubt (no table yet, an unreadable log), False."""
+    date = dt.date.fromisoformat(day)
+    for dataset in LOOKUP_FORMATS:
+        counts = partition_row_counts(lake.table_uri("bronze", dataset), lake.storage_options())
+        if not counts or date not in counts:
+            return False
+    return True
+
+
 def _run_status(instance: dg.DagsterInstance):
     def status(run_key: str) -> Optional[str]:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1)
@@ -34,12 +46,13 @@ def _run_status(instance: dg.DagsterInstance):
 
 
 @dg.sensor(
-    job=lakehouse_job,
+    jobs=[landed_titles_job, lakehouse_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Watches the landing zone and requests one run of today's partition per batch of new, "
-        "complete titles files (each file exactly once: the ledger bronze/_ingested_files)."
+        "complete titles files (each file exactly once: the ledger bronze/_ingested_files): "
+        "landed_titles_job once the day's lookup pulls are in the lake, else the whole lakehouse_job."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource, lake: LakeResource):
@@ -54,8 +67,10 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         _run_status(context.instance),
     )
     context.log.info(tick.summary)
+    pulled = {day: lookups_landed(lake, day) for day in {r.partition_key for r in tick.requests}}
     run_requests = [
         dg.RunRequest(
+            job_name=(landed_titles_job if pulled[request.partition_key] else lakehouse_job).name,
             run_key=request.run_key,
             partition_key=request.partition_key,
             run_config={"ops": {bronze_netflix_titles.op.name: {"config": {"files": request.files}}}},

@@ -58,7 +58,7 @@ report: install
 
 # Pipeline vs a plain PySpark baseline (bundled data, 100k, 1M titles) beside a DuckDB floor, the
 # incremental cost curve (K = 10, 100), a warm Spark Connect server, the sensor tick and the definitions
-# load, side by side; writes BENCHMARKS.md (~30 min on 2 cores). K = 1,000 too (~6 min more):
+# load, side by side; writes BENCHMARKS.md (under 30 min on 2 cores). K = 1,000 too (beyond 30 min):
 #   make bench BENCH_ARGS="--curve 10k,100k,1m"
 bench: install
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)

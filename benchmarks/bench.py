@@ -1,10 +1,11 @@
 """`make bench`: the pipeline against a plain PySpark baseline, the incremental cost
 curve, the sensor tick and the definitions load, measured side by side in one run.
 
-    python -m benchmarks.bench [--sizes bundled,100k,1m] [--reps 2] [--out BENCHMARKS.md]
+    python -m benchmarks.bench [--sizes bundled,100k,1m] [--reps 1] [--curve 10k,100k] [--out BENCHMARKS.md]
 
 Every measurement runs in a fresh process (so each pays its own JVM start), and
-pipeline and baseline alternate (P B, then B P) so drifting machine load hits both.
+pipeline and baseline alternate (P B, then B P, across pairs and sizes) so drifting
+machine load hits both. The outputs of every size are compared at the end, in one process.
 Peak memory is the process tree's (Python + the Spark JVM), sampled every 0.2 s.
 Synthetic inputs are `benchmarks.synthetic` Kaggle-format files of 1,000 rows (a
 landing zone accumulating files), generated once under `.bench/` (seeded).
@@ -143,20 +144,23 @@ def duckdb_floor(size: str) -> Measure:
 
 
 def spark_connect(table: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.spark_connect", "--reps", "3", "--table", str(table)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.spark_connect", "--reps", "2", "--table", str(table)],
                          cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compare(pipeline_lake: Path, baseline_lake: Path, day: str) -> list[str]:
+def compare(pairs: dict[str, tuple[Path, Path]], day: str) -> dict[str, list[str]]:
+    """Differences per size between the pipeline's and the baseline's lakes, in one process (one JVM)."""
     code = (
         "import json,sys\n"
         "from netflix_assets.resources.spark import get_or_create_session\n"
         "from benchmarks.baseline import compare_lakes\n"
-        f"d = compare_lakes(get_or_create_session(), {str(pipeline_lake)!r}, {str(baseline_lake)!r}, {SILVER_GOLD!r}, {day!r}, sample=50)\n"
-        "print(json.dumps([str(x) for x in d]))\n"
+        "spark = get_or_create_session()\n"
+        f"pairs = {({k: (str(a), str(b)) for k, (a, b) in pairs.items()})!r}\n"
+        f"out = {{k: [str(x) for x in compare_lakes(spark, a, b, {SILVER_GOLD!r}, {day!r}, sample=50)] for k, (a, b) in pairs.items()}}\n"
+        "print(json.dumps(out))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -183,7 +187,8 @@ def definitions_load(reps: int = 3) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="bundled,100k,1m")
-    parser.add_argument("--reps", type=int, default=2, help="alternations (P B, B P...) on the bundled data; one pair at 100k and 1m")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="pipeline/baseline pairs per size; the order alternates (P B, then B P) across pairs and sizes")
     parser.add_argument("--curve", default="10k,100k",
                         help="sizes whose pipeline run also times one new file (K = 10, 100; add 1m for K = 1,000: "
                              "~6 more minutes, beyond the 30-minute budget of the default)")
@@ -195,42 +200,54 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     WORK.mkdir(exist_ok=True)
 
-    comparisons, curve_points = {}, {}
+    comparisons, curve_points, lakes, phases = {}, {}, {}, {}
+
+    def timed(phase: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+
+    pair = 0
     for size in sizes:
-        reps = args.reps if size == "bundled" else 1
+        timed(f"generate {size} inputs", titles_dir, size)
         p_runs, b_runs = [], []
-        for rep in range(reps):
-            order = ("p", "b") if rep % 2 == 0 else ("b", "p")
+        p_lake, b_lake = WORK / f"lake_pipeline_{size}", WORK / f"lake_baseline_{size}"
+        for rep in range(args.reps):
+            order = ("p", "b") if pair % 2 == 0 else ("b", "p")
+            pair += 1
             for which in order:
                 if which == "p":
-                    m = pipeline(size, WORK / "lake_pipeline", incremental=(rep == 0 and size in curve))
+                    m = timed(f"{size} pipeline", pipeline, size, p_lake, incremental=(rep == 0 and size in curve))
                     p_runs.append(m)
                     print(f"{size:8} pipeline  {m.wall_s:7.1f} s  (run {m.info['full_run_s']:.1f} s)  peak {m.peak_rss_mb:6.0f} MB", flush=True)
                     if "incremental_s" in m.info:
                         curve_points[size] = (m.info["files"], m.info)
                 else:
-                    m = baseline(size, WORK / "lake_baseline", day)
+                    m = timed(f"{size} baseline", baseline, size, b_lake, day)
                     b_runs.append(m)
                     print(f"{size:8} baseline  {m.wall_s:7.1f} s  (run {m.info['run_s']:.1f} s)  peak {m.peak_rss_mb:6.0f} MB", flush=True)
         # The pipeline's lake as the full run left it (a curve run drops one more file afterwards).
-        full = next((Path(m.info["full_lake"]) for m in p_runs if "full_lake" in m.info), WORK / "lake_pipeline")
-        diffs = compare(full, WORK / "lake_baseline", day)
+        lakes[size] = (next((Path(m.info["full_lake"]) for m in p_runs if "full_lake" in m.info), p_lake), b_lake)
+        floor = timed("DuckDB floor", duckdb_floor, size)
         titles = p_runs[0].info["rows"].get("bronze/netflix_titles", 0)
-        floor = duckdb_floor(size)
-        comparisons[size] = {"p": p_runs, "b": b_runs, "diffs": diffs, "titles": titles, "duckdb": floor}
-        print(f"{size:8} outputs compared: {len(diffs)} difference(s); DuckDB floor {floor.info['seconds']:.1f} s "
-              f"(process {floor.wall_s:.1f} s)", flush=True)
+        comparisons[size] = {"p": p_runs, "b": b_runs, "diffs": [], "titles": titles, "duckdb": floor}
+        print(f"{size:8} DuckDB floor {floor.info['seconds']:.1f} s (process {floor.wall_s:.1f} s)", flush=True)
     for size in curve:
         if size not in curve_points:
-            m = pipeline(size, WORK / "lake_pipeline", incremental=True)
+            m = timed(f"{size} curve point", pipeline, size, WORK / f"lake_pipeline_{size}", incremental=True)
             curve_points[size] = (m.info["files"], m.info)
             print(f"{size:8} incremental {m.info['incremental_s']:.1f} s after a {m.info['full_run_s']:.1f} s full run", flush=True)
-    connect = spark_connect(WORK / "lake_pipeline" / "silver" / "netflix_titles")
+    for size, diffs in timed("compare outputs", compare, lakes, day).items():
+        comparisons[size]["diffs"] = diffs
+        print(f"{size:8} outputs compared: {len(diffs)} difference(s)", flush=True)
+    connect = timed("Spark Connect", spark_connect, lakes[sizes[-1]][0] / "silver" / "netflix_titles") if sizes else {"error": "no size run"}
     print(f"spark connect: {connect}", flush=True)
-    tick = sensor_tick()
-    defs = definitions_load()
+    tick = timed("sensor tick", sensor_tick)
+    defs = timed("definitions load", definitions_load)
     total = time.perf_counter() - started
-    report = render(comparisons, curve_points, connect, tick, defs, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
+    report = render(comparisons, curve_points, connect, tick, defs, phases, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
     args.out.write_text(report)
     print(report)
     return 0
@@ -241,14 +258,14 @@ def _med(values):
     return statistics.median(values) if values else float("nan")
 
 
-def render(comparisons, curve_points, connect, tick, defs, total, command) -> str:
+def render(comparisons, curve_points, connect, tick, defs, phases, total, command) -> str:
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Benchmarks",
         "",
         f"Produced by `{command}` (`make bench`) on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{psutil.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB; whole run {total / 60:.1f} min.",
-        "Medians over the alternated runs. *Wall* includes the process and its JVM start; *run* excludes the",
+        "One pipeline/baseline pair per size by default (`--reps N`: medians over N alternated pairs). *Wall* includes the process and its JVM start; *run* excludes the",
         "session start (pipeline: `lakehouse_job` for one partition, every asset and check; baseline: the same",
         "transforms and Delta writes in one SparkSession, no checks, no ledger).",
         "",
@@ -313,6 +330,8 @@ def render(comparisons, curve_points, connect, tick, defs, total, command) -> st
               f"(floor: os.walk + stat of the same tree {tick['walk_ms']:.0f} ms; target < {TARGETS['tick_s']:.0f} s).",
               f"- `dagster definitions validate`: {defs['validate_s']:.1f} s for the whole command; importing the code "
               f"location: {defs['import_s']:.1f} s, no JVM started (target < {TARGETS['defs_load_s']:.0f} s)."]
+    lines += ["", f"## Where this run's {total / 60:.1f} minutes went", "", "| phase | time |", "|---|---|"]
+    lines += [f"| {phase} | {seconds:.0f} s |" for phase, seconds in phases.items()]
     return "\n".join(lines) + "\n"
 
 

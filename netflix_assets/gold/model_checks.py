@@ -102,9 +102,12 @@ def rating_shares(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetC
 
 
 def _people_with_role(reader: TableReader, day: dt.date) -> DataFrame:
+    """Bridge rows of titles in the fact. No distinct needed: the bridge is unique on
+    (show_id, person_key, role) and the fact on show_id (blocking checks upstream of the KPI),
+    so a semi join keeps exactly the distinct pairs, without aggregating millions of rows."""
     fact = reader.partition(FACT, day).select("show_id")
     bridge = reader.partition(BRIDGES["bridge_title_person"], day)
-    return bridge.join(fact, "show_id").select("show_id", "person_key", "role").distinct()
+    return bridge.join(fact, "show_id", "left_semi").select("show_id", "person_key", "role")
 
 
 checks = [

@@ -60,7 +60,7 @@ report: install
 # incremental cost curve (K = 10, 100), a warm Spark Connect server, the sensor tick and the definitions
 # load, side by side; writes BENCHMARKS.md (under 30 min on 2 cores). K = 1,000 too (beyond 30 min):
 #   make bench BENCH_ARGS="--curve 10k,100k,1m"
-bench: install
+bench: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 # One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench"
 TUTORIAL = ROOT / "netflix_assets" / "data" / "netflix_tutorial"
 ROWS_PER_FILE = 1000
+CONNECT_REPS = 2  # local JVM / Spark Connect client pairs
 SEED = 20261124
 # name -> number of 1,000-row files (None: the bundled real titles file).
 SIZES = {"bundled": None, "10k": 10, "100k": 100, "1m": 1000}
@@ -144,7 +145,7 @@ def duckdb_floor(size: str) -> Measure:
 
 
 def spark_connect(table: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.spark_connect", "--reps", "2", "--table", str(table)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.spark_connect", "--reps", str(CONNECT_REPS), "--table", str(table)],
                          cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -318,7 +319,7 @@ def render(comparisons, curve_points, connect, tick, defs, phases, total, comman
     else:
         lines += [
             "Each run launched from the UI is a new process that starts its own JVM. Time to a first query from a fresh",
-            "Python process, median of 3 alternated (`benchmarks/spark_connect.py`):", "",
+            f"Python process, median of {CONNECT_REPS} alternated (`benchmarks/spark_connect.py`):", "",
             "| session | process (start to exit) | to first query | Delta read of silver titles |", "|---|---|---|---|",
             f"| local JVM (today) | {connect['local_process_s']:.1f} s | {connect['local_first_query_s']:.1f} s | {connect['local_delta_read_s']:.2f} s |",
             f"| Spark Connect, warm server | {connect['connect_process_s']:.1f} s | {connect['connect_first_query_s']:.1f} s | {connect['connect_delta_read_s']:.2f} s |",

@@ -254,6 +254,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+STEP_KINDS = ("raw", "bronze", "silver", "gold", "checks")
+TOP_STEPS = 5
+
+
+def step_kind(step_key: str) -> str:
+    """The layer a step writes: `silver__netflix_titles__checks` -> checks, `gold__dim_title` and the
+    multi-asset op `silver_netflix_cast` (its quarantine table rides along) -> gold / silver, the
+    lookup pull `pull_lookup_files` -> raw."""
+    if step_key.endswith("__checks"):
+        return "checks"
+    prefix = step_key.split("_", 1)[0]
+    prefix = "raw" if prefix == "pull" else prefix
+    return prefix if prefix in STEP_KINDS else "other"
+
+
+def profile_lines(runs: list[tuple[str, dict[str, float]]]) -> list[str]:
+    """Step wall seconds summed by kind for each run, then each run's slowest steps."""
+    unknown = any(step_kind(key) == "other" for _, steps in runs for key in steps)
+    kinds = [*STEP_KINDS, *(["other"] if unknown else [])]
+    lines = ["| run | steps | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    for label, steps in runs:
+        sums = dict.fromkeys(kinds, 0.0)
+        for key, seconds in steps.items():
+            sums[step_kind(key)] += seconds
+        lines.append(f"| {label} | {len(steps)} | " + " | ".join(f"{sums[k]:.0f} s" for k in kinds) + " |")
+    lines.append("")
+    for label, steps in runs:
+        top = sorted(steps.items(), key=lambda kv: -kv[1])[:TOP_STEPS]
+        lines.append(f"- {label}, slowest steps: " + ", ".join(f"`{k}` {v:.1f} s" for k, v in top))
+    return lines
+
+
 def _med(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else float("nan")
@@ -331,6 +363,13 @@ def render(comparisons, curve_points, connect, tick, defs, phases, total, comman
               f"(floor: os.walk + stat of the same tree {tick['walk_ms']:.0f} ms; target < {TARGETS['tick_s']:.0f} s).",
               f"- `dagster definitions validate`: {defs['validate_s']:.1f} s for the whole command; importing the code "
               f"location: {defs['import_s']:.1f} s, no JVM started (target < {TARGETS['defs_load_s']:.0f} s)."]
+    runs = [(f"{size} full run", c["p"][0].info.get("steps", {})) for size, c in comparisons.items() if c["p"]]
+    runs += [(f"K={files:,} one new file ({info.get('incremental_job')})", info.get("incremental_steps", {}))
+             for files, info in sorted(curve_points.values(), key=lambda p: p[0])]
+    lines += ["", "## Where a pipeline run's time goes", "",
+              "Wall seconds of each Dagster step (event log, step start -> end), summed by layer; steps run one at a time",
+              "(in-process executor), so a run's steps add up to about its run time. `checks`: the one check step per table.", ""]
+    lines += profile_lines([(label, steps) for label, steps in runs if steps])
     lines += ["", f"## Where this run's {total / 60:.1f} minutes went", "", "| phase | time |", "|---|---|"]
     lines += [f"| {phase} | {seconds:.0f} s |" for phase, seconds in phases.items()]
     return "\n".join(lines) + "\n"

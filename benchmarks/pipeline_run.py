@@ -8,8 +8,8 @@
 2. With `--incremental FILE`: lands one more file, then ticks the landing-zone sensor
    and runs what it requests, timing from the drop to gold being rewritten.
 
-Prints one JSON line with the timings and the row counts taken from the
-materializations (Delta commit metrics).
+Prints one JSON line with the timings (whole runs and each step, from the event log)
+and the row counts taken from the materializations (Delta commit metrics).
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
         for e in (x.event_specific_data for x in result.all_events if x.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
     ]
+
+
+def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Wall seconds of each step of a run, from its event log (step start -> success or failure)."""
+    started, seconds = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            seconds[event.step_key] = round(entry.timestamp - started.get(event.step_key, entry.timestamp), 3)
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     out["success"] = result.success
     out["rows"] = _rows(result)
     out["failed_checks"] = _failed_checks(result)
+    out["steps"] = _step_seconds(instance, result.run_id)
 
     if args.incremental:
         # The full run's lake is what the baseline is compared with: keep a copy before the drop
@@ -111,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         out["incremental_tick_s"] = tick_s
         out["incremental_success"] = bool(runs) and all(r.success for r in runs)
         out["incremental_rows"] = _rows(runs[0]) if runs else {}
+        out["incremental_job"] = runs[0].job_def.name if runs else None
+        out["incremental_steps"] = _step_seconds(instance, runs[0].run_id) if runs else {}
         out["incremental_gold_updated"] = bool(runs) and GOLD in out["incremental_rows"]
 
     print(json.dumps(out), flush=True)

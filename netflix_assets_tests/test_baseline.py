@@ -77,6 +77,25 @@ def test_raw_tables_are_equal_but_for_empty_strings_read_as_null(spark, lakes):
             assert diff.key in (("",), (None,)) and {diff.a, diff.b} == {0, 4}, str(diff)
 
 
+def test_the_bench_step_profile_covers_every_step_of_the_run_by_layer(lakes):
+    """`make bench`'s "where the time goes" table: every executed step once, each in a known layer."""
+    import dagster as dg
+
+    from benchmarks import bench, pipeline_run
+
+    pipeline, _, _, result, _ = lakes
+    steps = pipeline_run._step_seconds(pipeline.instance, result.run_id)
+    executed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert set(steps) == executed
+    kinds = collections.Counter(bench.step_kind(key) for key in steps)
+    assert kinds["other"] == 0 and kinds["raw"] == 1 and kinds["bronze"] == 5  # one pull; five bronze tables
+    assert 0 < kinds["checks"] < len(result.get_asset_check_evaluations())  # one step per table, not per check
+    stats = pipeline.instance.get_run_stats(result.run_id)
+    assert 0 < sum(steps.values()) <= stats.end_time - stats.start_time
+    table = bench.profile_lines([("bundled full run", steps)])
+    assert table[2].startswith(f"| bundled full run | {len(steps)} |")
+
+
 def test_malformed_records_are_rescued_as_the_pipeline_parser_rescues_them(spark, tmp_path):
     """A Kaggle record split over two lines (3 + 10 fields), an extra field, a
     missing one: Spark's corrupt-record column marks the same records as the

@@ -38,6 +38,18 @@ def _rows(result: dg.ExecuteInProcessResult) -> dict[str, int]:
     return rows
 
 
+def _refresh_modes(result: dg.ExecuteInProcessResult) -> dict[str, int]:
+    """How many tables the run wrote in part (a bronze batch's files, a keyed refresh of
+    `lib.refresh`) and how many it rewrote whole."""
+    modes = {"incremental": 0, "full": 0}
+    for event in result.get_asset_materialization_events():
+        meta = event.event_specific_data.materialization.metadata
+        mode = meta.get("refresh")
+        partial = (mode is not None and mode.value == "incremental") or "replace_where" in meta
+        modes["incremental" if partial else "full"] += 1
+    return modes
+
+
 def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     return [
         f"{e.asset_key.to_user_string()}:{e.check_name}"
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         out["incremental_success"] = bool(runs) and all(r.success for r in runs)
         out["incremental_rows"] = _rows(runs[0]) if runs else {}
         out["incremental_job"] = runs[0].job_def.name if runs else None
+        out["incremental_refresh"] = _refresh_modes(runs[0]) if runs else {}
         out["incremental_steps"] = _step_seconds(instance, runs[0].run_id) if runs else {}
         out["incremental_gold_updated"] = bool(runs) and GOLD in out["incremental_rows"]
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from .bronze.assets import bronze_netflix_titles, landing_zone
+from .lib.refresh import INCREMENTAL, REFRESH_TAG
 
 # Everything Dagster can materialize for one ingest_date (the landing zone is external).
 all_tables = dg.AssetSelection.all() - dg.AssetSelection.assets(landing_zone.key)
@@ -16,13 +17,17 @@ lakehouse_job = dg.define_asset_job(
 # A batch of landed titles files changes bronze titles and what is built from it, not the
 # day's lookup pulls: the landing-zone sensor runs this job once the day's pulls are in the
 # lake (saves the HTTP pulls, four bronze tables and their checks on every file).
+# Its runs refresh existing partitions incrementally (`lib.refresh`): silver and gold
+# recompute only the show_ids the new files touch. Tag a run `netflix/refresh=full` to rebuild.
 landed_titles_job = dg.define_asset_job(
     "landed_titles_job",
     selection=dg.AssetSelection.assets(*bronze_netflix_titles.keys).downstream(),
     description=(
         "A batch of landed titles files for one ingest_date: bronze titles and everything built from it "
-        "(silver, gold, checks). The day's lookup pulls are read from the lake, not pulled again."
+        "(silver, gold, checks). The day's lookup pulls are read from the lake, not pulled again; existing "
+        "silver and gold partitions are refreshed for the show_ids the new files touch."
     ),
+    tags={REFRESH_TAG: INCREMENTAL},
 )
 
 # Declarative Automation: silver and gold assets carry `AutomationCondition.eager()`, so

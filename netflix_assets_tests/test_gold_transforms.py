@@ -28,11 +28,12 @@ def test_snapshot_takes_each_show_from_its_latest_partition_up_to_d(spark):
 
 def test_a_newer_cast_list_replaces_the_older_list_whole(spark):
     silver = spark.createDataFrame(
-        [("1", "Ann", D1), ("1", "Bob", D1), ("1", "Cid", D2), ("2", "Dee", D1)],
-        "show_id string, cast_name string, ingest_date date",
+        [("1", "Ann", "a.csv", D1), ("1", "Bob", "a.csv", D1), ("1", "Cid", "b.csv", D2), ("2", "Dee", "a.csv", D1)],
+        "show_id string, cast_name string, _source_file string, ingest_date date",
     )
-    rows = sorted((r["show_id"], r["cast_name"]) for r in g.gold_lookup(g.snapshot_as_of(silver, D2), "cast_name").collect())
-    assert rows == [("1", "Cid"), ("2", "Dee")]
+    rows = sorted((r["show_id"], r["cast_name"], r["_source_file"])
+                  for r in g.gold_lookup(g.snapshot_as_of(silver, D2), "cast_name").collect())
+    assert rows == [("1", "Cid", "b.csv"), ("2", "Dee", "a.csv")]
 
 
 def test_duration_ranking_is_dense_descending_and_newflag_is_one(spark):

@@ -139,7 +139,8 @@ def test_second_file_only_it_is_read_and_gold_reflects_it(scenario):
     assert meta["files_read"].value == 1
     assert steps["update_uri"] in meta["replace_where"].value
     assert steps["tutorial_uri"] not in meta["replace_where"].value
-    assert meta["dagster/row_count"].value == 15, "only the new file's 15 records were written"
+    assert meta["rows_written"].value == 15, "only the new file's 15 records were written"
+    assert meta["dagster/row_count"].value == bronze_files(steps["run1"])["dagster/row_count"].value + 15
     # The tutorial file was not read again: its ledger row still names the first run.
     ledger = steps["ledger2"]
     assert ledger[steps["tutorial_uri"]]["run_id"] == steps["run1"].run_id
@@ -156,7 +157,7 @@ def test_kaggle_file_with_an_old_modification_time_is_picked_up(scenario):
     [request] = steps["tick3"].run_requests
     assert request.run_config["ops"]["bronze_netflix_titles"]["config"]["files"] == [steps["kaggle_uri"]]
     assert steps["run3"].success
-    assert bronze_files(steps["run3"])["dagster/row_count"].value == 8807
+    assert bronze_files(steps["run3"])["rows_written"].value == 8807
 
 
 def test_evaluating_the_sensor_again_requests_nothing(scenario):
@@ -177,8 +178,8 @@ def test_rematerialized_partition_holds_both_sources_once(scenario):
     # Re-reading the day's three files writes what the three batches wrote.
     assert bronze_files(steps["rerun"])["files_read"].value == 3
     assert bronze_files(steps["rerun"])["dagster/row_count"].value == sum(
-        bronze_files(steps[run])["dagster/row_count"].value for run in ("run1", "run2", "run3")
-    )
+        bronze_files(steps[run])["rows_written"].value for run in ("run1", "run2", "run3")
+    ) == bronze_files(steps["run3"])["dagster/row_count"].value
     assert unexpected_failures(steps["rerun"]) == []
 
 

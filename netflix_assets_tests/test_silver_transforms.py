@@ -127,3 +127,20 @@ def test_kaggle_lists_feed_the_lookups_and_stray_commas_are_quarantined(spark):
     silver = sorted((r["show_id"], r["country"]) for r in t.silver_lookup(countries, classified).collect())
     assert silver == [("s1", "India"), ("s1", "United States"), ("s2", "France")]
     assert [r["_reason"] for r in t.quarantine_lookup(countries, classified).collect()] == [t.EMPTY_VALUE]
+
+
+def test_the_reconciliation_counts_the_candidates_without_exploding_the_lists(spark):
+    countries = t.LOOKUPS["netflix_countries"]
+    titles = bronze_titles(spark, [
+        _kaggle("s1", country="United States, India"),
+        _kaggle("s2", country=", France,"),      # blank elements count: they go to quarantine
+        _kaggle("s3", country="  "),             # a blank list yields no rows
+        _kaggle("s4", country="Spain", _rescued_data="s4,broken"),  # malformed: not read for lists
+        _tutorial("5"),
+    ])
+    for lookup_file in ([], [("9", "Chile"), ("9", "")]):
+        bronze = bronze_lookup(spark, lookup_file, COUNTRIES)
+        expected = t.lookup_candidates(countries, bronze, titles).count()
+        assert t.lookup_candidate_count(countries, bronze, titles).first()["rows"] == expected == 5 + len(lookup_file)
+    empty = bronze_titles(spark, [])
+    assert t.lookup_candidate_count(countries, bronze_lookup(spark, [], COUNTRIES), empty).first()["rows"] == 0

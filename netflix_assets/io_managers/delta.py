@@ -9,7 +9,9 @@ import dagster as dg
 from ..partitions import PARTITION_COLUMN
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
+from ..lib.delta_log import partition_row_counts
 from ..lib.lineage import LINEAGE_KEY
+from ..lib.refresh import Replace
 from ..lib.tables import commit_metadata, table_metadata, write_partitions
 
 if TYPE_CHECKING:
@@ -62,10 +64,12 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         layer, table = key.path
         return self.lake.table_uri(layer, table)
 
-    def handle_output(self, context: dg.OutputContext, obj: "DataFrame") -> None:
+    def handle_output(self, context: dg.OutputContext, obj: "DataFrame | Replace") -> None:
         uri = self._uri(context.asset_key)
         window = _window(context)
         narrower = context.output_metadata.get(REPLACE_WHERE)
+        if isinstance(obj, Replace):  # an incremental refresh: only these rows of the partition
+            obj, narrower = obj.df, obj.where
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
         if window is not None:
@@ -74,6 +78,12 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
         spark = self.spark.get_session()
         metadata = {**commit_metadata(spark, uri, self.lake.storage_options()), **table_metadata(context.asset_key, obj.schema, uri)}
+        if narrower is not None and window is not None:
+            # The commit wrote part of the partition: the partition's size comes from the log.
+            metadata["rows_written"] = metadata["dagster/row_count"]
+            rows = partition_row_counts(uri, self.lake.storage_options())
+            if rows is not None:
+                metadata["dagster/row_count"] = sum(n for d, n in rows.items() if window[0] <= d < window[1])
         lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
         if lineage is not None:
             # The UI draws column lineage from the materialization's metadata.

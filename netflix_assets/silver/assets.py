@@ -3,10 +3,13 @@
 
 import dagster as dg
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from ..io_managers.delta import delta_out
-from ..lib.checks import table_checks
+from ..lib import refresh
+from ..lib.checks import TableReader, table_checks
 from ..lib.lineage import column_lineage
+from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import silver as t
 from ..resources.databricks import SPARK_STEP
@@ -55,6 +58,14 @@ def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[
     }
 
 
+SILVER_RESOURCES = {"spark", "lake", *SPARK_STEP}
+
+
+def raw_key():
+    """show_id as silver keys it (trimmed; blank = none), on raw bronze-shaped rows."""
+    return F.trim(F.col("show_id"))
+
+
 @dg.multi_asset(
     name="silver_netflix_titles",
     outs=_outs(
@@ -64,21 +75,39 @@ def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[
     partitions_def=daily_partitions,
     group_name="silver",
     can_subset=True,
-    required_resource_keys=SPARK_STEP,
+    required_resource_keys=SILVER_RESOURCES,
 )
 def silver_netflix_titles(context: dg.AssetExecutionContext, bronze: DataFrame):
-    yield from _split_outputs(context, t.classify_titles(bronze), t.silver_titles, t.refused)
+    plan = _plan(context, "netflix_titles", [bronze], lambda files: bronze.where(F.col("_source_file").isin(files)))
+    if plan is not None:
+        bronze = bronze.where(plan.source_rows(raw_key()))
+    yield from _split_outputs(context, t.classify_titles(bronze), t.silver_titles, t.refused, plan)
 
 
-def _split_outputs(context: dg.AssetExecutionContext, classified: DataFrame, to_silver, to_quarantine):
-    """Yield the selected outputs; the classification is computed once for both."""
+def _plan(context: dg.AssetExecutionContext, table: str, inputs: list[DataFrame], rows_of_files) -> "refresh.KeyedRefresh | None":
+    """A keyed refresh of silver/<table>[D] and its quarantine when the run asks for one (see `lib.refresh`)."""
+    if not refresh.incremental_requested(context):
+        return None
+    reader = TableReader(context.resources.spark, context.resources.lake)
+    day = partition_date(context)
+    outputs = [reader.partition_or_none((layer, table), day) for layer in ("silver", "quarantine")]
+    return refresh.plan(context, reader, ("silver", table), inputs, outputs, rows_of_files, raw_key())
+
+
+def _split_outputs(context: dg.AssetExecutionContext, classified: DataFrame, to_silver, to_quarantine,
+                   plan: "refresh.KeyedRefresh | None" = None):
+    """Yield the selected outputs; the classification is computed once for both. With a keyed
+    refresh, each output replaces only the rows of the touched keys and new files."""
     selected = context.op_execution_context.selected_output_names
+    meta = refresh.FULL_REFRESH if plan is None else plan.metadata()
     classified = classified.persist()
     try:
         if "silver" in selected:
-            yield dg.Output(to_silver(classified), "silver")
+            df = to_silver(classified)
+            yield dg.Output(df if plan is None else refresh.Replace(df, plan.key_predicate()), "silver", metadata=meta)
         if "quarantine" in selected:
-            yield dg.Output(to_quarantine(classified), "quarantine")
+            df = to_quarantine(classified)
+            yield dg.Output(df if plan is None else refresh.Replace(df, plan.source_predicate()), "quarantine", metadata=meta)
     finally:
         classified.unpersist()
 
@@ -98,14 +127,23 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         group_name="silver",
         can_subset=True,
-        required_resource_keys=SPARK_STEP,
+        required_resource_keys=SILVER_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
+        candidates = t.lookup_candidates(lookup, bronze_lookup, bronze_titles)
+        # Files (the pull, titles files) are compared before the explode: cheap on a big partition.
+        plan = _plan(
+            context, lookup.table, [bronze_lookup, bronze_titles],
+            lambda files: candidates.where(F.col("_source_file").isin(files)),
+        )
+        if plan is not None:
+            candidates = candidates.where(plan.source_rows(raw_key()))
         yield from _split_outputs(
             context,
-            t.classify_lookup(t.lookup_candidates(lookup, bronze_lookup, bronze_titles)),
+            t.classify_lookup(candidates),
             lambda df: t.silver_lookup(lookup, df),
             lambda df: t.quarantine_lookup(lookup, df),
+            plan,
         )
 
     return _asset

@@ -57,11 +57,11 @@ def _titles_input(reader: TableReader, day: dt.date) -> int:
 
 def _lookup_input(lookup: t.Lookup):
     def rows(reader: TableReader, day: dt.date) -> int:
-        return t.lookup_candidates(
+        return t.lookup_candidate_count(
             lookup,
             reader.partition(("bronze", lookup.table), day),
             reader.partition(("bronze", "netflix_titles"), day),
-        ).count()
+        ).first()["rows"]
 
     return rows
 

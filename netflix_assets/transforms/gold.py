@@ -26,20 +26,30 @@ def snapshot_as_of(silver: DataFrame, as_of: dt.date, key: str = "show_id") -> D
     )
 
 
-def gold_titles(snapshot: DataFrame) -> DataFrame:
+def duration_ranks(snapshot: DataFrame) -> DataFrame:
+    """(duration_minutes, duration_ranking): the dense rank of each distinct duration, descending.
+    Ranking the few hundred distinct values, not the snapshot's rows, keeps the global
+    ranking off a single-partition window over the whole catalog."""
+    durations = snapshot.select("duration_minutes").distinct()
+    return durations.withColumn("duration_ranking", F.dense_rank().over(Window.orderBy(F.col("duration_minutes").desc())))
+
+
+def gold_titles(snapshot: DataFrame, ranks: DataFrame | None = None) -> DataFrame:
     """The original DLT gold table: snapshot + duration_ranking + newflag, with
-    `_reason` on rows that fail an expectation (dropped to quarantine)."""
-    # One global ranking over the snapshot: a single-partition window, by definition.
-    ranking = F.dense_rank().over(Window.orderBy(F.col("duration_minutes").desc()))
-    df = snapshot.withColumn("duration_ranking", ranking).withColumn("newflag", F.lit(1))
+    `_reason` on rows that fail an expectation (dropped to quarantine). `ranks`: the
+    ranking of the whole snapshot when `snapshot` is only part of it (an incremental refresh)."""
+    ranks = duration_ranks(snapshot) if ranks is None else ranks
+    # duration_minutes is never null in silver (null -> 0): an inner equi-join keeps every row.
+    df = snapshot.join(F.broadcast(ranks), "duration_minutes").withColumn("newflag", F.lit(1))
     reason = None
     for name, column in GOLD_TITLES_EXPECTATIONS:
         failed = F.col(column).isNull()
         reason = F.when(failed, name) if reason is None else reason.when(failed, name)
-    return df.withColumn("_reason", reason)
+    return df.select(*snapshot.columns, "duration_ranking", "newflag", reason.alias("_reason"))
 
 
 def gold_lookup(snapshot: DataFrame, value_column: str) -> DataFrame:
+    """`_source_file` stays (lineage; an incremental refresh tells by it which silver rows gold holds)."""
     return snapshot.where(F.col("show_id").isNotNull()).select(
-        "show_id", value_column, "_version_date", "ingest_date"
+        "show_id", value_column, "_source_file", "_version_date", "ingest_date"
     )

@@ -55,11 +55,17 @@ def kpi_rating_mix(dim_title: DataFrame) -> DataFrame:
 
 
 def kpi_top_people(bridge_person: DataFrame, dim_person: DataFrame, fact: DataFrame) -> DataFrame:
-    """Cast and directors ranked separately by their number of titles."""
-    rows = bridge_person.join(fact.select("show_id"), "show_id").join(dim_person.drop("ingest_date"), "person_key")
-    counts = _titles_by(rows, "role", "name")
+    """Cast and directors ranked separately by their number of titles.
+
+    Counted per (role, person_key) and named afterwards: the bridge is unique on
+    (show_id, person_key, role) and person_key is the name's hash (both checked, blocking),
+    so a row count per key is the distinct titles per name, without a distinct aggregation
+    or a join of the names over millions of bridge rows."""
+    rows = bridge_person.join(fact.select("show_id"), "show_id", "left_semi")
+    counts = rows.groupBy("role", "person_key", "ingest_date").agg(F.count(F.lit(1)).alias("titles"))
+    named = counts.join(dim_person.drop("ingest_date"), "person_key").select("role", "name", "ingest_date", "titles")
     ranking = Window.partitionBy("ingest_date", "role").orderBy(F.col("titles").desc())
-    return counts.withColumn("rank", F.rank().over(ranking))
+    return named.withColumn("rank", F.rank().over(ranking))
 
 
 def movies_with_minutes(fact: DataFrame) -> DataFrame:

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from netflix_assets.lib import refresh
 from netflix_assets.lib.refresh import REFRESH_TAG
 
 from .conftest import KAGGLE_TITLES
@@ -59,6 +60,27 @@ def _land_and_refresh(lake: Lakehouse, source: Path, name: str) -> dg.ExecuteInP
     raise AssertionError("the sensor requested no run")
 
 
+def test_a_small_partition_is_rebuilt_even_when_the_run_asks_for_a_refresh(spark, lookup_server, tmp_path):
+    """Below MIN_ROWS a rebuild is cheaper: the same landed_titles_job run takes it."""
+    header, rows = _kaggle_rows()
+    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    lake.land(_write(tmp_path / "a.csv", header, rows[:200]), "a.csv")
+    assert lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]),
+                                          dg.AssetKey(["silver", "netflix_titles"]),
+                                          dg.AssetKey(["quarantine", "netflix_titles"])]).success
+    lake.land(_write(tmp_path / "b.csv", header, rows[200:300]), "b.csv")
+    job = lake.defs.resolve_job_def("landed_titles_job")
+    result = job.execute_in_process(partition_key=day, instance=lake.instance, raise_on_error=False,
+                                    asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]),
+                                                     dg.AssetKey(["silver", "netflix_titles"]),
+                                                     dg.AssetKey(["quarantine", "netflix_titles"])])
+    assert result.success and result.dagster_run.tags[REFRESH_TAG] == "incremental"
+    meta = materialized(result)["silver/netflix_titles"]
+    assert meta["refresh"].value == "full"
+    assert meta["dagster/row_count"].value == 300
+
+
 def _rebuild(lake: Lakehouse, day: str) -> dg.ExecuteInProcessResult:
     job = lake.defs.resolve_job_def("landed_titles_job")
     return job.execute_in_process(partition_key=day, instance=lake.instance, raise_on_error=False,
@@ -66,7 +88,11 @@ def _rebuild(lake: Lakehouse, day: str) -> dg.ExecuteInProcessResult:
 
 
 @pytest.fixture(scope="module")
-def lake(spark, lookup_server, tmp_path_factory):
+def lake(spark, lookup_server, tmp_path_factory, request):
+    # The real file is far below the size where a keyed refresh pays off: take it at any size.
+    patch = pytest.MonkeyPatch()
+    patch.setattr(refresh, "MIN_ROWS", 0)
+    request.addfinalizer(patch.undo)
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     folder = tmp_path_factory.mktemp("inputs")
     header, rows = _kaggle_rows()

@@ -58,8 +58,10 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
     served, dropped = ("gold", "netflix_titles"), ("quarantine", "gold_netflix_titles")
     plan, reader = _plan(context, served, [dropped], silver)
     meta = refresh.FULL_REFRESH if plan is None else plan.metadata()
+    persisted = []
     if plan is None:
-        ranked = g.gold_titles(g.snapshot_as_of(silver, day))
+        ranked = g.gold_titles(g.snapshot_as_of(silver, day)).persist()  # read by both outputs
+        persisted.append(ranked)
         outputs = {"gold": ranked.where(F.col("_reason").isNull()).drop("_reason"),
                    "dropped": ranked.where(F.col("_reason").isNotNull())}
     else:
@@ -71,6 +73,7 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
         fresh = g.snapshot_as_of(refresh.day_rows(silver, day).where(F.col("show_id").isin(list(plan.keys))), day)
         kept, kept_dropped = untouched(served), untouched(dropped)
         ranks = g.duration_ranks(kept.unionByName(kept_dropped.drop("_reason")).unionByName(fresh)).persist()
+        persisted.append(ranks)
         before = reader.partition(served, day).select("duration_minutes", "duration_ranking").distinct()
         reranked = sorted(map(tuple, ranks.collect())) != sorted(map(tuple, before.collect()))
         ranked = g.gold_titles(fresh, ranks)
@@ -83,9 +86,13 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
         else:
             outputs = {"gold": refresh.Replace(new_served, plan.key_predicate()),
                        "dropped": refresh.Replace(new_dropped, plan.key_predicate())}
-    for name in ("gold", "dropped"):
-        if name in selected:
-            yield dg.Output(outputs[name], name, metadata=meta)
+    try:
+        for name in ("gold", "dropped"):
+            if name in selected:
+                yield dg.Output(outputs[name], name, metadata=meta)
+    finally:
+        for df in persisted:
+            df.unpersist()
 
 
 def _plan(context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame):

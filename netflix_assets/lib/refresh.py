@@ -41,6 +41,11 @@ INCREMENTAL = "incremental"
 # predicate (a literal IN list) stays a few hundred kB at most.
 MAX_KEYS = 20_000
 MAX_FILES = 2_000
+# Below this many rows in the table's partition a rebuild is the cheaper path: a keyed refresh
+# costs a few Spark jobs of its own (which files are new, which keys, a predicate-checked
+# replace), ~5-10 s on 2 cores whatever the size, while rebuilding 100k rows costs about that.
+# Measured by `make bench` (K = 10, 100, 1,000 files of 1,000 titles; BENCHMARKS.md).
+MIN_ROWS = 200_000
 SOURCE_FILE = "_source_file"
 
 
@@ -84,14 +89,14 @@ def incremental_requested(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(REFRESH_TAG) == INCREMENTAL
 
 
-def partition_exists(reader: "TableReader", key: Sequence[str], day: dt.date) -> bool:
-    """Whether `key` holds rows in partition `day` (Delta log first; Spark when the log cannot say)."""
+def partition_rows(reader: "TableReader", key: Sequence[str], day: dt.date) -> int:
+    """Rows of `key` in partition `day` (Delta log first; Spark when the log cannot say)."""
     uri = reader.lake.table_uri(*key)
     counts = partition_row_counts(uri, reader.lake.storage_options())
     if counts is not None:
-        return counts.get(day, 0) > 0
+        return counts.get(day, 0)
     df = reader.partition_or_none(key, day)
-    return df is not None and not df.isEmpty()
+    return 0 if df is None else df.count()
 
 
 def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> list[str]:
@@ -125,12 +130,15 @@ def plan(
 ) -> Optional[KeyedRefresh]:
     """A keyed refresh of the partition, or None for a whole-partition rebuild.
 
-    `primary`: the table whose partition must already exist (else: first build, rebuild).
+    `primary`: the table whose partition must already hold `MIN_ROWS` rows (else: rebuild).
     `inputs` / `outputs`: the partition's input rows and output rows (`_source_file` each).
     `rows_of_files(files)`: the input rows of those files, whose `key` values are the touched keys.
     """
     day = dt.date.fromisoformat(context.partition_key)
-    if not incremental_requested(context) or not partition_exists(reader, primary, day):
+    if not incremental_requested(context):
+        return None
+    rows = partition_rows(reader, primary, day)
+    if rows == 0 or rows < MIN_ROWS:  # a first build, or small enough to rebuild
         return None
     files = new_files(inputs, [o for o in outputs if o is not None])
     if len(files) > MAX_FILES:

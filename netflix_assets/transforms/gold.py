@@ -27,9 +27,8 @@ def snapshot_as_of(silver: DataFrame, as_of: dt.date, key: str = "show_id") -> D
 
 
 def duration_ranks(snapshot: DataFrame) -> DataFrame:
-    """(duration_minutes, duration_ranking): the dense rank of each distinct duration, descending.
-    Ranking the few hundred distinct values, not the snapshot's rows, keeps the global
-    ranking off a single-partition window over the whole catalog."""
+    """(duration_minutes, duration_ranking): the dense rank of each distinct duration, descending
+    (an incremental refresh ranks part of a snapshot by the ranking of the whole)."""
     durations = snapshot.select("duration_minutes").distinct()
     return durations.withColumn("duration_ranking", F.dense_rank().over(Window.orderBy(F.col("duration_minutes").desc())))
 
@@ -38,9 +37,13 @@ def gold_titles(snapshot: DataFrame, ranks: DataFrame | None = None) -> DataFram
     """The original DLT gold table: snapshot + duration_ranking + newflag, with
     `_reason` on rows that fail an expectation (dropped to quarantine). `ranks`: the
     ranking of the whole snapshot when `snapshot` is only part of it (an incremental refresh)."""
-    ranks = duration_ranks(snapshot) if ranks is None else ranks
-    # duration_minutes is never null in silver (null -> 0): an inner equi-join keeps every row.
-    df = snapshot.join(F.broadcast(ranks), "duration_minutes").withColumn("newflag", F.lit(1))
+    if ranks is None:
+        # One global ranking over the snapshot: a single-partition window, by definition.
+        df = snapshot.withColumn("duration_ranking", F.dense_rank().over(Window.orderBy(F.col("duration_minutes").desc())))
+    else:
+        # duration_minutes is never null in silver (null -> 0): an inner equi-join keeps every row.
+        df = snapshot.join(F.broadcast(ranks), "duration_minutes")
+    df = df.withColumn("newflag", F.lit(1))
     reason = None
     for name, column in GOLD_TITLES_EXPECTATIONS:
         failed = F.col(column).isNull()

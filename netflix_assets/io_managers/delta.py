@@ -68,7 +68,10 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         uri = self._uri(context.asset_key)
         window = _window(context)
         narrower = context.output_metadata.get(REPLACE_WHERE)
-        if isinstance(obj, Replace):  # an incremental refresh: only these rows of the partition
+        if isinstance(obj, Replace):
+            # A keyed refresh (`lib.refresh`): its predicate lists up to 20,000 show_ids, too long
+            # for the event log, so it travels with the DataFrame instead of as output metadata
+            # (which a bronze batch's short file list uses, shown with the materialization).
             obj, narrower = obj.df, obj.where
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")

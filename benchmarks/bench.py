@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench"
 TUTORIAL = ROOT / "netflix_assets" / "data" / "netflix_tutorial"
 ROWS_PER_FILE = 1000
-CONNECT_REPS = 2  # local JVM / Spark Connect client pairs
+CONNECT_REPS = 1  # local JVM / Spark Connect client pairs (the gap is 10x: one pair tells it)
 SEED = 20261124
 # name -> number of 1,000-row files (None: the bundled real titles file).
 SIZES = {"bundled": None, "10k": 10, "100k": 100, "1m": 1000}

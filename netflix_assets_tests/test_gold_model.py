@@ -169,6 +169,20 @@ def test_top_director_and_people_ranked_per_role(built, expected):
     assert {r["role"] for r in kpi if r["rank"] == 1} == {"cast", "director"}
 
 
+def test_ranked_kpi_charts_get_only_the_top_rows_they_draw(spark, built):
+    from netflix_assets.gold.model import chart_rows
+    from netflix_assets.reporting.charts import TOP_N
+
+    lake, day, _ = built
+    for name, label, within in (("kpi_top_people", "name", "role"), ("kpi_top_countries", "country", None)):
+        kpi = spark.read.format("delta").load(str(lake.root / "gold" / name)).where(f"ingest_date = '{day}'")
+        full = kpi.toPandas()
+        groups = [full] if within is None else [g for _, g in full.groupby(within)]
+        want = sorted(tuple(r) for g in groups for r in g.sort_values(["rank", label]).head(TOP_N).itertuples(index=False))
+        got = chart_rows(name, kpi)
+        assert len(full) > len(got) and sorted(tuple(r) for r in got.itertuples(index=False)) == want, name
+
+
 def test_movie_minutes_of_one_decade(built, expected):
     titles, _ = expected
     minutes = [

@@ -26,7 +26,7 @@ def gold_titles_parity(df: DataFrame, day: dt.date, reader: TableReader) -> dg.A
         F.count(F.lit(1)).alias("rows"),
         F.sum((F.col("show_id").isNull() | F.col("newflag").isNull()).cast("int")).alias("violations"),
     ).first()
-    dropped = reader.partition(("quarantine", "gold_netflix_titles"), day).count()
+    dropped = reader.partition_rows(("quarantine", "gold_netflix_titles"), day)
     expected = (
         reader.table(("silver", "netflix_titles"))
         .where(F.col(PARTITION_COLUMN) <= F.lit(day))

@@ -55,6 +55,11 @@ class TableReader:
             counts = {r[PARTITION_COLUMN]: r["count"] for r in rows}
         return {d: n for d, n in counts.items() if d <= day}
 
+    def partition_rows(self, key: Sequence[str], day: dt.date) -> int:
+        """Rows of one partition: from the Delta log (no Spark job), else counted by Spark."""
+        counts = partition_row_counts(self.lake.table_uri(*key), self.lake.storage_options())
+        return counts.get(day, 0) if counts is not None else self.partition(key, day).count()
+
     def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
         df = read_table(self.session, self.lake.table_uri(*key))
         return None if df is None else df.where(F.col(PARTITION_COLUMN) == F.lit(day))

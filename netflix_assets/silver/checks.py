@@ -34,7 +34,7 @@ def _reconciliation(table: str, input_rows) -> PartitionCheck:
                 description=f"quarantine/{table} has never been written: materialize it with silver/{table}.",
             )
         expected = input_rows(reader, day)
-        silver_rows = silver.count()
+        silver_rows = reader.partition_rows(("silver", table), day)
         reasons = _reasons(quarantine)
         quarantined = sum(reasons.values())
         return dg.AssetCheckResult(
@@ -52,7 +52,7 @@ def _reconciliation(table: str, input_rows) -> PartitionCheck:
 
 
 def _titles_input(reader: TableReader, day: dt.date) -> int:
-    return reader.partition(("bronze", "netflix_titles"), day).count()
+    return reader.partition_rows(("bronze", "netflix_titles"), day)
 
 
 def _lookup_input(lookup: t.Lookup):

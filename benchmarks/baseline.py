@@ -505,7 +505,8 @@ def compare_table(spark: SparkSession, lake_a: str, lake_b: str, table: str, day
     key = [c for c in TABLE_KEYS.get(table, ()) if c in columns] or columns
     # The sample: the keys whose xxhash64 falls in one of `buckets` buckets, about `sample`
     # keys. A key's hash is the same in both lakes, so both sides yield the same keys, each
-    # in one scan that needs no shuffle (a sort or a join per side cost ~4x as much).
+    # in one scan that needs no shuffle (a sort and a join per side: 221 s against 88 s at the
+    # three bench sizes).
     buckets = max(1, max(count_a, count_b) // max(1, sample))
     grouped: list[dict[tuple, list[tuple]]] = []
     for df in (a, b):

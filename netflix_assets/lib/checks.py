@@ -56,9 +56,13 @@ class TableReader:
         return {d: n for d, n in counts.items() if d <= day}
 
     def partition_rows(self, key: Sequence[str], day: dt.date) -> int:
-        """Rows of one partition: from the Delta log (no Spark job), else counted by Spark."""
+        """Rows of one partition (0 if the table does not exist yet): from the Delta log (no
+        Spark job), else counted by Spark."""
         counts = partition_row_counts(self.lake.table_uri(*key), self.lake.storage_options())
-        return counts.get(day, 0) if counts is not None else self.partition(key, day).count()
+        if counts is not None:
+            return counts.get(day, 0)
+        df = self.partition_or_none(key, day)
+        return 0 if df is None else df.count()
 
     def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
         df = read_table(self.session, self.lake.table_uri(*key))

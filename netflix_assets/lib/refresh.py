@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import dagster as dg
 
 from ..partitions import PARTITION_COLUMN
-from .delta_log import partition_row_counts
 from .tables import sql_in
 
 if TYPE_CHECKING:
@@ -89,16 +88,6 @@ def incremental_requested(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(REFRESH_TAG) == INCREMENTAL
 
 
-def partition_rows(reader: "TableReader", key: Sequence[str], day: dt.date) -> int:
-    """Rows of `key` in partition `day` (Delta log first; Spark when the log cannot say)."""
-    uri = reader.lake.table_uri(*key)
-    counts = partition_row_counts(uri, reader.lake.storage_options())
-    if counts is not None:
-        return counts.get(day, 0)
-    df = reader.partition_or_none(key, day)
-    return 0 if df is None else df.count()
-
-
 def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> list[str]:
     """`_source_file`s present in the inputs and absent from every output (one Spark job)."""
     def files(frames: Sequence["DataFrame"]) -> "DataFrame":
@@ -137,7 +126,7 @@ def plan(
     day = dt.date.fromisoformat(context.partition_key)
     if not incremental_requested(context):
         return None
-    rows = partition_rows(reader, primary, day)
+    rows = reader.partition_rows(primary, day)
     if rows == 0 or rows < MIN_ROWS:  # a first build, or small enough to rebuild
         return None
     files = new_files(inputs, [o for o in outputs if o is not None])

@@ -86,7 +86,7 @@ def titles_dir(size: str) -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         staging = folder.with_suffix(".tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        incremental_files(staging, files, ROWS_PER_FILE, SEED, "kaggle", start_id=10_000)
+        incremental_files(staging, files, ROWS_PER_FILE, SEED, "kaggle", start_id=10_000, jobs=os.cpu_count() or 1)
         staging.rename(folder)
     return folder
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import time
@@ -72,6 +73,20 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]
     return seconds
 
 
+def _link_data_files(src: str, dst: str) -> None:
+    """Copy a lake file, as a hard link where the writers never touch it again: a Delta data
+    file is immutable (nothing vacuums here) and a landed file is never rewritten, while a
+    `_delta_log` file can be replaced (`_last_checkpoint`), so the log is copied. The 1M lake
+    (1.4 GB) then copies in well under a second instead of ~9 s."""
+    if "_delta_log" in Path(src).parts:
+        shutil.copy2(src, dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links refused
+        shutil.copy2(src, dst)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--titles-dir", required=True, type=Path)
@@ -122,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         # (not timed; Delta logs hold relative paths, so the copy is a valid lake).
         full = args.lake.with_name(args.lake.name + "_full")
         shutil.rmtree(full, ignore_errors=True)
-        shutil.copytree(args.lake, full)
+        shutil.copytree(args.lake, full, copy_function=_link_data_files)
         out["full_lake"] = str(full)
         t0 = time.perf_counter()
         landing.put_file(str(args.incremental), f"zz_incremental_{args.incremental.name}")

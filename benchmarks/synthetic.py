@@ -35,7 +35,7 @@ files, with any number of `jobs`.
 
 Cost (2-core VM): ~40-50 us of CPU per title (1M Kaggle titles: ~50 s of CPU,
 393 MB), peak RSS ~140 MB whatever the size (77 MB of it is importing
-netflix_assets). `jobs=N` draws segments in N processes.
+netflix_assets). `jobs=N` draws segments (incremental files: whole files) in N processes.
 
 Ids: `start_id` (default 1) numbers the titles. Kaggle show_ids are "s<id>" like
 the real ones (so they collide with the real file's s1..s8807: start above 8807
@@ -1101,6 +1101,7 @@ def incremental_files(
     start_id: int = 1,
     defects: Union[Defects, float, None] = None,
     prefix: str = "netflix_titles_incr",
+    jobs: int = 1,
 ) -> list[Stats]:
     """Write `k` titles files `<prefix>_0001.csv ..` to `directory`, in the order a
     landing zone would receive them. Each holds `rows_per_file` titles:
@@ -1110,53 +1111,71 @@ def incremental_files(
     files' new titles; fewer if fewer exist) and new titles with fresh ids, mixed
     in a seeded order. An update keeps show_id, type, title and people and changes
     at least one of date_added, rating, description. Defects as in `write_catalog`.
-    Returns each file's `Stats` (`updated_ids`, `first_id`..`last_id` of the new)."""
+    Returns each file's `Stats` (`updated_ids`, `first_id`..`last_id` of the new).
+
+    A file depends only on its number and the first id of its new titles, which the
+    counts alone give: `jobs` > 1 writes the files in that many processes, same bytes."""
     if not 0.0 <= update_fraction <= 1.0:
         raise ValueError("update_fraction must be within [0, 1]")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    maker = _TitleMaker(profile(fmt), seed)
     rates = _defects(defects, fmt)
-    next_id = start_id + base_titles
-    out = []
+    tasks, next_id = [], start_id + base_titles
     for j in range(1, k + 1):
-        tag = f"{seed}:{fmt}:incremental:{start_id}:{base_titles}:{j}"
-        frng = random.Random(tag)
-        known = next_id - start_id
-        n_upd = min(known, round(rows_per_file * update_fraction))
-        n_new = rows_per_file - n_upd
-        updated = frng.sample(range(start_id, next_id), n_upd)
-        slots = [True] * n_upd + [False] * n_new
-        frng.shuffle(slots)
-        path = directory / f"{prefix}_{j:04d}.csv"
-        stats = Stats(fmt, path=str(path), updated_ids=sorted(updated))
-        records = _Records(maker, rates, tag + ":defects", stats)
+        n_upd = min(next_id - start_id, round(rows_per_file * update_fraction))
+        tasks.append((str(directory / f"{prefix}_{j:04d}.csv"), seed, fmt, rates, start_id, base_titles, j, next_id,
+                      n_upd, rows_per_file - n_upd))
+        next_id += rows_per_file - n_upd
+    if jobs <= 1 or k <= 1:
+        return [_write_incremental_file(task) for task in tasks]
+    import multiprocessing
 
-        def titles() -> Iterator[Title]:
-            nonlocal next_id
-            pending = iter(updated)
-            for is_update in slots:
-                if is_update:
-                    changed, fields = maker.update(maker.title(next(pending)), frng.random)
-                    stats.updated_titles += 1
-                    stats.changes.update(fields)
-                    yield changed
-                else:
-                    stats.new_titles += 1
-                    yield maker.title(next_id)
-                    next_id += 1
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with context.Pool(min(jobs, k)) as pool:
+        return pool.map(_write_incremental_file, tasks, chunksize=max(1, k // (4 * jobs)))
 
-        f, writer = _open_csv(path, FORMATS[fmt], fmt == "tutorial")
-        with f:
-            for t in titles():
-                writer.writerows(records.emit(t))
-            writer.writerows(records.flush())
-        if n_new:
-            stats.first_id, stats.last_id = next_id - n_new, next_id - 1
-        else:
-            stats.first_id = stats.last_id = None
-        out.append(stats)
-    return out
+
+@functools.lru_cache(maxsize=4)
+def _maker(fmt: str, seed: int) -> "_TitleMaker":
+    """One maker per process and seed: it reseeds itself per title, so sharing it changes nothing."""
+    return _TitleMaker(profile(fmt), seed)
+
+
+def _write_incremental_file(task: tuple) -> Stats:
+    """File `j` of `incremental_files`: n_upd updates of ids below `first_new`, n_new new titles from it."""
+    path, seed, fmt, rates, start_id, base_titles, j, first_new, n_upd, n_new = task
+    maker = _maker(fmt, seed)
+    tag = f"{seed}:{fmt}:incremental:{start_id}:{base_titles}:{j}"
+    frng = random.Random(tag)
+    updated = frng.sample(range(start_id, first_new), n_upd)
+    slots = [True] * n_upd + [False] * n_new
+    frng.shuffle(slots)
+    stats = Stats(fmt, path=path, updated_ids=sorted(updated))
+    records = _Records(maker, rates, tag + ":defects", stats)
+
+    def titles() -> Iterator[Title]:
+        pending, next_id = iter(updated), first_new
+        for is_update in slots:
+            if is_update:
+                changed, fields = maker.update(maker.title(next(pending)), frng.random)
+                stats.updated_titles += 1
+                stats.changes.update(fields)
+                yield changed
+            else:
+                stats.new_titles += 1
+                yield maker.title(next_id)
+                next_id += 1
+
+    f, writer = _open_csv(Path(path), FORMATS[fmt], fmt == "tutorial")
+    with f:
+        for t in titles():
+            writer.writerows(records.emit(t))
+        writer.writerows(records.flush())
+    if n_new:
+        stats.first_id, stats.last_id = first_new, first_new + n_new - 1
+    else:
+        stats.first_id = stats.last_id = None
+    return stats
 
 
 # ---------------------------------------------------------------- CLI

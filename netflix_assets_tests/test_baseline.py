@@ -154,3 +154,21 @@ def test_the_duckdb_floor_builds_the_same_silver_and_gold_as_the_pipeline(lakes,
     for name, lookup in LOOKUPS.items():
         columns = ("show_id", lookup.value_column)
         assert _rows(pq.read_table(tmp_path / f"silver_{name}.parquet"), columns) == _rows(lake(f"silver/{name}"), columns), name
+
+
+def test_full_lake_copy_links_data_files_and_copies_delta_logs(tmp_path):
+    """The curve's copy of the full run's lake: immutable files linked, Delta logs copied
+    (a later commit that replaces `_last_checkpoint` must not change the copy)."""
+    import shutil
+
+    from benchmarks import pipeline_run
+
+    table = tmp_path / "lake" / "gold" / "t"
+    (table / "_delta_log").mkdir(parents=True)
+    (table / "part-0.parquet").write_bytes(b"data")
+    (table / "_delta_log" / "_last_checkpoint").write_text("v1")
+    copy = tmp_path / "lake_full"
+    shutil.copytree(tmp_path / "lake", copy, copy_function=pipeline_run._link_data_files)
+    assert (copy / "gold/t/part-0.parquet").stat().st_ino == (table / "part-0.parquet").stat().st_ino
+    (table / "_delta_log" / "_last_checkpoint").write_text("v2")
+    assert (copy / "gold/t/_delta_log/_last_checkpoint").read_text() == "v1"

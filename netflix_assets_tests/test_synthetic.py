@@ -335,6 +335,17 @@ def test_incremental_files_mix_updates_and_new_titles(tmp_path, fmt):
     assert any(i > 300 for i in files[-1].updated_ids)
 
 
+def test_incremental_files_are_the_same_bytes_in_parallel(tmp_path):
+    def written(jobs: int):
+        folder = tmp_path / f"jobs{jobs}"
+        stats = syn.incremental_files(folder, 6, 150, 5, "kaggle", 0.4, base_titles=50, defects=0.01, jobs=jobs)
+        return ({p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))},
+                [(s.updated_ids, s.first_id, s.last_id, s.new_titles, s.updated_titles, dict(s.defects)) for s in stats])
+
+    one, two = written(1), written(2)
+    assert len(one[0]) == 6 and one == two
+
+
 def test_first_incremental_file_without_a_base_is_all_new(tmp_path):
     files = syn.incremental_files(tmp_path, 2, 100, 1, "kaggle", 0.5, defects=syn.Defects.none())
     assert (files[0].updated_titles, files[0].new_titles) == (0, 100)

@@ -68,6 +68,24 @@ def test_dagster_definitions_validate_passes_and_starts_no_jvm():
     assert "Validation successful" in done.stderr + done.stdout
 
 
+def test_spark_python_workers_import_the_transforms_without_dagster():
+    """The bronze parser and hasher run in Spark's Python workers, which import their module:
+    the package loads its definitions only when `netflix_assets.defs` is asked for, as
+    `dagster ... -m netflix_assets` does (the data contract's commands)."""
+    code = (
+        "import sys, inspect\n"
+        "import netflix_assets.transforms.bronze\n"
+        "assert 'dagster' not in sys.modules, 'importing a transform imported dagster'\n"
+        "import netflix_assets, dagster as dg\n"
+        "assert [n for n, v in inspect.getmembers(netflix_assets) if isinstance(v, dg.Definitions)] == ['defs']\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    done = subprocess.run([sys.executable, "-m", "dagster", "asset", "list", "-m", "netflix_assets"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "gold/kpi_top_people" in done.stdout
+
+
 def test_landing_sensor_and_daily_pull_schedule_target_the_partitioned_jobs():
     sensor = defs.resolve_sensor_def("landing_zone_sensor")
     schedule = defs.resolve_schedule_def("daily_lookup_pull")

@@ -436,14 +436,22 @@ class Difference:
         return f"{self.table}: {self.kind}{where}{col}{values} {self.detail}".rstrip()
 
 
-def _load(spark: SparkSession, lake: str, table: str, day: dt.date) -> Optional[DataFrame]:
-    from delta.tables import DeltaTable
+def _load(lake: str, table: str, day: dt.date):
+    """(Delta schema as {column: type}, the partition's rows as an Arrow table), or None.
+
+    Read with delta-rs, not Spark: comparing the bench's 90 tables costs ~2 s of Delta log per
+    table in a Spark process (a snapshot and a file-filtering job per query), milliseconds here."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
 
     path = f"{str(lake).rstrip('/')}/{table}"
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not DeltaTable.is_deltatable(path):
         return None
-    df = spark.read.format("delta").load(path)
-    return df.where(F.col(PARTITION) == F.lit(day).cast("date")) if PARTITION in df.columns else df
+    delta = DeltaTable(path)
+    types = {f.name: str(f.type) for f in delta.schema().fields}
+    dataset = delta.to_pyarrow_dataset()
+    rows = dataset.to_table(filter=pc.field(PARTITION) == pc.scalar(day)) if PARTITION in types else dataset.to_table()
+    return types, rows
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -456,14 +464,8 @@ def _sort_key(row: tuple) -> tuple:
     return tuple((v is None, repr(v)) for v in row)
 
 
-def _empty_to_null(df: DataFrame) -> DataFrame:
-    return df.select(
-        [
-            (F.when(F.col(f.name) == "", None).otherwise(F.col(f.name)) if isinstance(f.dataType, T.StringType)
-             else F.col(f.name)).alias(f.name)
-            for f in df.schema.fields
-        ]
-    )
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 def _logged_rows(lake: str, table: str, day: dt.date) -> Optional[int]:
@@ -474,69 +476,81 @@ def _logged_rows(lake: str, table: str, day: dt.date) -> Optional[int]:
     return None if counts is None else counts.get(day, 0)
 
 
-def compare_table(spark: SparkSession, lake_a: str, lake_b: str, table: str, day: Union[str, dt.date],
+def compare_table(lake_a: str, lake_b: str, table: str, day: Union[str, dt.date],
                   sample: int = 50, empty_equals_null: bool = False) -> list[Difference]:
+    import duckdb
+
     day = _as_date(day)
-    a, b = _load(spark, lake_a, table, day), _load(spark, lake_b, table, day)
+    a, b = _load(lake_a, table, day), _load(lake_b, table, day)
     if a is None or b is None:
-        missing = [name for name, df in (("a", a), ("b", b)) if df is None]
+        missing = [name for name, side in (("a", a), ("b", b)) if side is None]
         return [Difference(table, "missing_table", f"no Delta table in lake {' and '.join(missing)}")]
+    (types_a, rows_a), (types_b, rows_b) = a, b
     diffs: list[Difference] = []
-    only_a = [c for c in a.columns if c not in b.columns and c not in IGNORED_COLUMNS]
-    only_b = [c for c in b.columns if c not in a.columns and c not in IGNORED_COLUMNS]
+    only_a = [c for c in types_a if c not in types_b and c not in IGNORED_COLUMNS]
+    only_b = [c for c in types_b if c not in types_a and c not in IGNORED_COLUMNS]
     if only_a or only_b:
         diffs.append(Difference(table, "columns", f"only in a: {only_a}, only in b: {only_b}"))
-    columns = [c for c in a.columns if c in b.columns and c not in IGNORED_COLUMNS]
+    columns = [c for c in types_a if c in types_b and c not in IGNORED_COLUMNS]
     for c in columns:
-        ta, tb = a.schema[c].dataType, b.schema[c].dataType
-        if ta != tb:
-            diffs.append(Difference(table, "type", f"{ta.simpleString()} vs {tb.simpleString()}", column=c))
-    a, b = a.select(*columns), b.select(*columns)
-    if empty_equals_null:
-        a, b = _empty_to_null(a), _empty_to_null(b)
+        if types_a[c] != types_b[c]:
+            diffs.append(Difference(table, "type", f"{types_a[c]} vs {types_b[c]}", column=c))
 
-    # From the Delta log's file statistics where it can tell (no Spark job), else counted.
+    # From the Delta log's file statistics where it can tell, else the Arrow table's length.
     count_a, count_b = (_logged_rows(lake, table, day) for lake in (lake_a, lake_b))
-    count_a = a.count() if count_a is None else count_a
-    count_b = b.count() if count_b is None else count_b
+    count_a = rows_a.num_rows if count_a is None else count_a
+    count_b = rows_b.num_rows if count_b is None else count_b
     if count_a != count_b:
         diffs.append(Difference(table, "row_count", f"{count_a} vs {count_b}", a=count_a, b=count_b))
 
     key = [c for c in TABLE_KEYS.get(table, ()) if c in columns] or columns
-    # The sample: the keys whose xxhash64 falls in one of `buckets` buckets, about `sample`
-    # keys. A key's hash is the same in both lakes, so both sides yield the same keys, each
-    # in one scan that needs no shuffle (a sort and a join per side: 221 s against 88 s at the
-    # three bench sizes).
+    # "" as null where asked (Spark's CSV reader cannot tell them apart), before the key is hashed.
+    select = ", ".join(
+        f"nullif({_quoted(c)}, '') AS {_quoted(c)}" if empty_equals_null and types_a[c] == 'PrimitiveType("string")'
+        else _quoted(c)
+        for c in columns
+    )
+    # The sample: the keys whose hash falls in one of `buckets` buckets, about `sample` keys. A
+    # key's hash is the same in both lakes, so both sides yield the same keys.
     buckets = max(1, max(count_a, count_b) // max(1, sample))
+    hashed = ", ".join(_quoted(c) for c in key)
     grouped: list[dict[tuple, list[tuple]]] = []
-    for df in (a, b):
-        rows: dict[tuple, list[tuple]] = {}
-        for r in df.where(F.pmod(F.xxhash64(*key), F.lit(buckets)) == 0).collect():
-            rows.setdefault(tuple(r[c] for c in key), []).append(tuple(r))
-        grouped.append(rows)
+    con = duckdb.connect()
+    try:
+        for side in (rows_a, rows_b):
+            con.register("side", side)
+            picked = con.execute(f"SELECT * FROM (SELECT {select} FROM side) WHERE hash({hashed}) % {buckets} = 0").fetchall()
+            con.unregister("side")
+            rows: dict[tuple, list[tuple]] = {}
+            for r in picked:
+                rows.setdefault(tuple(r[columns.index(c)] for c in key), []).append(tuple(r))
+            grouped.append(rows)
+    finally:
+        con.close()
     keys = set(grouped[0]) | set(grouped[1])
     for value in sorted(keys, key=_sort_key):
-        rows_a = sorted(grouped[0].get(value, []), key=_sort_key)
-        rows_b = sorted(grouped[1].get(value, []), key=_sort_key)
-        if len(rows_a) != len(rows_b):
-            diffs.append(Difference(table, "rows", f"{len(rows_a)} vs {len(rows_b)} rows", key=value,
-                                    a=len(rows_a), b=len(rows_b)))
+        side_a = sorted(grouped[0].get(value, []), key=_sort_key)
+        side_b = sorted(grouped[1].get(value, []), key=_sort_key)
+        if len(side_a) != len(side_b):
+            diffs.append(Difference(table, "rows", f"{len(side_a)} vs {len(side_b)} rows", key=value,
+                                    a=len(side_a), b=len(side_b)))
             continue
-        for row_a, row_b in zip(rows_a, rows_b):
+        for row_a, row_b in zip(side_a, side_b):
             for c, va, vb in zip(columns, row_a, row_b):
                 if not _equal(va, vb):
                     diffs.append(Difference(table, "value", "", key=value, column=c, a=va, b=vb))
     return diffs
 
 
-def compare_lakes(spark: SparkSession, lake_a: str, lake_b: str, tables: Sequence[str], day: Union[str, dt.date],
+def compare_lakes(lake_a: str, lake_b: str, tables: Sequence[str], day: Union[str, dt.date],
                   sample: int = 50, empty_equals_null: bool = False) -> list[Difference]:
     """Differences between two lakes for partition `day`: per table, the row count, and a
-    deterministic sample of about `sample` keys (one xxhash64 bucket of the key, the same
+    deterministic sample of about `sample` keys (one hash bucket of the key, the same
     keys in both lakes) whose rows are compared column by column on the columns both share, lineage and
     ingestion-time columns (`IGNORED_COLUMNS`) excepted. `empty_equals_null` treats "" as
-    null in string columns (Spark's CSV reader cannot tell them apart; see the module doc)."""
-    return [d_ for table in tables for d_ in compare_table(spark, lake_a, lake_b, table, day, sample, empty_equals_null)]
+    null in string columns (Spark's CSV reader cannot tell them apart; see the module doc).
+    No Spark: delta-rs reads the tables, DuckDB picks the sample."""
+    return [d_ for table in tables for d_ in compare_table(lake_a, lake_b, table, day, sample, empty_equals_null)]
 
 
 # ------------------------------------------------------------------ CLI

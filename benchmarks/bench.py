@@ -5,7 +5,7 @@ curve, the sensor tick and the definitions load, measured side by side in one ru
 
 Every measurement runs in a fresh process (so each pays its own JVM start), and
 pipeline and baseline alternate (P B, then B P, across pairs and sizes) so drifting
-machine load hits both. The outputs of every size are compared at the end, in one process.
+machine load hits both. The outputs of every size are compared at the end (delta-rs and DuckDB: no JVM).
 Peak memory is the process tree's (Python + the Spark JVM), sampled every 0.2 s.
 Synthetic inputs are `benchmarks.synthetic` Kaggle-format files of 1,000 rows (a
 landing zone accumulating files), generated once under `.bench/` (seeded).
@@ -156,18 +156,10 @@ def spark_connect(table: Path) -> dict:
 
 
 def compare(pairs: dict[str, tuple[Path, Path]], day: str) -> dict[str, list[str]]:
-    """Differences per size between the pipeline's and the baseline's lakes, in one process (one JVM)."""
-    code = (
-        "import json,sys\n"
-        "from netflix_assets.resources.spark import get_or_create_session\n"
-        "from benchmarks.baseline import compare_lakes\n"
-        "spark = get_or_create_session()\n"
-        f"pairs = {({k: (str(a), str(b)) for k, (a, b) in pairs.items()})!r}\n"
-        f"out = {{k: [str(x) for x in compare_lakes(spark, a, b, {SILVER_GOLD!r}, {day!r}, sample=50)] for k, (a, b) in pairs.items()}}\n"
-        "print(json.dumps(out))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    """Differences per size between the pipeline's and the baseline's lakes (delta-rs + DuckDB, no JVM)."""
+    from benchmarks.baseline import compare_lakes
+
+    return {k: [str(x) for x in compare_lakes(str(a), str(b), SILVER_GOLD, day, sample=50)] for k, (a, b) in pairs.items()}
 
 
 def sensor_tick() -> dict[str, str]:
@@ -320,6 +312,8 @@ def render(comparisons, curve_points, connect, tick, defs, phases, total, comman
             f"| {size} | {n:,} | {pw:.0f} s | {bw:.0f} s | {pw / bw:.2f} | {pr:.0f} s | {br:.0f} s | {pr / br:.2f} | "
             f"{n / pr:,.0f} | {n / br:,.0f} | {pm:,.0f} | {bm:,.0f} | {same} |"
         )
+    lines.append(f"\n*outputs*: the {len(SILVER_GOLD)} silver and gold tables of both lakes, row counts and ~50 sampled keys per table "
+                 "compared column by column (`benchmarks.baseline.compare_lakes`: delta-rs reads, DuckDB samples).")
     for size, c in comparisons.items():
         for d in c["diffs"][:10]:
             lines.append(f"- {size}: {d}")

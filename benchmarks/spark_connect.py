@@ -60,13 +60,14 @@ def start_server(port: int) -> tuple[subprocess.Popen, float]:
     """The Connect server with the project's local Spark conf and Delta; returns (process, seconds to ready)."""
     import pyspark
 
-    from netflix_assets.resources.spark import LOCAL_SPARK_CONF, delta_maven_coordinate
+    from netflix_assets.resources.spark import LOCAL_SPARK_CONF, delta_maven_coordinate, resolved_jars
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     conf = {**LOCAL_SPARK_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(port), "spark.driver.memory": "4g"}
+    jars = resolved_jars(delta_maven_coordinate())  # as the project's sessions: no Ivy run when resolved before
     cmd = [str(submit), "--master", "local[2]", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           "--packages", delta_maven_coordinate()]
+           *(["--jars", ",".join(jars)] if jars else ["--packages", delta_maven_coordinate()])]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     cmd.append("spark-internal")

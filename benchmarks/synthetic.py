@@ -728,7 +728,7 @@ class _Records:
 
     def records(self, t: Title) -> tuple[list[list[str]], int]:
         """(records, extra physical lines) for one title; counts its defects."""
-        p, rand, stats = self.p, self.drng.random, self.stats
+        rand, stats = self.drng.random, self.stats
         # One draw per kind and title, always, in a fixed order.
         hit = dict(zip(self.kinds, [rand() < q for q in self.rates]))
         if hit["broken"]:  # a broken title carries no other defect

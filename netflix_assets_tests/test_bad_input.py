@@ -1,7 +1,6 @@
 """Bad titles files, all landed beside a good one: each gets its reason recorded,
 the good file still goes through, and the silver reconciliation still holds."""
 
-import codecs
 import io
 import os
 import tracemalloc
@@ -15,7 +14,6 @@ from netflix_assets.transforms import bronze as bronze_transforms
 from netflix_assets.transforms.csv_records import EMPTY_FILE, NOT_UTF8, UNKNOWN_HEADER, parse_records
 from netflix_assets.transforms.formats import TITLE_FORMATS
 
-from .conftest import TUTORIAL_DIR
 from .lakehouse import Lakehouse, check_results
 
 TUTORIAL_HEADER = "duration_minutes,duration_seasons,type,title,date_added,release_year,rating,description,show_id\n"

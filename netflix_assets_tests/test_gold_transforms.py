@@ -53,8 +53,6 @@ def test_expectation_failures_are_marked_for_quarantine(spark):
 
 
 def test_surrogate_keys_are_stable_across_partitions_and_runs(spark):
-    import datetime as dt
-
     from netflix_assets.transforms import dimensional as d
 
     def lookup(day, rows, column):
@@ -73,8 +71,6 @@ def test_surrogate_keys_are_stable_across_partitions_and_runs(spark):
 
 
 def test_dim_date_covers_the_date_added_range(spark):
-    import datetime as dt
-
     from netflix_assets.transforms import dimensional as d
 
     titles = spark.createDataFrame(

@@ -6,7 +6,6 @@ from typing import Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from ..lib.checks import PartitionCheck, TableReader, partition_check, row_count_drop_check
 from ..transforms.formats import SourceFormat

@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install jvm-archive demo test dev clean-lake bench bench-sensor report chromium postgres
+.PHONY: install demo test dev clean-lake bench bench-sensor report chromium postgres
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,6 @@ $(STAMP): pyproject.toml setup.py
 	touch $@
 
 install: $(STAMP)
-
-# The JVM's class-data-sharing archive (netflix_assets/resources/jvm_archive.py): made once per
-# virtualenv (~1 min), then every local Spark JVM starts ~6 s sooner. Never fails the target.
-jvm-archive: install
-	$(PY) -m netflix_assets.resources.jvm_archive
 
 # Azurite (Azure Blob emulator) for the tests: pinned in tools/azurite/package-lock.json.
 $(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
@@ -34,7 +29,7 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	cp $< $@
 
 # Land the bundled titles file, materialize today's partition of every asset, print a summary.
-demo: install jvm-archive $(DAGSTER_HOME)/dagster.yaml
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m netflix_assets.demo
 
 # Debian's Chromium, for the test that screenshots the report (headless, offline).
@@ -50,11 +45,11 @@ postgres:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null && \
 	  for v in $$(ls /usr/lib/postgresql); do $(SUDO) pg_ctlcluster $$v main stop >/dev/null 2>&1 || true; done)
 
-test: install jvm-archive $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
+test: install $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo.
-dev: install jvm-archive $(DAGSTER_HOME)/dagster.yaml
+dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
 # Static HTML dashboard of the latest gold partition (after `make demo`): report/netflix_report.html
@@ -65,7 +60,7 @@ report: install
 # incremental cost curve (K = 10, 100, 1,000), a warm Spark Connect server, the sensor tick and the
 # definitions load, side by side; writes BENCHMARKS.md (27-39 min on 2 cores so far). Fewer sizes:
 #   make bench BENCH_ARGS="--sizes bundled,100k --curve 10k,100k"
-bench: install jvm-archive $(DAGSTER_HOME)/dagster.yaml
+bench: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 # One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.

@@ -99,12 +99,6 @@ def get_or_create_session(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         conf = {**LOCAL_SPARK_CONF, **(extra_conf or {})}
         conf.setdefault("spark.sql.warehouse.dir", os.path.join(_scratch_dir(), "spark-warehouse"))
-        from .jvm_archive import driver_java_options
-
-        # The JVM's classes pre-parsed when `make` has built the archive: ~6 s less per JVM start.
-        java_options = driver_java_options(conf.get("spark.driver.extraJavaOptions", ""))
-        if java_options:
-            conf["spark.driver.extraJavaOptions"] = java_options
         for key, value in conf.items():
             builder = builder.config(key, value)
         coordinate = delta_maven_coordinate()

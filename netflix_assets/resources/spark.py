@@ -140,7 +140,7 @@ def _jar_list(coordinate: str) -> str:
 def resolved_jars(coordinate: str) -> Optional[list[str]]:
     """The jar files Ivy resolved for `coordinate` in an earlier session, if every one is still there.
 
-    `spark.jars.packages` makes spark-submit run an Ivy resolution at every JVM start (~2 s on
+    `spark.jars.packages` makes spark-submit run an Ivy resolution at every JVM start (~3 s on
     2 cores, even with every jar cached); a run launched from the UI starts a JVM each time.
     """
     try:

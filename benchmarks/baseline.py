@@ -105,6 +105,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from netflix_assets.lib.delta_layout import new_table_options
 from netflix_assets.transforms import dimensional as d
 from netflix_assets.transforms import gold as g
 from netflix_assets.transforms import kpis as k
@@ -291,6 +292,7 @@ class _Lake:
         start = time.perf_counter()
         (
             df.write.format("delta")
+            .options(**new_table_options(df.columns))  # the pipeline's table layout (same statistics)
             .mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy(PARTITION)

@@ -101,3 +101,44 @@ def test_the_row_count_check_reads_the_counts_from_the_log(spark, tmp_path, rows
     assert result.passed == (rows[DAYS[1]] * 2 >= rows[DAYS[0]])
     assert result.metadata["rows"].value == rows[DAYS[1]]
     assert result.metadata["previous_rows"].value == 10
+
+
+def test_statistics_cover_the_key_and_lineage_columns_and_still_skip_files(spark, tmp_path):
+    """Tables get file statistics (min/max/nulls) on the columns that replace predicates name
+    (``lib.delta_layout.STATS_COLUMNS`), not on every column: numRecords stays (row counts come from it), and a
+    keyed replace still rewrites only the file holding its key."""
+    import json
+
+    from netflix_assets.lib.delta_layout import STATS_COLUMNS
+
+    uri = str(tmp_path / "t")
+    day = DAYS[0]
+
+    def rows(ids, source):
+        return spark.createDataFrame(
+            [(i, "a long description " * 20, source, day) for i in ids],
+            "show_id string, description string, _source_file string, ingest_date date",
+        )
+
+    write_partitions(rows(["s1", "s2"], "f1").coalesce(1), uri, day, day + dt.timedelta(days=1))
+    rows(["s8", "s9"], "f2").coalesce(1).write.format("delta").mode("append").save(uri)
+    stats = [json.loads(a["stats"]) for a in _adds(uri)]
+    assert all(s["numRecords"] == 2 for s in stats)
+    assert all(set(s["minValues"]) == {"show_id", "_source_file"} for s in stats)
+    assert {"show_id", "_source_file"} <= set(STATS_COLUMNS)
+
+    write_partitions(rows(["s9"], "f3"), uri, day, day + dt.timedelta(days=1), narrower="show_id IN ('s9')")
+    metrics = delta_log.last_commit(uri)["operationMetrics"]
+    assert metrics["numRemovedFiles"] == "1"  # the file of s1/s2 is left alone
+    assert sorted(r["show_id"] for r in spark.read.format("delta").load(uri).collect()) == ["s1", "s2", "s8", "s9"]
+
+
+def _adds(uri: str) -> list[dict]:
+    import glob
+    import json
+
+    adds = []
+    for path in sorted(glob.glob(f"{uri}/_delta_log/*.json")):
+        with open(path) as f:
+            adds += [json.loads(line)["add"] for line in f if '"add"' in line]
+    return adds

@@ -12,6 +12,7 @@ from ..resources.spark import SparkResource
 from ..lib.delta_log import partition_row_counts
 from ..lib.lineage import LINEAGE_KEY
 from ..lib.refresh import Replace
+from ..lib.delta_layout import new_table_options
 from ..lib.tables import commit_metadata, table_metadata, write_partitions
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if window is not None:
             write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
         else:
-            obj.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(uri)
+            obj.write.format("delta").options(**new_table_options(obj.columns)).mode("overwrite").option(
+                "overwriteSchema", "true"
+            ).save(uri)
         spark = self.spark.get_session()
         metadata = {**commit_metadata(spark, uri, self.lake.storage_options()), **table_metadata(context.asset_key, obj.schema, uri)}
         if narrower is not None and window is not None:

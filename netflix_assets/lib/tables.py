@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import dagster as dg
 
 from ..partitions import PARTITION_COLUMN
+from .delta_layout import new_table_options
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -55,6 +56,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
         predicate = f"{predicate} AND ({narrower})"
     (
         df.write.format("delta")
+        .options(**new_table_options(df.columns))
         .option("mergeSchema", "true")
         .mode("overwrite")
         .option("replaceWhere", predicate)

@@ -59,7 +59,7 @@ def build_silver_titles(pipes: PipesContext) -> None:
         predicate = f"{PARTITION_COLUMN} >= DATE'{day}' AND {PARTITION_COLUMN} < DATE'{day + dt.timedelta(days=1)}'"
         (
             silver.write.format("delta")
-            # = lib.tables.new_table_options(silver.columns): statistics on the replace predicates' columns.
+            # = lib.delta_layout.new_table_options(silver.columns): statistics on the replace predicates' columns.
             .option("delta.dataSkippingStatsColumns", "show_id,_source_file")
             .option("mergeSchema", "true")
             .mode("overwrite")

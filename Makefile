@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 AZURITE := tools/azurite/node_modules/.bin/azurite-blob
 
-.PHONY: install demo test dev clean-lake bench bench-sensor report chromium postgres
+.PHONY: install demo test dev clean-lake bench bench-sensor bench-memory report chromium postgres
 
 # uv (from PyPI, pinned) resolves and installs the same packages as pip: ~55 s instead of ~105 s
 # on 2 cores (measured on fresh clones); UV=pip installs with pip instead. Bytecode is compiled
@@ -63,6 +63,10 @@ test: install $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
 dev: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
+# Peak memory of a Python worker parsing a 2 GB single-line file and a 1 GB ordinary one.
+bench-memory: install
+	$(PY) -m benchmarks.parse_memory
+
 # Static HTML dashboard of the latest gold partition (after `make demo`): report/netflix_report.html
 report: install
 	$(PY) -m netflix_assets.reporting.report
@@ -77,6 +81,17 @@ bench: install $(DAGSTER_HOME)/dagster.yaml
 # One landing-zone sensor tick over 10,000 landed files, against an os.walk baseline.
 bench-sensor: install
 	$(PY) -m benchmarks.sensor_tick
+
+# The ledger of landed files for a day (default today, UTC), counts then files by status:
+#   make ledger [DATE=YYYY-MM-DD] [STATUS=failed]
+.PHONY: ledger requeue
+ledger: install
+	$(PY) -m netflix_assets.bronze.ledger_store show $(if $(DATE),--date $(DATE)) $(if $(STATUS),--status $(STATUS))
+
+# Give files recorded `failed` back to the sensor (its next tick requests them again):
+#   make requeue FILES="file:///.../a.csv file:///.../b.csv"
+requeue: install
+	$(PY) -m netflix_assets.bronze.ledger_store requeue $(FILES)
 
 # Remove the local lake and instance (the demo rebuilds both).
 clean-lake:

@@ -170,6 +170,13 @@ def sensor_tick() -> dict[str, str]:
     return {"tick_ms": float(tick.group(1)), "walk_ms": float(floor.group(1))}
 
 
+def parse_memory() -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.parse_memory"], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def definitions_load(reps: int = 3) -> dict[str, float]:
     validate = [run_measured([sys.executable, "-m", "dagster", "definitions", "validate", "-m", "netflix_assets.definitions"]).wall_s
                 for _ in range(reps)]
@@ -241,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spark connect: {connect}", flush=True)
     tick = timed("sensor tick", sensor_tick)
     defs = timed("definitions load", definitions_load)
+    memory = timed("parser memory", parse_memory)
     total = time.perf_counter() - started
-    report = render(comparisons, curve_points, connect, tick, defs, phases, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
+    report = render(comparisons, curve_points, connect, tick, defs, memory, phases, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
     args.out.write_text(report)
     print(report)
     return 0
@@ -285,7 +293,25 @@ def _med(values):
     return statistics.median(values) if values else float("nan")
 
 
-def render(comparisons, curve_points, connect, tick, defs, phases, total, command) -> str:
+def memory_lines(memory: dict) -> list[str]:
+    lines = ["", "## Parser memory (one Python worker, one file)", ""]
+    if "error" in memory:
+        return lines + [f"Not measured: {memory['error']}"]
+    lines += [
+        "The function Spark's Python workers run for bronze, in a fresh process per file (`benchmarks/parse_memory.py`,",
+        "`make bench-memory`); *before*: the interpreter and imports; default limits (a record over "
+        f"{memory['normal']['record_limit_mb']:.0f} MiB refuses the file).", "",
+        "| file | size | outcome | peak RSS | before parsing | parse time |", "|---|---|---|---|---|---|",
+    ]
+    for name, label in (("single_line", "one line, no line break"), ("normal", "ordinary rows")):
+        m = memory[name]
+        outcome = f"refused ({', '.join(m['refused'])})" if m["refused"] else f"{m['rows']:,} rows"
+        lines.append(f"| {label} | {m['file_mb'] / 1024:.1f} GiB | {outcome} | {m['peak_rss_mb']:.0f} MB | "
+                     f"{m['rss_before_mb']:.0f} MB | {m['seconds']:.1f} s |")
+    return lines
+
+
+def render(comparisons, curve_points, connect, tick, defs, memory, phases, total, command) -> str:
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Benchmarks",
@@ -365,6 +391,7 @@ def render(comparisons, curve_points, connect, tick, defs, phases, total, comman
               f"(floor: os.walk + stat of the same tree {tick['walk_ms']:.0f} ms; target < {TARGETS['tick_s']:.0f} s).",
               f"- `dagster definitions validate`: {defs['validate_s']:.1f} s for the whole command; importing the code "
               f"location: {defs['import_s']:.1f} s, no JVM started (target < {TARGETS['defs_load_s']:.0f} s)."]
+    lines += memory_lines(memory)
     runs = [(f"{size} full run", c["p"][0].info.get("steps", {})) for size, c in comparisons.items() if c["p"]]
     runs += [(f"K={files:,} one new file ({info.get('incremental_job')})", info.get("incremental_steps", {}))
              for files, info in sorted(curve_points.values(), key=lambda p: p[0])]

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from . import jobs
+from .bronze import archive as bronze_archive
 from .bronze import assets as bronze
 from .bronze import sensors as bronze_sensors
 from .deployments import executor_for, resources_for
@@ -14,6 +15,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         bronze.defs,
         bronze_sensors.defs,
+        bronze_archive.defs,
         silver.defs,
         gold.defs,
         jobs.defs,

@@ -7,8 +7,9 @@ start one per step; in process, every step of a run shares one session.
 
 prod: every Spark step (assets and checks) runs on Databricks through
 dagster-databricks' step launcher; the lake is an ADLS Gen2 container
-(`abfss://`), Delta tables go through the project's Delta IO manager and other
-outputs through dagster-azure's `ADLS2PickleIOManager`; the landing zone is on
+(`abfss://`), Delta tables go through the project's Delta IO manager and the
+pull records through the JSON IO manager (both deployments: no pickle IO
+manager anywhere, see io_managers/json_records.py); the landing zone is on
 ADLS too. Steps only wait on Databricks, so they run in parallel processes.
 staging: prod's resources with the lake under the `staging/` prefix, for trying a
 branch against real Databricks without touching production tables.
@@ -23,6 +24,7 @@ from typing import Any, Optional
 import dagster as dg
 
 from .io_managers.delta import SparkDeltaIOManager
+from .io_managers.json_records import JSON_IO_MANAGER_KEY, JsonRecordsIOManager
 from .resources.http_source import HttpSourceResource
 from .resources.lake import DEFAULT_LAKE_URI, LakeResource
 from .resources.landing import LandingZoneResource
@@ -49,7 +51,7 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
         "landing": LandingZoneResource.from_env(lake.landing_uri),
         "http_source": HttpSourceResource(),
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
-        "pickle_io_manager": dg.FilesystemIOManager(base_dir=f"{lake.root_uri}/_dagster_io"),
+        JSON_IO_MANAGER_KEY: JsonRecordsIOManager(lake=lake),
         STEP_LAUNCHER_KEY: local_step_launcher(),
     }
     resources.update(overrides)
@@ -70,20 +72,13 @@ def _secret(name: str) -> Optional[dg.EnvVar]:
 def prod_resources(default_prefix: str = "netflix", **overrides: Any) -> dict[str, Any]:
     """Databricks + ADLS Gen2. The lake is `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`
     (`NETFLIX_LAKE_URI` overrides it whole); secrets are `dg.EnvVar`s, resolved at run time."""
-    from dagster_azure.adls2 import ADLS2DefaultAzureCredential, ADLS2Key, ADLS2PickleIOManager, ADLS2Resource, ADLS2SASToken
-
     account = _required("NETFLIX_ADLS_ACCOUNT")
     container = os.environ.get("NETFLIX_ADLS_CONTAINER", "lakehouse")
     prefix = os.environ.get("NETFLIX_ADLS_PREFIX", default_prefix).strip("/")
     key, sas = _secret("NETFLIX_ADLS_ACCOUNT_KEY"), _secret("NETFLIX_ADLS_SAS_TOKEN")
     root = os.environ.get("NETFLIX_LAKE_URI") or f"abfss://{container}@{account}.dfs.core.windows.net/{prefix}"
+    # Without key or SAS, adlfs and delta-rs use Azure's default chain (managed identity, az login).
     lake = LakeResource(root=root, account_name=account, account_key=key, sas_token=None if key else sas)
-    if key is not None:
-        credential: Any = ADLS2Key(key=key)
-    elif sas is not None:
-        credential = ADLS2SASToken(token=sas)
-    else:  # managed identity / workload identity / az login
-        credential = ADLS2DefaultAzureCredential(kwargs={})
     spark = SparkResource(use_active_session=True)
     landing = (
         LandingZoneResource.from_env(lake.landing_uri)
@@ -96,11 +91,7 @@ def prod_resources(default_prefix: str = "netflix", **overrides: Any) -> dict[st
         "landing": landing,
         "http_source": HttpSourceResource(base_url=dg.EnvVar("NETFLIX_LOOKUP_BASE_URL")),
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
-        "pickle_io_manager": ADLS2PickleIOManager(
-            adls2=ADLS2Resource(storage_account=account, credential=credential),
-            adls2_file_system=container,
-            adls2_prefix=f"{prefix}/_dagster_io",
-        ),
+        JSON_IO_MANAGER_KEY: JsonRecordsIOManager(lake=lake),
         STEP_LAUNCHER_KEY: databricks_step_launcher(),
     }
     resources.update(overrides)

@@ -66,7 +66,7 @@ def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     lake = Lakehouse.create(root, lookup_url)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"])])
+    result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])])
     assert result.success
     return lake, day
 

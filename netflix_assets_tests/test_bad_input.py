@@ -165,7 +165,7 @@ def test_a_batch_naming_a_path_outside_the_zone_records_it_and_goes_on(landed, t
     job = lake.defs.resolve_job_def("lakehouse_job")
     result = job.execute_in_process(
         run_config={"ops": {"bronze_netflix_titles": {"config": {"files": [sneaky]}}}},
-        partition_key=day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"])],
+        partition_key=day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])],
         instance=lake.instance, raise_on_error=False,
     )
     assert result.success
@@ -226,8 +226,53 @@ def test_file_digests_stream_in_chunks(monkeypatch):
             reads.append(size)
             return super().read(size)
 
-    monkeypatch.setattr(fsspec, "open", lambda uri, mode, **kw: Recording(_HugeFile(64 << 20)))
+    opened = type("OpenFile", (), {"open": lambda self: Recording(_HugeFile(64 << 20))})
+    monkeypatch.setattr(fsspec, "open", lambda uri, mode, **kw: opened())
     batch = __import__("pyarrow").RecordBatch.from_pydict({"uri": ["virtual://big.csv"]})
     [out] = list(bronze_transforms._digest_partition({})(iter([batch])))
-    assert len(out.column("sha256")[0].as_py()) == 64
+    assert len(out.column("sha256")[0].as_py()) == 64 and out.column("error")[0].as_py() is None
     assert reads and all(0 < size <= 4 << 20 for size in reads), "no read of a whole file"
+
+
+def test_a_2gb_single_line_file_is_refused_within_a_fixed_memory_budget(tmp_path):
+    """The worker function Spark runs for bronze, in a fresh process, on a real 2 GB file with
+    no line break: refused `line_too_long` after reading one record limit (16 MiB), with peak RSS
+    under 256 MiB (measured: ~156 MiB, ~70 MiB of it the interpreter and imports)."""
+    from benchmarks.parse_memory import measure, write_single_line
+
+    path = tmp_path / "one_line.csv"
+    write_single_line(path, 2 * 2**30)
+    try:
+        figures = measure(path)
+    finally:
+        path.unlink()
+    assert figures["refused"] == ["line_too_long"] and figures["rows"] == 0
+    assert figures["peak_rss_mb"] < 256, figures
+
+
+@pytest.mark.parametrize(
+    "error,expected",
+    [
+        (PermissionError(13, "Permission denied"), "unreadable: PermissionError: [Errno 13] Permission denied"),
+        (IsADirectoryError(21, "Is a directory"), "unreadable: IsADirectoryError: [Errno 21] Is a directory"),
+        (FileNotFoundError(2, "gone"), "unreadable: FileNotFoundError: [Errno 2] gone"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_refused_by_the_hash_and_the_parser(error, expected):
+    """Faults root cannot provoke on disk (permission denied) or that need a race, injected
+    at the opener: each becomes that file's refusal, never an exception of the worker."""
+
+    def opener():
+        raise error
+
+    assert bronze_transforms._digest_one(opener, None, 1 << 20) == (None, expected)
+    [record] = list(parse_records(opener, TITLE_FORMATS))
+    assert record.reject_reason == expected and record.values == {}
+
+
+def test_a_file_that_grows_between_listing_and_read_is_refused():
+    data = GOOD.encode()
+    sha, error = bronze_transforms._digest_one(lambda: io.BytesIO(data + b"more"), len(data), 1 << 20)
+    assert sha is None and error == f"changed_during_read: listed with {len(data)} bytes, read {len(data) + 4}"
+    records = list(parse_records(lambda: io.BytesIO(data + b"more"), TITLE_FORMATS, expected_size=len(data)))
+    assert records and all(r.reject_reason == error and not r.values for r in records)

@@ -6,7 +6,9 @@ Bronze is built locally first (the emulated cluster and the test share the lake
 directory, which stands in for the ADLS container: Spark here has no ABFS driver).
 """
 
+import gzip
 import zipfile
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -14,6 +16,7 @@ from deltalake import DeltaTable
 
 from netflix_assets.definitions import lakehouse_job
 from netflix_assets.resources.databricks import CLUSTER_LIBRARIES, DEFAULT_SECRET_SCOPE
+from netflix_assets.resources.landing import LANDING_ENV
 
 from .databricks_emulator import DatabricksEmulator
 from .lakehouse import bronze_titles_lake
@@ -21,6 +24,15 @@ from .lakehouse import bronze_titles_lake
 SILVER = dg.AssetKey(["silver", "netflix_titles"])
 QUARANTINE = dg.AssetKey(["quarantine", "netflix_titles"])
 ACCOUNT_KEY = "ZW11bGF0ZWQtYWNjb3VudC1rZXk="
+# Every secret the Dagster process holds, as the secret scope holds it for the cluster
+# (scope key -> (variable, value)): none may reach DBFS or a request body in clear.
+SAS = "sv=2024-05-04&sp=r&sig=TOPSECRETLOOKUPSIGNATURE"
+SECRETS = {
+    "adls-account-key": ("NETFLIX_ADLS_ACCOUNT_KEY", ACCOUNT_KEY),
+    "landing-account-key": (LANDING_ENV["account_key"], "bGFuZGluZy1hY2NvdW50LWtleS1zZWNyZXQ="),
+    "landing-sas-token": (LANDING_ENV["sas_token"], "sv=2024&sig=LANDINGSASSECRETSIGNATURE"),
+    "landing-connection-string": (LANDING_ENV["connection_string"], "AccountName=x;AccountKey=CONNSTRINGSECRETKEY"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,27 +41,38 @@ def bronze_lake(tmp_path_factory, spark, lookup_server):
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    secrets = {(DEFAULT_SECRET_SCOPE, "adls-account-key"): ACCOUNT_KEY}
+def lookup_url(lookup_server):
+    """The lookup base URL with a SAS, as prod may have it (this test runs no pull)."""
+    return f"{lookup_server}?{SAS}"
+
+
+@pytest.fixture
+def emulator(tmp_path, lookup_url):
+    secrets = {(DEFAULT_SECRET_SCOPE, key): value for key, (_, value) in SECRETS.items()}
+    secrets[(DEFAULT_SECRET_SCOPE, "lookup-base-url")] = lookup_url
     with DatabricksEmulator(tmp_path / "databricks", secrets=secrets) as emu:
         yield emu
 
 
 @pytest.fixture
-def prod_env(monkeypatch, emulator, bronze_lake, lookup_server):
+def prod_env(monkeypatch, emulator, bronze_lake, lookup_url):
     lake, _ = bronze_lake
     env = {
         "NETFLIX_DEPLOYMENT": "prod",
         "NETFLIX_LAKE_URI": str(lake.root),
         "NETFLIX_ADLS_ACCOUNT": "emulatedaccount",
-        "NETFLIX_LOOKUP_BASE_URL": lookup_server,
+        "NETFLIX_LOOKUP_BASE_URL": lookup_url,
+        # A landing zone of its own, with every kind of credential set (a local folder
+        # here, so none is used to open anything: only how each travels is tested).
+        "NETFLIX_LANDING_URI": str(lake.root / "raw" / "netflix_titles"),
+        **{var: value for var, value in SECRETS.values()},
         "DATABRICKS_HOST": emulator.host,
         "DATABRICKS_TOKEN": "dapi-emulated-token",
         "DATABRICKS_CLUSTER_ID": emulator.cluster_id,
         "DATABRICKS_POLL_INTERVAL_SECONDS": "0.5",
         "NETFLIX_MAX_CONCURRENT_STEPS": "2",
     }
-    for name in ("NETFLIX_LANDING_URI", "NETFLIX_ADLS_ACCOUNT_KEY", "NETFLIX_CLUSTER_LIBRARIES"):
+    for name in ("NETFLIX_CLUSTER_LIBRARIES", "NETFLIX_ADLS_SAS_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -109,25 +132,54 @@ def test_silver_and_its_checks_run_on_the_emulated_cluster(tmp_path, bronze_lake
     assert "netflix_assets/silver/assets.py" in names
     assert not any(n.startswith((".venv", "netflix_assets/data/")) for n in names)
 
-    # The ADLS key came from the secret scope, never through the request or the step config.
-    assert not any(ACCOUNT_KEY in repr(r.body) for r in emulator.requests)
+    # Every secret came from the secret scope, never through a request or the staged step files:
+    # dagster-databricks pickles `env_variables` into config.pkl on DBFS, readable by whoever reads DBFS.
+    secret_values = [value for _, value in SECRETS.values()] + [SAS, "TOPSECRETLOOKUPSIGNATURE"]
+    for value in secret_values:
+        assert not any(value in repr(r.body) for r in emulator.requests), value
+    # DBFS (what the launcher uploads, what the step writes back) and the runs' driver logs; not the
+    # emulator's own secret store (runs/<id>/secrets.json), which plays the scope.
+    logs = [p for p in (emulator.root_dir / "runs").glob("*/*") if p.name in ("stdout", "stderr")]
+    stored = list(_stored_bytes([*emulator.dbfs_root.rglob("*"), *logs]))
+    assert any(name.endswith("config.pkl") for name, _ in stored)
+    for name, data in stored:
+        for value in secret_values:
+            assert value.encode() not in data, f"a secret is stored in clear in {name}"
+    # ...and the cluster did read each of them from the scope (the launcher's own log line).
+    exported = b"".join(data for name, data in stored if name.endswith("stdout"))
+    for key, (var, _) in [*SECRETS.items(), ("lookup-base-url", ("NETFLIX_LOOKUP_BASE_URL", None))]:
+        assert f"Exporting {var} from Databricks secret {key}".encode() in exported, key
+
+
+def _stored_bytes(paths: list[Path]):
+    """(name, bytes) of each file of `paths`, zip members and gzip contents unpacked (the code
+    zip, the pickled events)."""
+    for path in sorted(p for p in paths if p.is_file()):
+        data = path.read_bytes()
+        yield str(path), data
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    yield f"{path}!{member}", archive.read(member)
+        elif data[:2] == b"\x1f\x8b":
+            yield f"{path} (gunzipped)", gzip.decompress(data)
 
 
 def _uploaded(emulator) -> list[str]:
     return [r.body["path"] for r in emulator.requests_to("dbfs/create", "POST")]
 
 
-def test_a_library_missing_from_the_cluster_spec_fails_the_run(tmp_path, bronze_lake, emulator, prod_env, monkeypatch):
-    # dagster-azure (the ADLS pickle IO manager) left out of the cluster libraries.
-    kept = [spec for spec in CLUSTER_LIBRARIES if not spec.startswith("dagster-azure")]
+def test_without_deltalake_on_the_cluster_the_steps_fall_back_to_spark(tmp_path, bronze_lake, emulator, prod_env, monkeypatch):
+    # The emulated cluster has only the runtime's and the listed libraries (a library missing from
+    # the spec fails the run: test_databricks_emulator.py). delta-rs is the one the silver steps
+    # import, and only for facts the Delta log answers faster (lib/delta_log.py): without it the
+    # same facts come from Spark, so a failed install costs time, not correctness.
+    kept = [spec for spec in CLUSTER_LIBRARIES if not spec.startswith("deltalake")]
     monkeypatch.setenv("NETFLIX_CLUSTER_LIBRARIES", ",".join(kept))
     _, day = bronze_lake
-    _, result = _execute(tmp_path, day)
-    assert not result.success
-    [run] = emulator.runs.values()
-    assert run.result_state == "FAILED"
-    assert "dagster_azure" in run.state_message
-    # The step fails with the cluster's error, as the launcher reports it from runs/get.
-    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert failure.step_key == "silver_netflix_titles"
-    assert "No module named 'dagster_azure'" in failure.step_failure_data.error.message
+    instance, result = _execute(tmp_path, day)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    runs = list(emulator.runs.values())
+    assert runs and all("deltalake" not in run.installed_distributions for run in runs)
+    event = instance.get_latest_materialization_event(SILVER)
+    assert event.asset_materialization.metadata["dagster/row_count"].value == 6232

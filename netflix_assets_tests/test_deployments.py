@@ -1,19 +1,30 @@
 """The prod deployment, built from environment variables with no network:
-Databricks step launcher on every Spark step, ADLS IO managers, no secret in config."""
+Databricks step launcher on every Spark step, Delta and JSON IO managers on ADLS,
+no secret in config or in what the launcher stores in clear; and the local instance."""
 
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_azure.adls2 import ADLS2PickleIOManager
 from dagster_databricks.databricks_pyspark_step_launcher import DatabricksPySparkStepLauncher
 
 from netflix_assets.definitions import build_definitions
-from netflix_assets.deployments import resources_for
+from netflix_assets.deployments import local_resources, resources_for
 from netflix_assets.io_managers.delta import SparkDeltaIOManager
-from netflix_assets.resources.databricks import CLUSTER_LIBRARIES, STEP_LAUNCHER_KEY, staged_code_dir
+from netflix_assets.io_managers.json_records import JSON_IO_MANAGER_KEY, JsonRecordsIOManager
+from netflix_assets.resources.databricks import (
+    CLUSTER_LIBRARIES,
+    CLUSTER_SECRETS,
+    STEP_LAUNCHER_KEY,
+    staged_code_dir,
+    step_launcher_config,
+)
+from netflix_assets.resources.landing import LANDING_ENV
 
 SECRETS = {"DATABRICKS_TOKEN": "dapi-not-a-real-token", "NETFLIX_ADLS_ACCOUNT_KEY": "bm90LWEtcmVhbC1rZXk="}
 PROD_ENV = {
@@ -63,8 +74,11 @@ def test_prod_resources_are_databricks_and_adls(prod_env):
     assert lake.account_key == dg.EnvVar("NETFLIX_ADLS_ACCOUNT_KEY")
     assert isinstance(resources["delta_io_manager"], SparkDeltaIOManager)
     assert resources["delta_io_manager"].lake.root_uri.startswith("abfss://")
-    assert isinstance(resources["pickle_io_manager"], ADLS2PickleIOManager)
-    assert resources["pickle_io_manager"].adls2_file_system == "lakehouse"
+    assert isinstance(resources[JSON_IO_MANAGER_KEY], JsonRecordsIOManager)
+    assert resources[JSON_IO_MANAGER_KEY].uri_for(dg.AssetKey(["raw", "netflix_cast"]), "2024-01-02") == (
+        "abfss://lakehouse@netflixlake.dfs.core.windows.net/netflix/_dagster_io/raw/netflix_cast/2024-01-02.json"
+    )
+    assert "pickle_io_manager" not in resources
     assert resources["landing"].uri == "abfss://lakehouse@netflixlake.dfs.core.windows.net/netflix/raw/netflix_titles"
     assert resources["spark"].use_active_session
 
@@ -76,7 +90,11 @@ def test_prod_resources_are_databricks_and_adls(prod_env):
     packages = {lib["pypi"]["package"] for lib in launcher.run_config["libraries"]}
     assert set(CLUSTER_LIBRARIES) <= packages
     assert launcher.env_variables["NETFLIX_DEPLOYMENT"] == "prod"
-    assert {s["name"] for s in launcher.secrets} == {"NETFLIX_ADLS_ACCOUNT_KEY"}
+    assert "NETFLIX_LOOKUP_BASE_URL" not in launcher.env_variables
+    assert {(s["key"], s["name"]) for s in launcher.secrets} == {
+        ("adls-account-key", "NETFLIX_ADLS_ACCOUNT_KEY"),
+        ("lookup-base-url", "NETFLIX_LOOKUP_BASE_URL"),
+    }
     assert launcher.storage["adls2"]["storage_account_name"] == "netflixlake"
 
 
@@ -86,6 +104,102 @@ def test_prod_config_holds_variable_names_never_secret_values(prod_env):
     dumped = repr(launcher_config) + repr({k: v for k, v in resources.items() if k != STEP_LAUNCHER_KEY})
     for value in SECRETS.values():
         assert value not in dumped
+
+
+# Every secret the cluster may need, set in the Dagster process's environment.
+CLUSTER_SECRET_VALUES = {
+    "NETFLIX_ADLS_ACCOUNT_KEY": "bm90LWEtcmVhbC1rZXk=",
+    "NETFLIX_LOOKUP_BASE_URL": "https://lookups.blob.core.windows.net/netflix?sv=2024&sig=LOOKUPSIGNATURE",
+    LANDING_ENV["account_key"]: "TEFORElORy1LRVktU0VDUkVU",
+    LANDING_ENV["sas_token"]: "sv=2024&sig=LANDINGSIGNATURE",
+    LANDING_ENV["connection_string"]: "DefaultEndpointsProtocol=https;AccountName=land;AccountKey=CONNSTRINGKEY",
+}
+
+
+def test_cluster_secrets_come_from_the_scope_never_in_clear(prod_env, monkeypatch):
+    monkeypatch.setenv("NETFLIX_LANDING_URI", "abfss://landing@landacct.dfs.core.windows.net/titles")
+    monkeypatch.setenv(LANDING_ENV["account_name"], "landacct")
+    monkeypatch.setenv(LANDING_ENV["blob_endpoint"], "https://landacct.blob.core.windows.net")
+    monkeypatch.setenv("NETFLIX_ADLS_SAS_TOKEN", "sv=2024&sig=LAKESASSIGNATURE")
+    for name, value in CLUSTER_SECRET_VALUES.items():
+        monkeypatch.setenv(name, value)
+    secret_values = [*CLUSTER_SECRET_VALUES.values(), *SECRETS.values(), "LAKESASSIGNATURE"]
+
+    config = step_launcher_config()
+    # Non-secret settings only: names, URIs without credentials, endpoints.
+    assert config["env_variables"]["NETFLIX_LANDING_URI"] == "abfss://landing@landacct.dfs.core.windows.net/titles"
+    assert config["env_variables"][LANDING_ENV["account_name"]] == "landacct"
+    assert config["env_variables"][LANDING_ENV["blob_endpoint"]] == "https://landacct.blob.core.windows.net"
+    dumped = repr(config)
+    for value in secret_values:
+        assert value not in dumped
+        assert not any(value in v for v in config["env_variables"].values())
+    # Each secret the Dagster process has is read on the cluster from the scope, by its documented key.
+    assert {(s["key"], s["name"], s["scope"]) for s in config["secrets_to_env_variables"]} == {
+        (key, var, "netflix-lakehouse") for key, var in CLUSTER_SECRETS.items()
+    }
+
+    # What the launcher pickles to DBFS staging (config.pkl) holds names, never values.
+    from dagster_databricks import databricks_pyspark_step_launcher
+
+    with dg.build_resources({STEP_LAUNCHER_KEY: databricks_pyspark_step_launcher.configured(config)}) as built:
+        staged = pickle.dumps(getattr(built, STEP_LAUNCHER_KEY).create_remote_config())
+    assert b"lookup-base-url" in staged and b"NETFLIX_LOOKUP_BASE_URL" in staged
+    for value in secret_values:
+        assert value.encode() not in staged
+
+
+def test_only_the_secrets_in_use_are_read_from_the_scope(prod_env, monkeypatch):
+    for name in CLUSTER_SECRET_VALUES:
+        monkeypatch.delenv(name, raising=False)
+    keys = {s["key"] for s in step_launcher_config()["secrets_to_env_variables"]}
+    assert keys == {"adls-account-key"}  # Spark's storage.adls2 reads it in any case
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NETFLIX_LAKE_URI", "abfss://lake@acct.dfs.core.windows.net/netflix?sv=2024&sig=LEAKED"),
+        ("NETFLIX_LANDING_URI", "https://user:LEAKED@landing.example.com/titles"),
+        (LANDING_ENV["blob_endpoint"], "https://acct.blob.core.windows.net/?sig=LEAKED"),
+    ],
+)
+def test_a_forwarded_setting_holding_a_credential_is_refused(prod_env, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name} is forwarded to the Databricks cluster in clear") as caught:
+        step_launcher_config()
+    assert "LEAKED" not in str(caught.value)
+
+
+def test_a_secret_passed_as_an_env_variable_is_refused(prod_env):
+    with pytest.raises(ValueError, match="NETFLIX_LOOKUP_BASE_URL is a secret"):
+        step_launcher_config(env={"NETFLIX_LOOKUP_BASE_URL": "https://example.com/data"})
+
+
+def test_local_pull_records_go_through_the_json_io_manager(tmp_path):
+    resources = local_resources(lake_uri=str(tmp_path))
+    assert isinstance(resources[JSON_IO_MANAGER_KEY], JsonRecordsIOManager)
+    assert "pickle_io_manager" not in resources
+    graph = build_definitions(resources).resolve_asset_graph()
+    for dataset in ("netflix_cast", "netflix_category", "netflix_countries", "netflix_directors"):
+        assert graph.get(dg.AssetKey(["raw", dataset])).io_manager_key == JSON_IO_MANAGER_KEY
+    # No output goes through a pickle IO manager (Dagster's default `io_manager` is one).
+    io_keys = {graph.get(key).io_manager_key for key in graph.materializable_asset_keys}
+    assert io_keys == {"delta_io_manager", JSON_IO_MANAGER_KEY}
+
+
+LOCAL_YAML = Path(__file__).resolve().parent.parent / "deploy" / "local" / "dagster.yaml"
+
+
+def test_local_instance_monitors_runs(tmp_path):
+    # A run whose worker dies stays STARTED until run monitoring (the daemon) ends it.
+    shutil.copy(LOCAL_YAML, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.run_monitoring_max_runtime_seconds == 3600
+        assert instance.run_monitoring_poll_interval_seconds == 60
+        assert instance.run_monitoring_cancel_timeout_seconds == 180
 
 
 def test_prod_job_runs_steps_in_parallel_processes_through_the_launcher(prod_env):

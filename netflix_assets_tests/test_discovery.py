@@ -1,6 +1,9 @@
 """The sensor's and the ledger's decisions, as plain functions (no Spark, no Dagster run)."""
 
 import datetime as dt
+import json
+
+import pytest
 
 from netflix_assets.bronze import discovery
 from netflix_assets.bronze.ledger import DUPLICATE, OUTSIDE, Claim, mark_duplicates, select_claims
@@ -15,9 +18,10 @@ def landed(name: str, size: int = 10, modified: dt.datetime = OLD) -> LandedFile
     return LandedFile(f"file:///zone/{name}", size, modified)
 
 
-def decide(files, claimed=(), cursor=None, settle=30.0, status=None, escaped=(), now=NOW):
+def decide(files, claimed=(), cursor=None, settle=30.0, status=None, escaped=(), now=NOW, limits=discovery.Limits()):
     return discovery.decide(
-        files, list(escaped), set(claimed), cursor or discovery.Cursor(), now, settle, lambda key: (status or {}).get(key)
+        files, list(escaped), set(claimed), cursor or discovery.Cursor(), now, settle,
+        lambda key: (status or {}).get(key), limits,
     )
 
 
@@ -65,7 +69,9 @@ def test_a_failed_run_gets_its_files_requested_again_under_a_new_run_key():
     key = first.requests[0].run_key
     running = decide([landed("a.csv")], cursor=first.cursor, status={key: "STARTED"})
     assert running.requests == []
-    retried = decide([landed("a.csv")], cursor=first.cursor, status={key: "FAILURE"})
+    later = NOW + dt.timedelta(hours=1)
+    failed = decide([landed("a.csv")], cursor=first.cursor, status={key: "FAILURE"}, now=NOW + dt.timedelta(minutes=1))
+    retried = decide([landed("a.csv")], cursor=failed.cursor, now=later)
     assert [r.files for r in retried.requests] == [["file:///zone/a.csv"]]
     assert retried.requests[0].run_key != key
 
@@ -77,7 +83,9 @@ def test_names_escaping_the_zone_are_requested_for_bronze_to_record_them():
 
 def test_large_bursts_are_split_into_batches():
     files = [landed(f"f{i:05}.csv") for i in range(1203)]
-    tick = discovery.decide(files, [], set(), discovery.Cursor(), NOW, 30, lambda key: None, max_files_per_run=500)
+    tick = discovery.decide(
+        files, [], set(), discovery.Cursor(), NOW, 30, lambda key: None, discovery.Limits(max_files_per_run=500)
+    )
     assert [len(r.files) for r in tick.requests] == [500, 500, 203]
     assert len({r.run_key for r in tick.requests}) == 3
 
@@ -119,3 +127,241 @@ def test_rematerializing_a_past_day_rereads_its_files_only():
 def test_outside_claims_are_never_duplicates():
     marked = mark_duplicates([Claim("x", 0, None, NOW, DAY, status=OUTSIDE)], {})
     assert marked[0].status == OUTSIDE
+
+
+# ---------------------------------------------------------------- ingestion that never stalls
+
+ODD_NAMES = [
+    "caf\udce9.csv",  # Latin-1 é on a UTF-8 file system, as os.listdir returns it
+    "lone\ud800high.csv",  # a surrogate no byte decoding produces
+    "line\nbreak.csv",
+    "q?#%20&.csv",
+    "x" * 5000 + ".csv",
+    "emoji-\U0001f600.csv",
+]
+
+
+def test_any_name_gets_a_run_key_and_survives_the_cursor():
+    files = [landed(name) for name in ODD_NAMES]
+    first = decide(files)
+    [request] = first.requests
+    assert sorted(request.files) == sorted(f.uri for f in files)
+    assert request.run_key == decide(list(reversed(files))).requests[0].run_key
+    text = first.cursor.dump()
+    assert text.isascii() and "\n" not in text
+    again = discovery.Cursor.parse(text)
+    assert again == first.cursor
+    # A key per name, each distinct (surrogates are hashed as themselves, not replaced).
+    keys = {discovery.run_key_for("2026-11-24", [f], 0) for f in files}
+    assert len(keys) == len(files)
+    # The next tick keeps the batch in flight and requests nothing twice.
+    assert decide(files, cursor=again).requests == []
+    assert "\n" not in first.summary
+
+
+def test_an_old_or_broken_cursor_is_upgraded_or_reset():
+    v1 = json.dumps({"v": 1, "pending": {"landing-2026-11-23-abc": {"files": ["file:///zone/a.csv"],
+                     "requested_at": "2026-11-23T23:59:00+00:00"}}, "settling": {}, "generation": 4})
+    cursor = discovery.Cursor.parse(v1)
+    [batch] = cursor.pending.values()
+    assert (batch.files, batch.day, batch.attempts, cursor.generation) == (["file:///zone/a.csv"], "2026-11-23", 0, 4)
+    tick = decide([landed("a.csv")], cursor=cursor, status={"landing-2026-11-23-abc": "STARTED"})
+    assert tick.requests == [] and "landing-2026-11-23-abc" in tick.cursor.pending
+    broken_batches = [
+        {"k": {"nope": 1}},
+        {"k": {"files": [], "day": "2026-11-24"}},
+        {"k": {"files": ["a"], "day": "2026-11-24", "requested_at": "yesterday"}},
+        {"k": {"files": ["a"], "day": "2026-11-24", "not_before": "2026-11-24T12:00:00"}},  # naive
+    ]
+    for broken in ("{", "[]", "null", '{"v": 99}', *(json.dumps({"v": 2, "pending": b}) for b in broken_batches)):
+        assert discovery.Cursor.parse(broken) == discovery.Cursor()
+
+
+def test_backoff_doubles_up_to_its_cap():
+    limits = discovery.Limits(retry_base_seconds=60, retry_max_seconds=300)
+    assert [discovery.backoff(n, limits).total_seconds() for n in range(0, 6)] == [0, 60, 120, 240, 300, 300]
+    assert discovery.backoff(10_000, limits).total_seconds() == 300
+
+
+def test_no_retry_before_the_backoff_is_over():
+    limits = discovery.Limits(retry_base_seconds=60, retry_max_seconds=3600, max_attempts=5)
+    files = [landed("a.csv")]
+    first = decide(files, limits=limits)
+    key = first.requests[0].run_key
+    failed_at = NOW + dt.timedelta(minutes=5)
+    failed = discovery.decide(
+        files, [], set(), first.cursor, failed_at, 30,
+        lambda k: discovery.RunOutcome("FAILURE", "run-1", "bronze_netflix_titles: boom") if k == key else None, limits,
+    )
+    assert failed.requests == [] and failed.metrics["retries_waiting"] == 1
+    [(retry_key, batch)] = failed.cursor.pending.items()
+    assert (batch.attempts, batch.last_error, batch.last_run_id) == (1, "bronze_netflix_titles: boom", "run-1")
+    assert retry_key != key and discovery.Cursor.parse(failed.cursor.dump()) == failed.cursor
+    early = decide(files, cursor=failed.cursor, now=failed_at + dt.timedelta(seconds=59), limits=limits)
+    assert early.requests == [] and "retries_waiting=1" in early.summary
+    due = decide(files, cursor=early.cursor, now=failed_at + dt.timedelta(seconds=60), limits=limits)
+    assert [(r.run_key, r.files, r.partition_key) for r in due.requests] == [(retry_key, ["file:///zone/a.csv"], DAY.isoformat())]
+    assert due.metrics["retries_requested"] == 1
+    # Failing again doubles the wait.
+    again_at = failed_at + dt.timedelta(minutes=10)
+    again = decide(files, cursor=due.cursor, status={retry_key: "CANCELED"}, now=again_at, limits=limits)
+    [batch] = again.cursor.pending.values()
+    assert batch.attempts == 2 and discovery._time(batch.not_before) == again_at + dt.timedelta(seconds=120)
+
+
+def test_a_retry_keeps_the_partition_of_its_first_request():
+    limits = discovery.Limits(retry_base_seconds=0)
+    first = decide([landed("a.csv")], limits=limits)
+    tomorrow = NOW + dt.timedelta(days=1)
+    retried = decide([landed("a.csv")], cursor=first.cursor, status={first.requests[0].run_key: "FAILURE"},
+                     now=tomorrow, limits=limits)
+    assert [r.partition_key for r in retried.requests] == [DAY.isoformat()]
+
+
+class FakeRuns:
+    """Runs that end at once: any run holding the bad file fails, the others record their files
+    (as bronze does). The sensor records what `decide` gives up on, as landing_zone_sensor does."""
+
+    def __init__(self, bad: set[str]):
+        self.bad = bad
+        self.claimed: set[str] = set()
+        self.runs: dict[str, list[str]] = {}
+        self.failed_rows: list = []
+
+    def status(self, key):
+        files = self.runs.get(key)
+        if files is None:
+            return None
+        broken = sorted(set(files) & self.bad)
+        if broken:
+            return discovery.RunOutcome("FAILURE", f"run-{key[-6:]}", f"bronze_netflix_titles: cannot parse {broken[0]}")
+        return discovery.RunOutcome("SUCCESS", f"run-{key[-6:]}")
+
+    def tick(self, files, cursor, now, limits):
+        tick = discovery.decide(files, [], set(self.claimed), cursor, now, 30, self.status, limits)
+        for request in tick.requests:
+            assert request.run_key not in self.runs, "a run key is launched once"
+            self.runs[request.run_key] = request.files
+            if not set(request.files) & self.bad:
+                self.claimed |= set(request.files)
+        cursor = tick.cursor
+        if tick.failed:
+            self.failed_rows += tick.failed
+            self.claimed |= {f.path for f in tick.failed}
+            cursor = discovery.recorded(cursor, [f.path for f in tick.failed])
+        return tick, cursor
+
+
+def test_a_bad_file_is_isolated_by_splitting_then_recorded_failed():
+    files = [landed(f"f{i}.csv", size=10 + i) for i in range(8)]
+    bad = "file:///zone/f5.csv"
+    limits = discovery.Limits(max_attempts=3, retry_base_seconds=60, retry_max_seconds=600)
+    fake = FakeRuns({bad})
+    cursor, now, ticks = discovery.Cursor(), NOW, []
+    for _ in range(60):
+        tick, cursor = fake.tick(files, cursor, now, limits)
+        ticks.append(tick)
+        # Never a file in two batches of the cursor (so never in two runs at once).
+        in_cursor = [u for b in cursor.pending.values() for u in b.files]
+        assert len(in_cursor) == len(set(in_cursor))
+        if not cursor.pending and len(fake.claimed) == len(files):
+            break
+        now += dt.timedelta(minutes=11)  # past the longest backoff
+    assert fake.claimed == {f.uri for f in files} and cursor.pending == {}
+    [row] = fake.failed_rows
+    assert (row.path, row.size, row.ingest_date) == (bad, 15, DAY)
+    assert row.error == f"bronze_netflix_titles: cannot parse {bad}" and row.run_id.startswith("run-")
+    assert sum(t.metrics["batches_split"] for t in ticks) == 3  # 8 -> 4 -> 2 -> 1
+    assert sum(t.metrics["files_failed"] for t in ticks) == 1
+    # The bad file's runs: 2 of 8 files, 2 of 4, 2 of 2, then 3 alone.
+    runs_with_bad = [files for files in fake.runs.values() if bad in files]
+    assert [len(f) for f in runs_with_bad] == [8, 8, 4, 4, 2, 2, 1, 1, 1]
+    # The good files left with their halves: none waited for the bad one's last attempts.
+    assert all(len(r) < 8 for r in fake.runs.values() if bad not in r)
+
+
+def test_a_queued_or_running_batch_is_never_requested_twice():
+    files = [landed("a.csv"), landed("b.csv")]
+    first = decide(files)
+    key = first.requests[0].run_key
+    for status in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"):
+        much_later = decide(files + [landed("c.csv")], cursor=first.cursor, status={key: status},
+                            now=NOW + dt.timedelta(days=2))
+        assert [r.files for r in much_later.requests] == [["file:///zone/c.csv"]]
+        assert much_later.cursor.pending[key].files == ["file:///zone/a.csv", "file:///zone/b.csv"]
+    # No run at all yet (the daemon has not launched it): in flight until pending_timeout...
+    unseen = decide(files, cursor=first.cursor, now=NOW + dt.timedelta(minutes=59))
+    assert unseen.requests == [] and key in unseen.cursor.pending
+    # ... then retried like a failed run.
+    lost = decide(files, cursor=first.cursor, now=NOW + dt.timedelta(minutes=61))
+    [batch] = lost.cursor.pending.values()
+    assert batch.attempts == 1 and "no run was started" in batch.last_error
+    # Files bronze has recorded leave their batch, even while the rest is running.
+    partial = decide(files, claimed={"file:///zone/a.csv"}, cursor=first.cursor, status={key: "STARTED"})
+    assert partial.cursor.pending[key].files == ["file:///zone/b.csv"]
+
+
+def test_the_hourly_cap_holds_runs_back_retries_included():
+    limits = discovery.Limits(max_runs_per_hour=2, max_files_per_run=1, retry_base_seconds=0)
+    files = [landed(f"f{i}.csv") for i in range(5)]
+    first = decide(files, limits=limits)
+    assert len(first.requests) == 2 and first.metrics["runs_held_back"] == 3
+    assert "runs_held_back=3" in first.summary and "max_runs_per_hour=2 reached" in first.summary
+    key, other = (r.run_key for r in first.requests)
+    # Half an hour later: the first run failed; its retry and the new files all wait for the cap.
+    half = decide(files, cursor=first.cursor, status={key: "FAILURE", other: "STARTED"},
+                  now=NOW + dt.timedelta(minutes=30), limits=limits)
+    assert half.requests == [] and half.metrics["runs_held_back"] == 4 and half.metrics["retries_waiting"] == 1
+    # An hour after the first runs: room for two again, the retry first.
+    hour = decide(files, cursor=half.cursor, status={other: "STARTED"}, now=NOW + dt.timedelta(minutes=61), limits=limits)
+    assert len(hour.requests) == 2 and hour.metrics["retries_requested"] == 1
+    assert hour.requests[0].files == first.requests[0].files
+    assert len(hour.cursor.recent_runs) == 2
+
+
+def test_batches_are_cut_by_bytes_too():
+    limits = discovery.Limits(max_files_per_run=3, max_bytes_per_run=100)
+    sizes = [40, 40, 40, 200, 10, 10, 10, 10]
+    files = [landed(f"f{i}.csv", size=n) for i, n in enumerate(sizes)]
+    tick = decide(files, limits=limits)
+    assert [[int(u[-5]) for u in r.files] for r in tick.requests] == [[0, 1], [2], [3], [4, 5, 6], [7]]
+
+
+def test_the_summary_reports_outstanding_files_and_bytes_on_one_line():
+    fresh = NOW - dt.timedelta(seconds=1)
+    files = [landed("a.csv", 100), landed("b.csv", 20), landed("c.csv", 3, fresh), landed("d.csv", 7)]
+    tick = decide(files, claimed={"file:///zone/d.csv"})
+    m = tick.metrics
+    assert (m["files_outstanding"], m["bytes_outstanding"]) == (3, 123)
+    assert (m["files_requested"], m["runs_requested"], m["still_being_written"]) == (2, 1, 1)
+    assert "\n" not in tick.summary
+    for field in ("files_outstanding=3", "bytes_outstanding=123", "retries_waiting=0", "batches_split=0",
+                  "files_failed=0", "runs_held_back=0", "2 requested in 1 run(s)"):
+        assert field in tick.summary
+    idle = decide(files, claimed={f.uri for f in files})
+    assert "0 requested" in idle.summary and "files_outstanding=0" in idle.summary
+
+
+def test_a_failed_file_is_given_again_until_it_is_recorded():
+    limits = discovery.Limits(max_attempts=1, retry_base_seconds=0)
+    first = decide([landed("a.csv")], limits=limits)
+    gave_up = decide([landed("a.csv")], cursor=first.cursor, status={first.requests[0].run_key: "SUCCESS"}, limits=limits)
+    [failure] = gave_up.failed
+    assert failure.path == "file:///zone/a.csv" and "without recording" in failure.error
+    assert gave_up.requests == [] and gave_up.metrics["files_failed"] == 1
+    # The ledger write failed: the next tick hands it over again, and requests nothing.
+    again = decide([landed("a.csv")], cursor=gave_up.cursor, limits=limits)
+    assert [f.path for f in again.failed] == ["file:///zone/a.csv"] and again.requests == []
+    assert discovery.recorded(again.cursor, ["file:///zone/a.csv"]).pending == {}
+    # Once in the ledger, the batch is done.
+    assert decide([landed("a.csv")], claimed={"file:///zone/a.csv"}, cursor=again.cursor).cursor.pending == {}
+
+
+@pytest.mark.parametrize("name", ["caf\udce9.csv", "lone\ud800high.csv"])
+def test_a_file_recorded_under_its_escaped_name_counts_as_claimed(name):
+    from netflix_assets.bronze.ledger_store import ledger_path
+
+    uri = f"file:///zone/{name}"
+    assert ledger_path(uri).isascii() and ledger_path(uri) != uri
+    tick = decide([landed(name)], claimed={ledger_path(uri)})
+    assert tick.requests == [] and tick.metrics["files_outstanding"] == 0

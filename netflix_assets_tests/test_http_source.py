@@ -55,6 +55,8 @@ class FaultServer:
       "big_length"   announce a Content-Length of `big_size` bytes
       "big_chunked"  stream `big_size` bytes with Transfer-Encoding: chunked
       "big_stream"   stream `big_size` bytes with no length, ended by closing
+      "trickle"      announce `bodies[path]`'s length, then send it one byte every
+                     `trickle_interval` seconds (well inside the client's read timeout)
     """
 
     def __init__(self, httpd: http.server.ThreadingHTTPServer):
@@ -62,6 +64,7 @@ class FaultServer:
         self.url = f"http://127.0.0.1:{httpd.server_address[1]}"
         self.bodies: dict[str, bytes] = {}
         self.big_size = 2 * 1024 * 1024
+        self.trickle_interval = 0.05
         self.stop = threading.Event()
         self._scripts: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._requests: list[tuple[str, dict[str, str]]] = []
@@ -139,6 +142,17 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             for _ in range(fault.big_size // len(chunk)):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+        elif action == "trickle":
+            body = fault.bodies[path]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            for byte in body:
+                if fault.stop.wait(fault.trickle_interval):
+                    break
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
         elif action == "big_stream":
             self.send_response(200)
             self.send_header("Connection", "close")
@@ -347,6 +361,53 @@ def test_body_of_exactly_max_bytes_is_accepted(fault_server):
     assert source.fetch(ITEM).data == b"y" * 3000
 
 
+# --- total deadline ----------------------------------------------------------
+
+# Sized for a loaded 2-core machine: the trickle's gaps (0.05 s) stay far inside the
+# read timeout (2 s), so only the deadline can end the fetch.
+TRICKLE_TIMEOUT = 2.0
+DEADLINE = 0.5
+
+
+def test_trickling_body_fails_at_the_deadline_without_retry(fault_server):
+    import time
+
+    fault_server.bodies[PATH] = b"z" * 2000  # 100 s at one byte per 0.05 s
+    fault_server.script(PATH, "trickle", "trickle", "trickle", "trickle")
+    source = make_source(f"{fault_server.url}/lookup", timeout_seconds=TRICKLE_TIMEOUT, deadline_seconds=DEADLINE)
+    log = RecordingLog()
+
+    started = time.monotonic()
+    with pytest.raises(FetchError) as caught:
+        source.fetch(ITEM, log=log)
+    elapsed = time.monotonic() - started
+
+    message = str(caught.value)
+    assert "deadline_seconds=0.5" in message and "not retried" in message
+    assert f"{fault_server.url}{PATH}" in message
+    assert DEADLINE <= elapsed < DEADLINE + TRICKLE_TIMEOUT  # at most one read past the deadline
+    assert len(fault_server.requests(PATH)) == 1  # the deadline is final: no second attempt
+    assert log.warnings == []
+
+
+def test_deadline_also_bounds_retries_and_backoff(fault_server):
+    # Each 503 is answered at once; the third backoff (0.4 s) would end past the deadline.
+    fault_server.script(PATH, "503", "503", "503", "503")
+    source = make_source(f"{fault_server.url}/lookup", backoff_seconds=0.1, deadline_seconds=0.65)
+
+    with pytest.raises(FetchError, match=r"deadline_seconds=0\.65 would pass before attempt \d of 4.*HTTP 503"):
+        source.fetch(ITEM)
+
+    assert len(fault_server.requests(PATH)) < 4
+
+
+def test_default_deadline_is_sized_for_the_largest_file():
+    source = HttpSourceResource()
+    assert source.deadline_seconds == 600
+    # The largest accepted body at 0.5 MB/s still fits.
+    assert source.max_bytes / 0.5e6 < source.deadline_seconds
+
+
 # --- conditional GET ---------------------------------------------------------
 
 
@@ -467,7 +528,9 @@ def test_unsupported_scheme_refused():
         make_source("ftp://example.invalid/lookup").fetch(ITEM)
 
 
-@pytest.mark.parametrize("setting", [{"retries": -1}, {"timeout_seconds": 0}, {"max_bytes": 0}, {"backoff_seconds": -1}])
+@pytest.mark.parametrize(
+    "setting", [{"retries": -1}, {"timeout_seconds": 0}, {"max_bytes": 0}, {"backoff_seconds": -1}, {"deadline_seconds": 0}]
+)
 def test_nonsense_settings_rejected(setting):
     with pytest.raises(Exception, match="validation error"):
         HttpSourceResource(**setting)

@@ -66,13 +66,13 @@ def test_a_small_partition_is_rebuilt_even_when_the_run_asks_for_a_refresh(spark
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     lake = Lakehouse.create(tmp_path / "lake", lookup_server)
     lake.land(_write(tmp_path / "a.csv", header, rows[:200]), "a.csv")
-    assert lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]),
+    assert lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"]),
                                           dg.AssetKey(["silver", "netflix_titles"]),
                                           dg.AssetKey(["quarantine", "netflix_titles"])]).success
     lake.land(_write(tmp_path / "b.csv", header, rows[200:300]), "b.csv")
     job = lake.defs.resolve_job_def("landed_titles_job")
     result = job.execute_in_process(partition_key=day, instance=lake.instance, raise_on_error=False,
-                                    asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]),
+                                    asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"]),
                                                      dg.AssetKey(["silver", "netflix_titles"]),
                                                      dg.AssetKey(["quarantine", "netflix_titles"])])
     assert result.success and result.dagster_run.tags[REFRESH_TAG] == "incremental"
@@ -169,7 +169,7 @@ def test_files_a_failed_run_left_behind_are_refreshed_by_the_next_batch(lake):
     job = lake.defs.resolve_job_def(request.job_name)
     partial = job.execute_in_process(
         run_config=request.run_config, partition_key=day, instance=lake.instance, raise_on_error=False,
-        asset_selection=[dg.AssetKey(["bronze", "netflix_titles"])],
+        asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])],
     )
     assert partial.success
     assert "s990002" not in {r["show_id"] for r in lake.rows("silver/netflix_titles", day)}

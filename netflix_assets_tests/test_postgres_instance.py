@@ -102,6 +102,24 @@ def test_prod_yaml_takes_every_connection_setting_from_the_environment():
     }
 
 
+RUN_MONITORING = {
+    "enabled": True,
+    "start_timeout_seconds": 180,
+    "cancel_timeout_seconds": 180,
+    "max_runtime_seconds": 3 * 3600,
+    "poll_interval_seconds": 60,
+}
+
+
+def test_prod_yaml_monitors_runs(tmp_path):
+    """Checked against Dagster's instance schema without PostgreSQL (misspelt keys fail here)."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    shutil.copy(PROD_YAML, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_monitoring"] == RUN_MONITORING
+
+
 def test_instance_storage_is_postgres_and_its_tables_exist(instance, postgres):
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
@@ -125,6 +143,12 @@ def test_instance_settings(instance):
     assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [("dagster/partition", 1)]
     assert not instance.telemetry_enabled
     assert instance.freshness_enabled
+    # A run whose worker dies does not stay STARTED for ever.
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_start_timeout_seconds == RUN_MONITORING["start_timeout_seconds"]
+    assert instance.run_monitoring_cancel_timeout_seconds == RUN_MONITORING["cancel_timeout_seconds"]
+    assert instance.run_monitoring_max_runtime_seconds == RUN_MONITORING["max_runtime_seconds"]
+    assert instance.run_monitoring_poll_interval_seconds == RUN_MONITORING["poll_interval_seconds"]
 
 
 # ------------------------------------------------------------------ a partitioned materialization

@@ -19,8 +19,8 @@ from ..resources.http_source import HttpSourceResource
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource, OutsideLandingZone
 from ..resources.spark import SparkResource
-from ..transforms.bronze import file_digests, parse_files, split_parsed, with_ingest_date
-from ..transforms.csv_records import open_text, scan_file
+from ..transforms.bronze import file_digests, parse_files, refused_files, split_parsed, with_ingest_date
+from ..transforms.csv_records import ParseLimits, open_text, scan_file
 from ..transforms.formats import CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, union_columns
 from ..resources.databricks import SPARK_STEP
 from . import ledger as ledger_lib
@@ -52,7 +52,7 @@ landing_zone = dg.AssetSpec(
     outs={
         dataset: dg.AssetOut(
             key=["raw", dataset],
-            io_manager_key="pickle_io_manager",
+            io_manager_key="json_io_manager",
             description=f"Byte-for-byte copy of today's HTTP pull of {dataset} (the ADF ForEach copy).",
             kinds={"http"},
             is_required=False,
@@ -126,14 +126,20 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
         required_resource_keys={"spark", "lake", *SPARK_STEP},
     )
-    def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]) -> DataFrame:
+    def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]):
         spark: SparkResource = context.resources.spark
         options = context.resources.lake.storage_options()
         _check_lookup_file(pulled["uri"], fmt, options)
         fetched_at = dt.datetime.fromisoformat(pulled["fetched_at"])
-        parsed = parse_files(spark.get_session(), [(pulled["uri"], fetched_at)], [fmt], options)
-        bronze, _ = split_parsed(with_ingest_date(parsed, partition_date(context)), fmt.columns)
-        return bronze
+        parsed = parse_files(spark.get_session(), [(pulled["uri"], fetched_at)], [fmt], options).persist()
+        try:
+            # A defect found part-way (a line over the limit, an unterminated quote) refuses the pull.
+            for uri, reason in refused_files(parsed).items():
+                raise dg.Failure(f"{uri}: refused ({reason})", metadata={"uri": uri, "reason": reason})
+            bronze, _ = split_parsed(with_ingest_date(parsed, partition_date(context)), fmt.columns)
+            yield dg.Output(bronze)
+        finally:
+            parsed.unpersist()
 
     return _asset
 
@@ -151,6 +157,13 @@ class BronzeTitlesConfig(dg.Config):
             "A sensor batch: exactly these landed file URIs, added to the partition's rows. "
             "Default: re-read every file of the partition, plus, for today's partition, "
             "every settled file not claimed yet."
+        ),
+    )
+    settle_seconds: Optional[float] = Field(
+        default=None,
+        description=(
+            "Claim new files not modified for this many seconds (default: the landing zone's "
+            "settle_seconds, 30 s). 0 claims every file now, even one still being written."
         ),
     )
 
@@ -171,7 +184,9 @@ class BronzeTitlesConfig(dg.Config):
     deps=[landing_zone.key],
     partitions_def=daily_partitions,
     group_name="bronze",
-    can_subset=True,
+    # Both tables or neither: the ledger claims a file once its rows are stored, and its rows
+    # are in one of the two. A selection of one is refused by Dagster, naming the other.
+    can_subset=False,
     required_resource_keys={"spark", "lake", "landing", *SPARK_STEP},
 )
 def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitlesConfig):
@@ -186,6 +201,7 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
     ledger = read_table(session, ledger_uri)
     known = ledger_lib.claims_from_rows(r.asDict() for r in ledger.collect()) if ledger is not None else {}
     now = dt.datetime.now(dt.timezone.utc)
+    settle = landing.settle_seconds if config.settle_seconds is None else config.settle_seconds
     landed, escaped = landing.scan()
 
     requested = None
@@ -197,54 +213,81 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
             except OutsideLandingZone:
                 outside.append(uri)
         escaped = sorted(set(escaped) | set(outside))
-    claims, skipped = ledger_lib.select_claims(day, known, landed, now, landing.settle_seconds, requested)
+    claims, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested)
     for message in skipped:
         context.log.warning(message)
+    waiting = [] if requested is not None else ledger_lib.waiting_files(day, known, landed, now, settle)
+    if waiting:
+        context.log.warning(
+            f"partition {day}: {len(waiting)} new file(s) left for a later run, still settling (modified "
+            f"less than {settle:g} s ago; the sensor requests them once settled, or run with config "
+            f"settle_seconds: 0): {json.dumps([f.uri for f in waiting])[:2000]}"
+        )
     # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
     if requested is not None or day == now.date():
         claims += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
+    claims = ledger_lib.refuse_too_large(claims, landing.max_file_bytes)
 
-    # The listing already says what is there: no request per file.
+    # The listing already says what is there: no request per file. A file archived since its
+    # day was ingested (even while this run reads it) is read from the archive.
     present = {f.uri for f in landed}
-    missing = [c.path for c in claims if c.readable and c.path not in present]
+    fallback = {c.path: _archived(landing, c) for c in claims if c.readable}
+    missing = sorted(
+        c.path for c in claims if c.readable and c.path not in present and not (fallback[c.path] and landing.exists(fallback[c.path]))
+    )
     if missing:
         raise dg.Failure(
-            f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone",
+            f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone and its archive, "
+            f"so the partition cannot be rebuilt as it was: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}. Put them back under the same names (the partition's "
+            "Delta history keeps its last good version meanwhile).",
             metadata={"missing": missing[:100]},
         )
-    unhashed = [c.path for c in claims if c.readable and c.sha256 is None]
-    digests = file_digests(session, unhashed, landing.storage_options())
+    unhashed = [(c.path, c.size, fallback[c.path]) for c in claims if c.readable and c.sha256 is None]
+    digests, unreadable = file_digests(session, unhashed, landing.storage_options())
     claims = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claims], known)
-    readable = [c for c in claims if c.readable]
+    readable = [c for c in claims if c.readable and c.path not in unreadable]
     context.log.info(
         f"partition {day}: {len(readable)} file(s) to read, {len(claims) - len(readable)} not read "
-        f"(duplicates, outside the zone): {json.dumps([c.path for c in readable])[:2000]}"
+        f"(duplicates, outside the zone, refused): {json.dumps([c.path for c in readable])[:2000]}"
     )
 
+    limits = ParseLimits(landing.max_record_bytes, landing.evidence_bytes)
     parsed = parse_files(
-        session, [(c.path, c.discovered_at) for c in readable], TITLE_FORMATS, landing.storage_options()
+        session,
+        [(c.path, c.discovered_at, c.size, fallback[c.path]) for c in readable],
+        TITLE_FORMATS,
+        landing.storage_options(),
+        limits,
     )
     # Parsing runs in Python workers: do it once for every output.
     parsed = with_ingest_date(parsed, day).persist()
     try:
-        titles, refused = split_parsed(parsed, TITLE_COLUMNS)
+        reasons = {**unreadable, **refused_files(parsed)}
+        titles, refused = split_parsed(parsed, TITLE_COLUMNS, sorted(reasons))
+        # Files refused before parsing (unreadable, never opened) still leave a quarantine row.
+        unopened = [
+            (c.path, reasons.get(c.path, c.status), c.discovered_at)
+            for c in claims
+            if c.path in unreadable or ledger_lib.status_code(c.status) in ledger_lib.REFUSED_UNOPENED
+        ]
+        if unopened:
+            refused = refused.unionByName(refusal_rows(session, unopened, day))
         # A batch adds (or replaces) only its own files' rows in the partition.
         narrower = {} if requested is None else {REPLACE_WHERE: sql_in("_source_file", [c.path for c in claims])}
-        selected = context.op_execution_context.selected_output_names
-        if "titles" in selected:
-            yield dg.Output(
-                titles,
-                "titles",
-                metadata={
-                    **narrower,
-                    "files_read": len(readable),
-                    "files_not_read": len(claims) - len(readable),
-                    "ledger": dg.MetadataValue.path(ledger_uri),
-                },
-            )
-        if "refused_files" in selected:
-            yield dg.Output(refused, "refused_files", metadata=narrower)
-        reasons = {r["_source_file"]: r["_reason"] for r in refused.select("_source_file", "_reason").distinct().collect()}
+        yield dg.Output(
+            titles,
+            "titles",
+            metadata={
+                **narrower,
+                "files_read": len([c for c in readable if c.path not in reasons]),
+                "files_not_read": len(claims) - len(readable),
+                "files_refused": len(reasons.keys() | {path for path, _, _ in unopened}),
+                "files_waiting": dg.MetadataValue.json([f.uri for f in waiting[:100]]),
+                "ledger": dg.MetadataValue.path(ledger_uri),
+            },
+        )
+        yield dg.Output(refused, "refused_files", metadata=narrower)
         rows = ledger_lib.ledger_rows(claims, context.run.run_id, reasons)
         # Recorded after bronze is written: a failed run leaves its files to be claimed again.
         write_partitions(
@@ -256,6 +299,23 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
         )
     finally:
         parsed.unpersist()
+
+
+def _archived(landing: LandingZoneResource, claim: ledger_lib.Claim) -> Optional[str]:
+    """Where the archive job puts the claim's file (None for a path outside today's landing zone)."""
+    try:
+        return landing.archived_uri(claim.path, claim.ingest_date)
+    except OutsideLandingZone:
+        return None
+
+
+def refusal_rows(session, refusals: list[tuple[str, str, dt.datetime]], day: dt.date) -> DataFrame:
+    """One quarantine row (no evidence) per (file, reason, discovered_at) refused without its bytes being read."""
+    return session.createDataFrame(
+        [(path, None, None, reason, discovered_at, day) for path, reason, discovered_at in sorted(refusals)],
+        "_source_file string, _source_line int, _rescued_data string, _reason string, "
+        "_ingested_at timestamp, ingest_date date",
+    )
 
 
 checks = bronze_checks(("bronze", "netflix_titles"), TITLE_FORMATS, TITLE_COLUMNS)

@@ -9,6 +9,9 @@ from pyspark.sql import DataFrame
 
 from ..lib.checks import PartitionCheck, TableReader, partition_check, row_count_drop_check
 from ..transforms.formats import SourceFormat
+from .ledger import FAILED, LEDGER_TABLE, status_code
+
+REQUEUE_COMMAND = 'make requeue FILES="<path> ..."  (python -m netflix_assets.bronze.ledger_store requeue <path> ...)'
 
 
 def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: Sequence[str]) -> PartitionCheck:
@@ -36,5 +39,47 @@ def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: S
     return _body
 
 
+def failed_files_result(rows: Sequence[dict], limit: int = 100) -> dg.AssetCheckResult:
+    """The `no_failed_files` verdict on a partition's ledger rows: a warning naming every file the
+    sensor gave up on (its runs kept failing), its last error, and how to re-queue it."""
+    failed = sorted((r for r in rows if status_code(r["status"]) == FAILED), key=lambda r: r["path"])
+    listed = [
+        {"path": r["path"], "error": r["status"].partition(":")[2].strip(), "run_id": r["run_id"]} for r in failed[:limit]
+    ]
+    metadata = {"failed_files": len(failed)}
+    if failed:
+        metadata["files"] = dg.MetadataValue.json(listed)
+    description = (
+        f"{len(failed)} file(s) recorded `failed` after their runs kept failing; fix the cause, then "
+        f"re-queue them: {REQUEUE_COMMAND}"
+        if failed
+        else None
+    )
+    return dg.AssetCheckResult(
+        passed=not failed, severity=dg.AssetCheckSeverity.WARN, metadata=metadata, description=description
+    )
+
+
+def failed_files_check(key: Sequence[str]) -> PartitionCheck:
+    @partition_check(
+        key,
+        "no_failed_files",
+        "No landed file of the partition is recorded `failed` in the ledger bronze/_ingested_files "
+        f"(the sensor gave up on it after its retries). Re-queue with: {REQUEUE_COMMAND}",
+    )
+    def _body(_: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+        ledger = reader.partition_or_none(("bronze", LEDGER_TABLE), day)
+        if ledger is None:
+            return failed_files_result([])
+        # Only the failed rows leave Spark: a partition may list thousands of ingested files.
+        rows = ledger.where(ledger["status"].startswith(FAILED)).select("path", "status", "run_id").collect()
+        return failed_files_result([r.asDict() for r in rows])
+
+    return _body
+
+
 def bronze_checks(key: Sequence[str], formats: Sequence[SourceFormat], columns: Sequence[str]) -> list:
-    return [header_check(key, formats, columns), row_count_drop_check(key)]
+    checks = [header_check(key, formats, columns), row_count_drop_check(key)]
+    if key[-1] == "netflix_titles":  # the only table fed by the landing-zone sensor
+        checks.append(failed_files_check(key))
+    return checks

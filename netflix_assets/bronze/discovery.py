@@ -2,8 +2,14 @@
 
 State lives in two places, like Auto Loader's checkpoint:
 - the ledger (`bronze/_ingested_files`, written by bronze): files already claimed;
-- the sensor cursor (small JSON): batches requested but not yet in the ledger,
-  and the fingerprints of new files that were still changing on the last tick.
+- the sensor cursor (small JSON): batches requested or waiting to be retried and not yet
+  in the ledger, the fingerprints of new files that were still changing on the last tick,
+  and the times of the runs requested in the last hour.
+
+Ingestion never stalls on one file: a batch whose run ends without recording its files
+is retried after a backoff, split in halves after two failures (so a bad file ends up
+alone), and a file alone that keeps failing is recorded `failed` in the ledger, with its
+last error, so the sensor stops asking for it (`ledger_store requeue` gives it back).
 """
 
 from __future__ import annotations
@@ -11,54 +17,152 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Sequence, Union
 
-from ..resources.landing import LandedFile
+from ..resources.landing import LandedFile, LandingZoneResource
 from .ledger import is_settled
+from .ledger_store import FailedFile, ledger_path
 
-CURSOR_VERSION = 1
-# Run statuses after which a requested batch that never reached the ledger is requested again.
+CURSOR_VERSION = 2
+# Run statuses after which a requested batch that never reached the ledger is retried;
+# any other status (QUEUED, STARTING, STARTED, CANCELING...) keeps the batch in flight.
 ENDED_WITHOUT_LEDGER = ("FAILURE", "CANCELED", "SUCCESS")
+# Failed runs of a batch of several files before it is split in halves.
+SPLIT_AFTER = 2
+HOUR = dt.timedelta(hours=1)
+
+
+def _default(name: str) -> Any:
+    # One place for the defaults: the resource's fields.
+    return LandingZoneResource.model_fields[name].default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The sensor's settings of LandingZoneResource, as a plain value for `decide`."""
+
+    max_files_per_run: int = _default("max_files_per_run")
+    max_bytes_per_run: int = _default("max_bytes_per_run")
+    max_runs_per_hour: int = _default("max_runs_per_hour")
+    retry_base_seconds: float = _default("retry_base_seconds")
+    retry_max_seconds: float = _default("retry_max_seconds")
+    max_attempts: int = _default("max_attempts")
+
+    @classmethod
+    def of(cls, landing: LandingZoneResource) -> "Limits":
+        return cls(**{name: getattr(landing, name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the sensor knows of the run requested under a run key."""
+
+    status: str  # a DagsterRunStatus value
+    run_id: Optional[str] = None
+    error: Optional[str] = None  # for a failed run: its first step failure
+
+
+# What `decide` asks about a run key: None when no run has it (yet). A bare status string
+# is accepted too (fakes in tests and benchmarks).
+RunStatus = Callable[[str], Union[RunOutcome, str, None]]
 
 
 @dataclass
 class Batch:
     files: list[str]
-    requested_at: str
+    day: str  # the partition: the UTC day the files were first requested
+    requested_at: Optional[str] = None  # when its run was requested; None: waiting to be
+    attempts: int = 0  # runs of these files that ended without recording them
+    not_before: Optional[str] = None  # no retry before this time (backoff)
+    last_error: Optional[str] = None
+    last_run_id: Optional[str] = None
+    failed: bool = False  # retries exhausted: its one file is to be recorded `failed`
+
+    def to_json(self) -> dict:
+        # Fields at their default are left out: a cursor of 10,000 pending files stays small.
+        return {k: v for k, v in self.__dict__.items() if k in ("files", "day") or v != _BATCH_DEFAULTS[k]}
+
+
+_BATCH_DEFAULTS = {name: f.default for name, f in Batch.__dataclass_fields__.items()}
 
 
 @dataclass
 class Cursor:
-    # run_key -> batch requested and not yet recorded in the ledger
+    # run_key -> batch not yet recorded in the ledger (in flight, waiting for a retry, or failed)
     pending: dict[str, Batch] = field(default_factory=dict)
     # uri -> fingerprint seen on the last tick, for new files not yet settled
     settling: dict[str, str] = field(default_factory=dict)
-    # bumped when a batch is given up (failed run): its files get a new run_key
+    # bumped whenever a batch gets a new run key (retry, split): Dagster launches a run key once
     generation: int = 0
+    # when the runs of the last hour were requested (the hourly cap)
+    recent_runs: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, text: Optional[str]) -> "Cursor":
+        """The cursor of the last tick. One of version 1 is upgraded (its batches in flight);
+        anything unreadable starts afresh, which is safe: files not in the ledger are found
+        again, and a run key already used is seen by its run's status on the next tick."""
         if not text:
             return cls()
-        raw = json.loads(text)
-        if raw.get("v") != CURSOR_VERSION:
+        try:
+            raw = json.loads(text)
+            if raw.get("v") == 1:
+                return cls._from_v1(raw)
+            if raw.get("v") != CURSOR_VERSION:
+                return cls()
+            cursor = cls(
+                pending={str(k): Batch(**v) for k, v in raw.get("pending", {}).items()},
+                settling=dict(raw.get("settling", {})),
+                generation=int(raw.get("generation", 0)),
+                recent_runs=[str(t) for t in raw.get("recent_runs", [])],
+            )
+            cursor._check()
+            return cursor
+        except (ValueError, TypeError, AttributeError, KeyError):
             return cls()
-        return cls(
-            pending={k: Batch(**v) for k, v in raw.get("pending", {}).items()},
+
+    def _check(self) -> None:
+        """ValueError/TypeError unless every batch has files, a day and aware times: `decide`
+        then cannot fail on a cursor it did not write."""
+        times = list(self.recent_runs)
+        for batch in self.pending.values():
+            if not batch.files or not all(isinstance(u, str) for u in batch.files):
+                raise ValueError("a batch without files")
+            dt.date.fromisoformat(batch.day)
+            times += [t for t in (batch.requested_at, batch.not_before) if t is not None]
+        if any(_time(t).tzinfo is None for t in times):
+            raise ValueError("a naive time")
+
+    @classmethod
+    def _from_v1(cls, raw: dict) -> "Cursor":
+        pending = {}
+        for key, value in raw.get("pending", {}).items():
+            requested_at = str(value["requested_at"])
+            day = dt.datetime.fromisoformat(requested_at).date().isoformat()
+            pending[key] = Batch(list(value["files"]), day, requested_at=requested_at)
+        cursor = cls(
+            pending=pending,
             settling=dict(raw.get("settling", {})),
             generation=int(raw.get("generation", 0)),
+            recent_runs=sorted(b.requested_at for b in pending.values() if b.requested_at),
         )
+        cursor._check()
+        return cursor
 
     def dump(self) -> str:
+        """Compact JSON, ASCII only (`\\uXXXX` escapes): any name, even one with lone
+        surrogates from a non-UTF-8 file system, round-trips through any cursor store."""
         return json.dumps(
             {
                 "v": CURSOR_VERSION,
-                "pending": {k: {"files": b.files, "requested_at": b.requested_at} for k, b in sorted(self.pending.items())},
+                "pending": {k: b.to_json() for k, b in sorted(self.pending.items())},
                 "settling": dict(sorted(self.settling.items())),
                 "generation": self.generation,
+                "recent_runs": self.recent_runs,
             },
             separators=(",", ":"),
+            ensure_ascii=True,
         )
 
 
@@ -73,18 +177,85 @@ class Request:
 class Tick:
     requests: list[Request]
     cursor: Cursor
-    waiting: list[str]
-    summary: str
+    waiting: list[str]  # new files still being written
+    summary: str  # one line: logged, and the skip reason of a tick without runs
+    failed: list[FailedFile] = field(default_factory=list)  # for the sensor to record in the ledger
+    metrics: dict[str, int] = field(default_factory=dict)
+
+
+def _utf8(text: str) -> bytes:
+    # Lone surrogates (undecodable bytes of a listed name) encode as themselves: any str hashes.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def run_key_for(day: str, files: Sequence[LandedFile], generation: int) -> str:
     """Same files (and versions) on the same day -> same key: a re-evaluated tick
-    never launches twice. A new generation after a failed run gets a new key."""
+    never launches twice. A retry or a split gets a new generation, hence a new key.
+    Any name hashes, whatever its characters (surrogates, newlines, `?#%`, length)."""
     digest = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.uri):
-        digest.update(f"{f.uri}\0{f.fingerprint}\n".encode())
-    digest.update(f"{generation}".encode())
+    for f in sorted(files, key=lambda f: _utf8(f.uri)):
+        digest.update(_utf8(f"{f.uri}\0{f.fingerprint}\n"))
+    digest.update(_utf8(f"{generation}"))
     return f"landing-{day}-{digest.hexdigest()[:20]}"
+
+
+def backoff(attempts: int, limits: Limits) -> dt.timedelta:
+    """Wait before attempt `attempts + 1`: doubles from `retry_base_seconds`, capped at
+    `retry_max_seconds`, so a lake or cluster outage is not hammered by retries."""
+    if attempts <= 0:
+        return dt.timedelta(0)
+    seconds = min(limits.retry_base_seconds * 2 ** min(attempts - 1, 62), limits.retry_max_seconds)
+    return dt.timedelta(seconds=seconds)
+
+
+def cut_batches(files: Sequence[LandedFile], limits: Limits) -> list[list[LandedFile]]:
+    """Consecutive batches of at most `max_files_per_run` files and `max_bytes_per_run` bytes;
+    a file larger than the byte cap is a batch of its own (bronze refuses or reads it alone)."""
+    batches: list[list[LandedFile]] = []
+    current: list[LandedFile] = []
+    size = 0
+    for f in files:
+        if current and (len(current) >= limits.max_files_per_run or size + f.size > limits.max_bytes_per_run):
+            batches.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _outcome(value: Union[RunOutcome, str, None]) -> Optional[RunOutcome]:
+    return RunOutcome(value) if isinstance(value, str) else value
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def after_failure(batch: Batch, outcome: RunOutcome, now: dt.datetime, limits: Limits) -> list[Batch]:
+    """The batches that follow a run of `batch` that ended without recording its files:
+    - a one-file batch that has failed `max_attempts` times: that file, to be recorded `failed`;
+    - a batch of several files that has failed SPLIT_AFTER times: its two halves, attempts
+      reset, so retries converge on the bad file instead of holding the good ones back;
+    - otherwise the same files, retried after the backoff."""
+    attempts = batch.attempts + 1
+    error = outcome.error or f"run ended {outcome.status} without recording its files"
+    common = dict(day=batch.day, last_error=error, last_run_id=outcome.run_id)
+    not_before = (now + backoff(attempts, limits)).isoformat()
+    if len(batch.files) > 1 and attempts >= min(SPLIT_AFTER, limits.max_attempts):
+        half = (len(batch.files) + 1) // 2
+        return [Batch(part, not_before=not_before, **common) for part in (batch.files[:half], batch.files[half:])]
+    if len(batch.files) == 1 and attempts >= limits.max_attempts:
+        return [Batch(batch.files, attempts=attempts, failed=True, **common)]
+    return [Batch(batch.files, attempts=attempts, not_before=not_before, **common)]
+
+
+def recorded(cursor: Cursor, paths: Sequence[str]) -> Cursor:
+    """The cursor once the sensor has written the `failed` rows of `paths`: their batches are done."""
+    done = set(paths)
+    kept = {k: b for k, b in cursor.pending.items() if not (b.failed and ledger_path(b.files[0]) in done)}
+    return replace(cursor, pending=kept)
 
 
 def decide(
@@ -94,54 +265,150 @@ def decide(
     cursor: Cursor,
     now: dt.datetime,
     settle_seconds: float,
-    run_status: Callable[[str], Optional[str]],
-    max_files_per_run: int = 500,
-    pending_timeout: dt.timedelta = dt.timedelta(hours=1),
+    run_status: RunStatus,
+    limits: Limits = Limits(),
+    pending_timeout: dt.timedelta = HOUR,
 ) -> Tick:
     """One sensor tick. Cost: one pass over the listing with set lookups; only new
-    files (not in the ledger, not pending) are looked at further.
+    files (not in the ledger, not in the cursor) are looked at further, and only the
+    runs of the cursor's requested batches are looked up.
 
     A new file is requested once it is settled: unchanged since the last tick, or
     not modified for `settle_seconds`. Names that escape the zone are requested
-    too: bronze records them as refused without opening them.
+    too: bronze records them as refused without opening them. A file is in at most
+    one batch of the cursor, so never in two runs at once.
     """
-    out = Cursor(generation=cursor.generation)
-    # Pending batches: done once their files are in the ledger; requested again if
-    # their run ended without recording them (or never started within the timeout).
-    for key, batch in cursor.pending.items():
-        if all(uri in claimed for uri in batch.files):
-            continue
-        status = run_status(key)
-        age = now - dt.datetime.fromisoformat(batch.requested_at)
-        if status in ENDED_WITHOUT_LEDGER or (status is None and age > pending_timeout):
-            out.generation += 1
-            continue
-        out.pending[key] = batch
-    in_flight = {uri for batch in out.pending.values() for uri in batch.files}
+    listed: dict[str, LandedFile] = {f.uri: f for f in landed}
+    outside = set(escaped)
+    for uri in sorted(outside):
+        listed.setdefault(uri, LandedFile(uri, 0, None))
 
+    recent = [t for t in cursor.recent_runs if now - _time(t) < HOUR]
+    out = Cursor(generation=cursor.generation, recent_runs=recent)
+
+    def is_claimed(uri: str) -> bool:
+        return uri in claimed or ledger_path(uri) in claimed
+
+    def new_key(day: str, files: Sequence[str]) -> str:
+        out.generation += 1
+        return run_key_for(day, [listed.get(u) or LandedFile(u, 0, None) for u in files], out.generation)
+
+    failed: list[FailedFile] = []
+    splits = 0
+
+    # 1. The cursor's batches: done once their files are in the ledger; kept while their run
+    #    is queued or running; after a run that ended without recording them, retried.
+    for key, batch in sorted(cursor.pending.items()):
+        files = [u for u in batch.files if not is_claimed(u)]
+        if not files:
+            continue
+        batch = replace(batch, files=files)
+        if batch.requested_at is not None:
+            outcome = _outcome(run_status(key))
+            if outcome is None and now - _time(batch.requested_at) > pending_timeout:
+                # The daemon never created the run (or it was deleted): as good as failed.
+                outcome = RunOutcome("MISSING", None, f"no run was started within {pending_timeout}")
+            elif outcome is None or outcome.status not in ENDED_WITHOUT_LEDGER:
+                out.pending[key] = batch
+                continue
+            # Files gone from the zone are not outstanding any more: they leave the batch.
+            batch = replace(batch, files=[u for u in files if u in listed])
+            if not batch.files:
+                continue
+            followers = after_failure(batch, outcome, now, limits)
+            splits += len(followers) > 1
+            for follower in followers:
+                out.pending[new_key(follower.day, follower.files)] = follower
+            continue
+        batch = replace(batch, files=[u for u in files if u in listed])
+        if batch.files:
+            out.pending[key] = batch
+    for batch in out.pending.values():
+        if batch.failed:
+            f = listed[batch.files[0]]
+            failed.append(
+                FailedFile(f.uri, f.size, f.modified, dt.date.fromisoformat(batch.day), batch.last_run_id,
+                           batch.last_error or "failed", etag=f.etag)
+            )
+    in_cursor = {uri for batch in out.pending.values() for uri in batch.files}
+    in_flight = sum(len(b.files) for b in out.pending.values() if b.requested_at is not None)
+
+    # 2. Retries whose backoff is over, oldest first, within the hourly cap.
+    budget = max(0, limits.max_runs_per_hour - len(out.recent_runs))
+    requests: list[Request] = []
+    held_back = 0
+
+    def request(key: str, batch: Batch) -> None:
+        nonlocal budget
+        batch.requested_at = now.isoformat()
+        out.recent_runs.append(batch.requested_at)
+        requests.append(Request(key, batch.day, list(batch.files)))
+        budget -= 1
+
+    due = [
+        (batch.not_before or "", key)
+        for key, batch in out.pending.items()
+        if batch.requested_at is None
+        and not batch.failed
+        and (batch.not_before is None or _time(batch.not_before) <= now)
+    ]
+    for _, key in sorted(due):
+        if budget > 0:
+            request(key, out.pending[key])
+        else:
+            held_back += 1
+    retried = len(requests)
+
+    # 3. New files: settled ones cut into batches, within what is left of the cap.
     ready: list[LandedFile] = []
     waiting: list[str] = []
-    outside = set(escaped)
-    candidates = list(landed) + [LandedFile(uri, 0, None) for uri in sorted(outside)]
-    for f in candidates:
-        if f.uri in claimed or f.uri in in_flight:
+    outstanding: list[LandedFile] = []
+    for f in listed.values():
+        if is_claimed(f.uri):
+            continue
+        outstanding.append(f)
+        if f.uri in in_cursor:
             continue
         if f.uri in outside or is_settled(f, now, settle_seconds) or cursor.settling.get(f.uri) == f.fingerprint:
             ready.append(f)
         else:
             out.settling[f.uri] = f.fingerprint
             waiting.append(f.uri)
-
     day = now.date().isoformat()
-    requests = []
-    for start in range(0, len(ready), max_files_per_run):
-        chunk = ready[start : start + max_files_per_run]
-        key = run_key_for(day, chunk, out.generation)
-        files = [f.uri for f in chunk]
-        requests.append(Request(key, day, files))
-        out.pending[key] = Batch(files, now.isoformat())
+    for chunk in cut_batches(ready, limits):
+        if budget > 0:
+            key = run_key_for(day, chunk, out.generation)
+            out.pending[key] = Batch([f.uri for f in chunk], day)
+            request(key, out.pending[key])
+        else:
+            held_back += 1
+            # Settled now: still settled on the tick that has room for them.
+            out.settling.update({f.uri: f.fingerprint for f in chunk})
+
+    metrics = {
+        "landed": len(landed),
+        "in_ledger": len(claimed),
+        "in_flight": in_flight,
+        "files_requested": sum(len(r.files) for r in requests),
+        "runs_requested": len(requests),
+        "retries_requested": retried,
+        "still_being_written": len(waiting),
+        "files_outstanding": len(outstanding),
+        "bytes_outstanding": sum(f.size for f in outstanding),
+        "retries_waiting": sum(1 for b in out.pending.values() if b.requested_at is None and not b.failed),
+        "batches_split": splits,
+        "files_failed": len(failed),
+        "runs_held_back": held_back,
+    }
     summary = (
-        f"{len(landed)} landed, {len(claimed)} in the ledger, {len(in_flight)} in flight, "
-        f"{len(ready)} requested in {len(requests)} run(s), {len(waiting)} still being written"
+        f"{metrics['landed']} landed, {metrics['in_ledger']} in the ledger, {metrics['in_flight']} in flight, "
+        f"{metrics['files_requested']} requested in {metrics['runs_requested']} run(s) "
+        f"({metrics['retries_requested']} retries), {metrics['still_being_written']} still being written; "
+        + " ".join(
+            f"{name}={metrics[name]}"
+            for name in ("files_outstanding", "bytes_outstanding", "retries_waiting", "batches_split",
+                         "files_failed", "runs_held_back")
+        )
+        + (f" (max_runs_per_hour={limits.max_runs_per_hour} reached: the rest wait)" if held_back else "")
     )
-    return Tick(requests, out, waiting, summary)
+    return Tick(requests, out, waiting, summary, failed, metrics)

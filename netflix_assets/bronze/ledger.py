@@ -21,16 +21,41 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional, Sequence
 
-from ..resources.landing import LandedFile
+from ..resources.landing import INVALID_NAME, NOT_A_REGULAR_FILE, LandedFile  # decided from the listing
+from ..transforms.csv_records import CHANGED_DURING_READ, UNREADABLE  # noqa: F401 - statuses of the ledger
 
 LEDGER_TABLE = "_ingested_files"
 LEDGER_SCHEMA = (
     "path string, size long, modified_at timestamp, etag string, sha256 string, discovered_at timestamp, "
     "ingest_date date, run_id string, status string, duplicate_of string"
 )
+# Statuses (the data contract lists them all). A refusal is stored as "<code>: <message>";
+# `status_code` gives the code.
 INGESTED = "ingested"
 DUPLICATE = "duplicate"
 OUTSIDE = "outside_landing_zone"
+# Decided from the listing, never opened:
+FILE_TOO_LARGE = "file_too_large"  # over LandingZoneResource.max_file_bytes
+# Written by the landing-zone sensor when a file's runs kept failing (retry cap reached):
+FAILED = "failed"
+# Found while hashing or reading: UNREADABLE, CHANGED_DURING_READ and the file's own defects
+# (empty_file, not_utf8, nul_bytes, unknown_header, line_too_long, unterminated_quote,
+# parse_error), defined beside the parser that finds them.
+# Not parsed again when the partition is re-materialized (FAILED until it is re-queued).
+NOT_READ = (DUPLICATE, OUTSIDE, INVALID_NAME, NOT_A_REGULAR_FILE, FILE_TOO_LARGE, FAILED)
+# Refused from the listing alone: quarantine gets a row naming the file, with no evidence.
+REFUSED_UNOPENED = (INVALID_NAME, NOT_A_REGULAR_FILE, FILE_TOO_LARGE)
+
+
+def status_code(status: Optional[str]) -> Optional[str]:
+    """`unknown_header: 'id,name'` -> `unknown_header`."""
+    return None if status is None else status.split(":", 1)[0].strip()
+
+
+def refusal(code: str, message: str) -> str:
+    """A status that names its cause: "<code>: <message>" (one line, bounded)."""
+    text = " ".join(str(message).split())
+    return f"{code}: {text[:500]}" if text else code
 
 
 @dataclass(frozen=True)
@@ -47,12 +72,12 @@ class Claim:
 
     @property
     def readable(self) -> bool:
-        """Parsed by bronze: not a duplicate copy, not outside the landing zone."""
-        return self.status not in (DUPLICATE, OUTSIDE)
+        """Parsed by bronze: not a duplicate copy, outside the zone, badly named, too large or failed."""
+        return status_code(self.status) not in NOT_READ
 
 
 def claim_of(file: LandedFile, now: dt.datetime, day: dt.date) -> Claim:
-    return Claim(file.uri, file.size, file.modified, now, day, etag=file.etag)
+    return Claim(file.uri, file.size, file.modified, now, day, etag=file.etag, status=file.problem)
 
 
 def outside_claim(uri: str, now: dt.datetime, day: dt.date) -> Claim:
@@ -115,6 +140,25 @@ def select_claims(
     return sorted(mine, key=lambda c: c.path), skipped
 
 
+def waiting_files(
+    day: dt.date, known: dict[str, Claim], landed: Sequence[LandedFile], now: dt.datetime, settle_seconds: float
+) -> list[LandedFile]:
+    """New files a run of `day` leaves unclaimed because they are still settling (today only)."""
+    if day != now.date():
+        return []
+    return [f for f in landed if f.uri not in known and not is_settled(f, now, settle_seconds)]
+
+
+def refuse_too_large(claims: Sequence[Claim], max_file_bytes: int) -> list[Claim]:
+    """Readable claims over the size cap become `file_too_large`: never opened, never hashed."""
+    return [
+        replace(c, status=refusal(FILE_TOO_LARGE, f"{c.size} bytes, over the limit of {max_file_bytes}"))
+        if c.readable and c.size > max_file_bytes
+        else c
+        for c in claims
+    ]
+
+
 def mark_duplicates(claims: Sequence[Claim], known: dict[str, Claim]) -> list[Claim]:
     """Give every claim with a content hash its status against all earlier files:
     the earliest discovered file (then smallest path) with given bytes is the one
@@ -138,7 +182,8 @@ def mark_duplicates(claims: Sequence[Claim], known: dict[str, Claim]) -> list[Cl
 
 
 def ledger_rows(claims: Sequence[Claim], run_id: str, refused: dict[str, str]) -> list[tuple]:
-    """Rows of the ledger for these claims; `refused` maps a path bronze refused to its reason."""
+    """Rows of the ledger for these claims; `refused` maps a path bronze refused (while
+    hashing or parsing it) to its reason."""
     rows = []
     for c in claims:
         status = c.status if not c.readable else refused.get(c.path, INGESTED)

@@ -4,26 +4,20 @@ import datetime as dt
 from typing import Optional
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from ..jobs import lakehouse_job, landed_titles_job
 from ..lib.delta_log import partition_row_counts
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
-from . import discovery
+from . import discovery, ledger_store
 from .assets import LOOKUP_FORMATS, bronze_netflix_titles
 from .ledger import LEDGER_TABLE
 
 
 def claimed_paths(lake: LakeResource) -> set[str]:
     """Paths in the ledger, read with delta-rs (no Spark in the sensor process)."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        table = DeltaTable(lake.table_uri("bronze", LEDGER_TABLE), storage_options=lake.storage_options())
-    except TableNotFoundError:
-        return set()
-    return set(table.to_pyarrow_table(columns=["path"]).column("path").to_pylist())
+    return ledger_store.claimed_paths(lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options())
 
 
 def lookups_landed(lake: LakeResource, day: str) -> bool:
@@ -37,12 +31,49 @@ def lookups_landed(lake: LakeResource, day: str) -> bool:
     return True
 
 
-def _run_status(instance: dg.DagsterInstance):
-    def status(run_key: str) -> Optional[str]:
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1)
-        return runs[0].status.value if runs else None
+def _innermost(error):
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error
 
-    return status
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The first step failure of a failed run, as one line ("<step>: <Error>: <message>"):
+    what a batch's `failed` row says. Read only for runs that failed (a few event rows)."""
+    try:
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            data = entry.dagster_event.event_specific_data
+            user = getattr(data, "user_failure_data", None)
+            error = _innermost(getattr(data, "error", None))
+            text = (user.description if user is not None and user.description else None) or (
+                error.message.strip() if error is not None else entry.message
+            )
+            return f"{entry.dagster_event.step_key}: {text}"
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
+            error = _innermost(getattr(entry.dagster_event.event_specific_data, "error", None))
+            return error.message.strip() if error is not None else entry.message
+    except Exception as err:  # noqa: BLE001 - the error text is a courtesy: never fail the tick for it
+        return f"run {run_id} failed (its error could not be read: {err})"
+    return f"run {run_id} failed"
+
+
+def run_outcomes(instance: dg.DagsterInstance):
+    """run_key -> RunOutcome of its latest run (None: no run yet), for `discovery.decide`."""
+
+    def outcome(run_key: str) -> Optional[discovery.RunOutcome]:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+        if not runs:
+            return None
+        run = runs[0]
+        status = run.status.value
+        error = None
+        if status == "FAILURE":
+            error = failure_message(instance, run.run_id)
+        elif status == "CANCELED":
+            error = f"run {run.run_id} was canceled"
+        return discovery.RunOutcome(status, run.run_id, error)
+
+    return outcome
 
 
 @dg.sensor(
@@ -52,21 +83,33 @@ def _run_status(instance: dg.DagsterInstance):
     description=(
         "Watches the landing zone and requests one run of today's partition per batch of new, "
         "complete titles files (each file exactly once: the ledger bronze/_ingested_files): "
-        "landed_titles_job once the day's lookup pulls are in the lake, else the whole lakehouse_job."
+        "landed_titles_job once the day's lookup pulls are in the lake, else the whole lakehouse_job. "
+        "A batch whose run ends without recording its files is retried with backoff and split until a "
+        "bad file is alone; that file is then recorded `failed` (re-queue it with `make requeue`)."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource, lake: LakeResource):
     landed, escaped = landing.scan()
+    ledger_uri, options = lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options()
+    now = dt.datetime.now(dt.timezone.utc)
     tick = discovery.decide(
         landed,
         escaped,
-        claimed_paths(lake),
+        ledger_store.claimed_paths(ledger_uri, options),
         discovery.Cursor.parse(context.cursor),
-        dt.datetime.now(dt.timezone.utc),
+        now,
         landing.settle_seconds,
-        _run_status(context.instance),
+        run_outcomes(context.instance),
+        discovery.Limits.of(landing),
     )
-    context.log.info(tick.summary)
+    cursor, summary = tick.cursor, tick.summary
+    if tick.failed:
+        try:
+            cursor = discovery.recorded(cursor, ledger_store.record_failed(ledger_uri, tick.failed, options, now))
+        except Exception as err:  # noqa: BLE001 - the batches stay in the cursor: written on the next tick
+            context.log.warning(f"could not record {len(tick.failed)} failed file(s) in the ledger: {err!r}")
+            summary += f"; recording failed files deferred ({type(err).__name__})"
+    context.log.info(summary)
     pulled = {day: lookups_landed(lake, day) for day in {r.partition_key for r in tick.requests}}
     run_requests = [
         dg.RunRequest(
@@ -80,8 +123,8 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     ]
     return dg.SensorResult(
         run_requests=run_requests,
-        cursor=tick.cursor.dump(),
-        skip_reason=None if run_requests else dg.SkipReason(tick.summary),
+        cursor=cursor.dump(),
+        skip_reason=None if run_requests else dg.SkipReason(summary),
     )
 
 

@@ -7,7 +7,9 @@ uploads it to DBFS, submits a `spark_python_task` and replays the step's events.
 
 Only variable *names* appear here. Secrets reach the launcher as `{"env": NAME}`
 config (resolved at run time, never logged) and reach the cluster through a
-Databricks secret scope (`secrets_to_env_variables`, `storage.adls2`).
+Databricks secret scope (`secrets_to_env_variables`, `storage.adls2`), never
+through `env_variables`: dagster-databricks pickles those, in clear, into the
+step's `config.pkl` on DBFS staging, readable by anyone who can read DBFS.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import dagster as dg
+
+from .landing import LANDING_ENV
 
 STEP_LAUNCHER_KEY = "pyspark_step_launcher"
 # `required_resource_keys` of every op that touches Spark.
@@ -30,19 +35,32 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # delta-spark, pandas, pyarrow, matplotlib). The launcher itself adds dagster,
 # dagster-databricks, dagster-pyspark and databricks-sdk at the local versions.
 # Pins match pyproject.toml: what runs on the cluster is what the tests ran.
+# (No dagster-azure: nothing on the cluster imports it since the pickle IO manager is gone.)
 CLUSTER_LIBRARIES = (
-    "dagster-azure==0.29.27",
     "adlfs==2026.8.0",
     "fsspec==2026.9.0",
     "deltalake==1.6.6",
 )
 
 DEFAULT_SECRET_SCOPE = "netflix-lakehouse"
-# Secret scope key -> environment variable on the cluster.
+ADLS_KEY_SECRET = "adls-account-key"
+# Secret scope key -> environment variable on the cluster: every secret the remote step
+# needs to rebuild the resources the Dagster process has. The lake's key is always read
+# (Spark's `storage.adls2` needs it); each other key only when its variable is set in the
+# Dagster process, so the scope holds just the credentials the deployment uses.
 CLUSTER_SECRETS = {
-    "adls-account-key": "NETFLIX_ADLS_ACCOUNT_KEY",
+    ADLS_KEY_SECRET: "NETFLIX_ADLS_ACCOUNT_KEY",
+    # May carry a SAS token (a query string); the step's config validation resolves it on
+    # the cluster even though the HTTP pull itself runs in the Dagster process.
+    "lookup-base-url": "NETFLIX_LOOKUP_BASE_URL",
+    # A landing zone outside the lake (NETFLIX_LANDING_URI): bronze reads it on the cluster.
+    "landing-account-key": LANDING_ENV["account_key"],
+    "landing-sas-token": LANDING_ENV["sas_token"],
+    "landing-connection-string": LANDING_ENV["connection_string"],
 }
-# Non-secret settings the remote step needs to rebuild the same resources.
+ALWAYS_READ_SECRETS = frozenset({ADLS_KEY_SECRET})
+# Non-secret settings the remote step needs to rebuild the same resources: names, URIs
+# without credentials, endpoints. They travel in clear (see the module docstring).
 FORWARDED_ENV = (
     "NETFLIX_DEPLOYMENT",
     "NETFLIX_LAKE_URI",
@@ -50,12 +68,15 @@ FORWARDED_ENV = (
     "NETFLIX_ADLS_CONTAINER",
     "NETFLIX_ADLS_PREFIX",
     "NETFLIX_LANDING_URI",
-    "NETFLIX_LANDING_ACCOUNT",
-    "NETFLIX_LOOKUP_BASE_URL",
+    LANDING_ENV["account_name"],
+    LANDING_ENV["blob_endpoint"],
     "DATABRICKS_HOST",
     "DATABRICKS_CLUSTER_ID",
     "DATABRICKS_SECRET_SCOPE",
 )
+# What gives a credential away in a value meant to be forwarded in clear (a SAS signature,
+# an account key or SAS in a connection string, user info in a URL): refused, not forwarded.
+_CREDENTIAL_MARKERS = ("sig=", "accountkey=", "sharedaccesssignature=", "password=")
 
 
 def local_step_launcher() -> dg.ResourceDefinition:
@@ -136,6 +157,10 @@ def step_launcher_config(
         raise ValueError("NETFLIX_DEPLOYMENT=prod needs DATABRICKS_HOST (the workspace URL)")
     scope = os.environ.get("DATABRICKS_SECRET_SCOPE", DEFAULT_SECRET_SCOPE)
     forwarded = {name: os.environ[name] for name in FORWARDED_ENV if _env(name)}
+    for name, value in {**forwarded, **(env or {})}.items():
+        if name in CLUSTER_SECRETS.values():
+            raise ValueError(f"{name} is a secret: it reaches the cluster from the secret scope, never in env_variables")
+        _refuse_credentials(name, value)
     config: dict[str, Any] = {
         "databricks_host": {"env": "DATABRICKS_HOST"},
         **auth_config(),
@@ -146,9 +171,7 @@ def step_launcher_config(
             "timeout_seconds": int(os.environ.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3600")),
         },
         "env_variables": {**forwarded, **(env or {})},
-        "secrets_to_env_variables": [
-            {"name": var, "key": key, "scope": scope} for key, var in CLUSTER_SECRETS.items()
-        ],
+        "secrets_to_env_variables": cluster_secrets(scope),
         "local_dagster_job_package_path": str(staged_code_dir()),
         "staging_prefix": os.environ.get("DATABRICKS_STAGING_PREFIX", "/dagster_staging"),
         "poll_interval_sec": poll_interval_sec or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5")),
@@ -158,9 +181,38 @@ def step_launcher_config(
     if account:
         # Spark on the cluster reads abfss:// with the account key from the secret scope.
         config["storage"] = {
-            "adls2": {"secret_scope": scope, "storage_account_name": account, "storage_account_key_key": "adls-account-key"}
+            "adls2": {"secret_scope": scope, "storage_account_name": account, "storage_account_key_key": ADLS_KEY_SECRET}
         }
     return config
+
+
+def cluster_secrets(scope: str) -> list[dict[str, str]]:
+    """`secrets_to_env_variables`: the scope keys the cluster reads, by name only (the launcher
+    uploads these names; the runtime's `dbutils.secrets.get` fetches the values on the cluster)."""
+    return [
+        {"name": var, "key": key, "scope": scope}
+        for key, var in CLUSTER_SECRETS.items()
+        if key in ALWAYS_READ_SECRETS or _env(var)
+    ]
+
+
+def _refuse_credentials(name: str, value: str) -> None:
+    """A forwarded value must hold no credential: it would be stored in clear on DBFS.
+    The error names the variable, never its value."""
+    lowered = value.lower()
+    found = next((marker for marker in _CREDENTIAL_MARKERS if marker in lowered), None)
+    if found is None and "://" in value:
+        parts = urllib.parse.urlsplit(value)
+        if parts.query or parts.fragment:
+            found = "a query string"
+        # `abfss://container@account...` names a container there, not a user.
+        elif parts.password is not None or (parts.username and parts.scheme.lower() in ("http", "https")):
+            found = "user info"
+    if found is not None:
+        raise ValueError(
+            f"{name} is forwarded to the Databricks cluster in clear (DBFS staging) but looks like it holds a "
+            f"credential ({found}): keep the credential in the secret scope (DEPLOYMENT.md, Secret scope)"
+        )
 
 
 def databricks_step_launcher(**kwargs: Any) -> dg.ResourceDefinition:

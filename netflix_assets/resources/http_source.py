@@ -6,7 +6,16 @@
   read timeouts and on dropped or reset connections; any other HTTP error
   (404, 403, ...) fails at once;
 * refuses a body larger than `max_bytes`, whether announced by Content-Length
-  or found while streaming it in 1 MiB chunks (never read all at once);
+  or found while streaming it in chunks of at most 1 MiB (never read all at once);
+* gives up on a file when `deadline_seconds` have passed since its fetch began,
+  retries and backoff included: `timeout_seconds` bounds each read, so a server
+  that trickles one byte every 20 s would otherwise hold the daily run (and, with
+  prod's limit of one run per day, every other run of that day) forever. A deadline
+  that passes is final, not a retryable attempt: it is the file's whole budget,
+  and a retry would only make the run wait again for a server already seen too
+  slow (the run itself can be retried, or the next tick pulls again). It is
+  checked between reads, each bounded by `timeout_seconds`, so a fetch ends
+  within `deadline_seconds + timeout_seconds`;
 * makes a conditional GET (`If-None-Match`) when given the ETag of the copy the
   caller already has, and reports a 304 as `FetchResult(data=None)`;
 * never writes a URL's query string (a SAS token) or user info into a log line
@@ -183,6 +192,13 @@ class HttpSourceResource(dg.ConfigurableResource):
         default=1.0, ge=0, description="Wait before the first retry; doubled before each next one."
     )
     max_backoff_seconds: float = Field(default=60.0, ge=0, description="Cap on any one backoff wait.")
+    # 600 s: the largest accepted file (max_bytes, 256 MiB) at ~0.5 MB/s; the lookup files
+    # are a few MB, so only a stuck or trickling server ever reaches it.
+    deadline_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="Give up on a file after this long, retries and backoff included (not retried).",
+    )
 
     def source_file(self, folder_name: str) -> SourceFile:
         for item in self.files:
@@ -210,14 +226,20 @@ class HttpSourceResource(dg.ConfigurableResource):
         if scheme not in SUPPORTED_SCHEMES:
             raise FetchError(f"GET {shown}: unsupported URL scheme {scheme!r} (use one of {', '.join(SUPPORTED_SCHEMES)})")
         attempts = self.retries + 1
+        deadline = time.monotonic() + self.deadline_seconds
         for attempt in range(1, attempts + 1):
             try:
-                return self._fetch_once(url, etag, attempt)
+                return self._fetch_once(url, etag, attempt, deadline)
             except _Retryable as err:
                 problem, cause = err.problem, err.__cause__
             if attempt == attempts:
                 break
             delay = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+            if time.monotonic() + delay >= deadline:
+                raise FetchError(
+                    f"GET {shown}: deadline_seconds={self.deadline_seconds:g} would pass before attempt "
+                    f"{attempt + 1} of {attempts}, given up; last problem: {problem}"
+                ) from cause
             if log is not None:
                 log.warning(
                     f"GET {shown}: {problem}; retrying in {delay:.2f}s (attempt {attempt} of {attempts} failed)"
@@ -225,19 +247,21 @@ class HttpSourceResource(dg.ConfigurableResource):
             _sleep(delay)
         raise FetchError(f"GET {shown} failed after {attempts} attempt(s); last problem: {problem}") from cause
 
-    def _fetch_once(self, url: str, etag: Optional[str], attempt: int) -> FetchResult:
+    def _fetch_once(self, url: str, etag: Optional[str], attempt: int, deadline: float) -> FetchResult:
         """One attempt: a FetchResult, or _Retryable, or FetchError (no point retrying)."""
         shown = redact_url(url)
         headers = {"If-None-Match": etag} if etag else {}
         request = urllib.request.Request(url, headers=headers, method="GET")
+        # Connecting and each read wait at most timeout_seconds, and never much past the deadline.
+        timeout = max(min(self.timeout_seconds, deadline - time.monotonic()), 0.001)
         try:
-            with _urlopen(request, self.timeout_seconds) as response:
+            with _urlopen(request, timeout) as response:
                 status = getattr(response, "status", None) or 200  # None for file://
                 declared = self._check_length(response.headers.get("Content-Length"), shown)
-                data = self._read_body(response, shown)
+                data = self._read_body(response, shown, deadline)
                 chunked = "chunked" in (response.headers.get("Transfer-Encoding") or "").lower()
                 if declared is not None and not chunked and len(data) < declared:
-                    # http.client's read(amt) returns a short body silently, no IncompleteRead.
+                    # http.client's read1/read(amt) return a short body silently, no IncompleteRead.
                     raise _Retryable(f"connection closed mid-body ({len(data)} of {declared} bytes read)")
                 return FetchResult(
                     url=url, data=data, etag=response.headers.get("ETag"), status=status, attempts=attempt
@@ -275,16 +299,26 @@ class HttpSourceResource(dg.ConfigurableResource):
             )
         return length
 
-    def _read_body(self, response, shown: str) -> bytes:
+    def _read_body(self, response, shown: str, deadline: float) -> bytes:
         chunks, size = [], 0
-        # Never ask for more than one byte past the limit, so an oversized
-        # stream is refused as soon as it crosses it.
-        while chunk := response.read(min(CHUNK_BYTES, self.max_bytes + 1 - size)):
+        # read1 returns whatever has arrived (one socket read at most), where read(n) waits for
+        # all n bytes: a trickling server would keep read(n) busy for ever, unseen by the deadline.
+        read = getattr(response, "read1", None) or response.read
+        while True:
+            if time.monotonic() > deadline:
+                raise FetchError(
+                    f"GET {shown}: not complete after deadline_seconds={self.deadline_seconds:g} ({size} bytes "
+                    "read; the server sends too slowly), given up (not retried: the deadline bounds the whole fetch)"
+                )
+            # Never ask for more than one byte past the limit, so an oversized
+            # stream is refused as soon as it crosses it.
+            chunk = read(min(CHUNK_BYTES, self.max_bytes + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > self.max_bytes:
                 raise FetchError(f"GET {shown}: body exceeds max_bytes={self.max_bytes}, refused")
             chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def sha256(data: bytes) -> str:

@@ -5,20 +5,62 @@ Local: `uri` is a directory (or file://). Azure: `uri` is
 `abfs[s]://<container>[@<account>.dfs.core.windows.net]/<prefix>`, with the
 account and its credential from environment variables (see `from_env`);
 `blob_endpoint` points the same code at Azurite in tests.
+
+Names. Every `*.csv` the listing finds comes out as a `LandedFile`, whatever its
+name: a file nobody hears about stalls ingestion as surely as a crash. The URI
+of a listed file is what bronze later passes to `fsspec.open`, so a name that
+cannot make that trip is flagged in `LandedFile.problem` (recorded in the ledger
+and never opened) instead of failing at read time, run after run:
+- not valid UTF-8 (a Latin-1 name from an NFS or Windows export; Python lists it
+  with lone surrogates, which Parquet strings and JSON cursors cannot hold):
+  `invalid_name`, its undecodable bytes written `\\xNN` in the URI
+  (`backslashreplace`, the ledger's own escaping). Caveat: a file literally named
+  with those four characters gets the same URI; both are then one ledger entry.
+- a name fsspec/adlfs would parse into another path: `unreadable`. Found by
+  experiment (adlfs 2026.8 on Azurite): tab, CR and LF are dropped from URLs
+  (Python's `urlsplit` strips them), a `?` followed later by `#` is split into
+  query and fragment, and `::` is read as a chain of URLs (on local disk too).
+  Other control characters make Azurite fail the whole listing (HTTP 500: XML
+  cannot carry them; real Azure percent-encodes them and the SDK decodes them), so
+  no test can show them round-trip and Azure's naming rules advise against them:
+  on Azure every C0 control character is refused. `?`, `#`, `%`, `*`, `[`, spaces
+  at either end, non-ASCII and very long names round-trip and are read.
+
+Archiving (Auto Loader's `cleanSource=MOVE`): with `archive_after_days` set, the
+`archive_landed_files` job (bronze/archive.py) moves ingested files to
+`<archive>/<ingest_date>/<path in the zone>`. The listing never descends into the
+archive (nor into any top-level folder named `_*` or `.*`): it lists the root once
+and each other top-level entry, so a tick costs the same with 100 or 100,000
+archived files.
 """
 
 import datetime as dt
 import os
 import posixpath
+import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import dagster as dg
 from pydantic import Field
 
+# The ledger status of a name bronze must not open by its URI (not UTF-8, or one the store's
+# client would read as another object): recorded, never opened.
+INVALID_NAME = "invalid_name"
+# A FIFO, socket or device named *.csv (or a link to one): opening it could block a worker forever.
+NOT_A_REGULAR_FILE = "not_a_regular_file"
+
 # Names of files still being written by their producer: never picked up.
 IN_PROGRESS_MARKERS = ("_tmp", ".tmp", ".part", "_copying")
 AZURE_PROTOCOLS = ("abfs", "abfss", "az")
+# The archive's folder when `archive_uri` is not set: `_` keeps it out of any listing of titles.
+DEFAULT_ARCHIVE_FOLDER = "_archive"
+# Names made of these characters alone need no round-trip check (the common case: keeps the
+# listing of 10,000 files cheap); any other name is checked against fsspec's URL parsing.
+_PLAIN_NAME = re.compile(r"[\w .,+=@~()\-/]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The part of a name adlfs passes through URL parsing unchanged.
+_URL_SAFE_PREFIX = re.compile(r"[^\x00-\x1f\x7f?#]*")
 
 # Environment variables read by `from_env` (values never appear in code or config files).
 LANDING_ENV = {
@@ -41,6 +83,8 @@ class LandedFile:
     modified: Optional[dt.datetime]
     # The store's version tag of the content (Azure ETag); None on local disk.
     etag: Optional[str] = None
+    # A ledger status decided from the listing alone (e.g. "invalid_name: ..."): never opened.
+    problem: Optional[str] = None
 
     @property
     def fingerprint(self) -> str:
@@ -58,6 +102,20 @@ def _modified(info: dict[str, Any]) -> Optional[dt.datetime]:
     return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
 
 
+def _special_file_problem(path: str) -> Optional[str]:
+    """The status of a local entry that is not a regular file once links are followed, else None
+    (a dangling link is left to the read, which fails at once and records it `unreadable`)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return f"{NOT_A_REGULAR_FILE}: a FIFO, socket or device is never opened (it could block the reader): replace it with a file"
+
+
 def is_in_progress(name: str) -> bool:
     base = name.rsplit("/", 1)[-1].lower()
     return base.startswith((".", "_")) or any(marker in base for marker in IN_PROGRESS_MARKERS)
@@ -65,6 +123,44 @@ def is_in_progress(name: str) -> bool:
 
 def _has_parent_segment(path: str) -> bool:
     return ".." in path.replace("\\", "/").split("/")
+
+
+def escape_undecodable(text: str) -> str:
+    """`text` itself when it is valid Unicode, else with the bytes Python could not decode
+    (lone surrogates from `os.listdir`) written `\\xNN`: the same as the ledger's escaping."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # the bytes os.listdir could not decode
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")  # a surrogate that did not come from bytes
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _day(value: Union[dt.date, str]) -> str:
+    """YYYY-MM-DD of a date, a datetime or an ISO string."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).date().isoformat() if value.tzinfo else value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return dt.date.fromisoformat(str(value)[:10]).isoformat()
+
+
+def archive_due(discovered_at: dt.datetime, now: dt.datetime, after_days: Optional[int]) -> bool:
+    """Whether a file discovered at `discovered_at` has been kept `after_days` by `now` (None: never)."""
+    if after_days is None:
+        return False
+    if discovered_at.tzinfo is None:  # the ledger holds UTC (delta-rs hands it back aware)
+        discovered_at = discovered_at.replace(tzinfo=dt.timezone.utc)
+    return now - discovered_at >= dt.timedelta(days=after_days)
+
+
+def _field(entry: Any, name: str) -> Any:
+    """A ledger row's field, from a dict (delta-rs, Spark Row.asDict) or an object (Claim)."""
+    return entry[name] if isinstance(entry, dict) else getattr(entry, name)
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -82,6 +178,36 @@ class LandingZoneResource(dg.ConfigurableResource):
     settle_seconds: float = Field(
         default=30.0,
         description="A file whose size and modification time have not changed for this long is complete.",
+    )
+    # What bronze accepts from one file (Auto Loader's per-file limits).
+    max_file_bytes: int = Field(
+        default=20 * 2**30, description="Larger files are refused (`file_too_large`) without being opened."
+    )
+    max_record_bytes: int = Field(
+        default=16 * 2**20,
+        description="Longest physical line or CSV record the parser holds; longer ones refuse the file (`line_too_long`).",
+    )
+    evidence_bytes: int = Field(
+        default=64 * 2**10,
+        description="At most this many bytes of a refused file's offending text are kept in quarantine as evidence.",
+    )
+    # How the landing-zone sensor requests runs.
+    max_files_per_run: int = Field(default=500, description="Files in one requested run (a batch).")
+    max_bytes_per_run: int = Field(default=10 * 2**30, description="Bytes in one requested run (a batch).")
+    max_runs_per_hour: int = Field(default=60, description="Runs the sensor requests in any hour, retries included.")
+    retry_base_seconds: float = Field(
+        default=60.0, description="Wait before a failed batch is retried; doubles with each attempt."
+    )
+    retry_max_seconds: float = Field(default=3600.0, description="Longest wait between two attempts of a batch.")
+    max_attempts: int = Field(
+        default=3, description="Failed runs of a one-file batch before the file is recorded `failed`."
+    )
+    # Archiving ingested files (Auto Loader's cleanSource=MOVE): off unless set.
+    archive_after_days: Optional[int] = Field(
+        default=None, description="Move ingested files older than this many days to the archive (None: never)."
+    )
+    archive_uri: Optional[str] = Field(
+        default=None, description="Where archived files go, `<archive>/<ingest_date>/<name>`; default `<landing>/_archive`."
     )
 
     @classmethod
@@ -145,11 +271,64 @@ class LandingZoneResource(dg.ConfigurableResource):
             return os.path.realpath(path).startswith(self._root_real(fs, root) + os.sep)
         return True
 
+    def _archive_path(self, fs, root: str) -> str:
+        """The archive folder as a path of the zone's file system (no protocol)."""
+        path = root + "/" + DEFAULT_ARCHIVE_FOLDER if self.archive_uri is None else self._path_of(fs, self.archive_uri)
+        if path == root or root.startswith(path + "/"):
+            # Archived files would be listed again as new ones (or moved into themselves).
+            raise ValueError(f"archive_uri {self.archive_uri!r} must not be the landing zone {self.uri!r} or hold it")
+        return path
+
+    def _path_of(self, fs, uri: str) -> str:
+        """`uri` as a path of the zone's file system. Another store (or storage account) is
+        refused: files are moved with the zone's credentials, and a move must stay a rename or
+        a server-side copy."""
+        protocol, _, rest = uri.partition("://") if "://" in uri else ("file", "", uri)
+        if self.protocol in AZURE_PROTOCOLS:
+            netloc = rest.split("/", 1)[0]
+            account = netloc.split("@", 1)[1].split(".", 1)[0] if "@" in netloc else None
+            same = protocol in AZURE_PROTOCOLS and account in (None, self.account_name or self._account_from_uri())
+        else:
+            same = protocol in ("file", "local")
+        if not same:
+            raise ValueError(f"archive_uri {uri!r} must be on the landing zone's store ({self.uri!r})")
+        return fs._strip_protocol(uri).rstrip("/")
+
     # ------------------------------------------------------------ listing
 
     def list_files(self) -> list[LandedFile]:
         """Every complete-named `*.csv` under the zone, sorted by URI (one recursive listing)."""
         return self.scan()[0]
+
+    def _entries(self, fs, root: str, archive: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(path, info) of everything under the zone but the archive: the root is listed once,
+        then each top-level folder with one recursive listing (one request per page on Azure).
+        Folders named `_*` or `.*` at the top (the archive, Spark's `_temporary`, hidden
+        folders) are not descended into: their files are never titles files anyway, and the
+        cost of a tick must not grow with what has been archived."""
+        for info in fs.ls(root, detail=True):
+            path = info["name"].rstrip("/")
+            if path in (root, archive) or path.rsplit("/", 1)[-1].startswith(("_", ".")):
+                continue
+            if info.get("type") != "directory":
+                yield path, info
+                continue
+            for sub, sub_info in self._find(fs, root, path).items():
+                # An archive configured deeper inside the zone is skipped here, at the cost of listing it.
+                if not sub.startswith(archive + "/"):
+                    yield sub, sub_info
+
+    def _find(self, fs, root: str, folder: str) -> dict[str, dict[str, Any]]:
+        """Everything under `folder`, a top-level folder of the zone as listed. adlfs parses
+        every path it is given as a URL, so on Azure a folder named `a?b#c` or holding a line
+        feed would be listed as another one: it is listed by the part of its name before the
+        first such character, as a prefix of the root, keeping only what is under it."""
+        if self.protocol not in AZURE_PROTOCOLS:
+            return fs.find(folder, detail=True)
+        name = folder[len(root) + 1 :]
+        safe = _URL_SAFE_PREFIX.match(name).group()
+        found = fs.find(root, prefix=name + "/" if safe == name else safe, detail=True)
+        return {path: info for path, info in found.items() if path.startswith(folder + "/")}
 
     def scan(self) -> tuple[list[LandedFile], list[str]]:
         """(landed files, URIs found under the zone that resolve outside it)."""
@@ -157,30 +336,67 @@ class LandingZoneResource(dg.ConfigurableResource):
         if not fs.exists(root):
             return [], []
         fs.invalidate_cache(root)  # a long-lived process (the daemon) must see new blobs
+        archive = self._archive_path(fs, root)
         found, escaped = [], []
         prefix = fs.unstrip_protocol(root)  # once, not per file: listing 10,000 files stays cheap
-        for path, info in fs.find(root, detail=True).items():
-            is_file = info.get("type") == "file" or info.get("islink")  # fsspec types a symlink "other"
-            if not is_file or not path.lower().endswith(".csv") or is_in_progress(path):
+        for path, info in self._entries(fs, root, archive):
+            # Anything but a folder: a symlink (fsspec types it "other") or a FIFO is listed too,
+            # and bronze records why it cannot be read, rather than the file going unnoticed.
+            if info.get("type") == "directory" or is_in_progress(path):
+                continue
+            if not path.rstrip().lower().endswith(".csv"):  # `x.csv ` (a trailing space) is meant as a CSV
                 continue
             uri = prefix + path[len(root):] if path.startswith(root + "/") else fs.unstrip_protocol(path)
             if not self._inside(fs, root, path, is_link=bool(info.get("islink"))):
-                escaped.append(uri)
+                escaped.append(escape_undecodable(uri))
                 continue
+            # Most names are plain: checked by one regular expression, the rest against fsspec's parsing.
+            problem = None if _PLAIN_NAME.fullmatch(path, len(root)) else self._name_problem(fs, path, uri)
+            if problem is None and info.get("type") != "file" and self.protocol == "file":
+                problem = _special_file_problem(path)
             etag = info.get("etag")
             found.append(
-                LandedFile(uri=uri, size=int(info.get("size") or 0), modified=_modified(info), etag=str(etag) if etag else None)
+                LandedFile(
+                    uri=uri if problem is None else escape_undecodable(uri),
+                    size=int(info.get("size") or 0),
+                    modified=_modified(info),
+                    etag=str(etag) if etag else None,
+                    problem=problem,
+                )
             )
         found.sort(key=lambda f: f.uri)
         return found, sorted(escaped)
 
+    def _name_problem(self, fs, path: str, uri: str) -> Optional[str]:
+        """The ledger status of a name bronze could not open by its URI (see the module docstring), else None."""
+        if escape_undecodable(uri) != uri:
+            return f"{INVALID_NAME}: the name is not valid UTF-8: rename it"
+        if "::" in uri:
+            return f"{INVALID_NAME}: the name contains '::', which fsspec reads as a chain of URLs: rename it"
+        control = _CONTROL.search(path)
+        if control and self.protocol in AZURE_PROTOCOLS:
+            return (
+                f"{INVALID_NAME}: the name contains the control character U+{ord(control.group()):04X}, which "
+                "Azure Blob URLs do not carry (adlfs drops tab, CR and LF): rename it"
+            )
+        parsed = fs._strip_protocol(uri)
+        if parsed != path:
+            return (
+                f"{INVALID_NAME}: fsspec parses this URI as {fs.unstrip_protocol(parsed)!r} ('?' then '#' is "
+                "read as a query and a fragment): rename it"
+            )
+        return None
+
     def require_inside(self, uri: str) -> str:
         """`uri` itself if it names a file inside the zone, else OutsideLandingZone."""
         fs, root = self.filesystem()
-        path = fs._strip_protocol(uri)
+        prefix = fs.unstrip_protocol(root)
+        # A listed URI is taken as a string: parsing it as a URL would change the odd names
+        # `scan` flags (so a requested file would never match its listing).
+        path = root + uri[len(prefix) :] if uri.startswith(prefix + "/") else fs._strip_protocol(uri)
         if not self._inside(fs, root, path):
             raise OutsideLandingZone(f"{uri} is outside the landing zone {self.uri}")
-        return fs.unstrip_protocol(path)
+        return prefix + path[len(root) :] if path.startswith(root + "/") else fs.unstrip_protocol(path)
 
     def exists(self, uri: str) -> bool:
         fs, _ = self.filesystem()
@@ -192,9 +408,112 @@ class LandingZoneResource(dg.ConfigurableResource):
             raise OutsideLandingZone(f"{name!r} would land outside the landing zone {self.uri}")
         fs, root = self.filesystem()
         target = posixpath.join(root, name)
+        if fs._strip_protocol(fs.unstrip_protocol(target)) != target:
+            # adlfs would write another name (see the module docstring): a producer using
+            # another client (azcopy, the SDK) can still land it, and the listing flags it.
+            raise ValueError(f"{name!r} cannot be addressed through fsspec on {self.uri}")
         if self.protocol == "file":
             fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{target}.part"
         fs.put_file(local_path, tmp)
-        fs.mv(tmp, target)
+        _move(fs, tmp, target, mark=False)
         return fs.unstrip_protocol(target)
+
+    # ------------------------------------------------------------ archiving
+
+    def archive_root_uri(self) -> str:
+        """The archive folder's URI (`archive_uri`, default `<landing>/_archive`)."""
+        fs, root = self.filesystem()
+        return fs.unstrip_protocol(self._archive_path(fs, root))
+
+    def archived_uri(self, uri: str, ingest_date: Union[dt.date, str]) -> str:
+        """Where `archive` puts the landed file `uri` of day `ingest_date`:
+        `<archive>/<YYYY-MM-DD>/<path relative to the landing root>`."""
+        fs, root = self.filesystem()
+        prefix = fs.unstrip_protocol(root)
+        if not uri.startswith(prefix + "/"):
+            raise OutsideLandingZone(f"{uri} is not in the landing zone {self.uri}")
+        return f"{fs.unstrip_protocol(self._archive_path(fs, root))}/{_day(ingest_date)}/{uri[len(prefix) + 1:]}"
+
+    def archive(self, entries: Iterable[Any], now: dt.datetime) -> list[tuple[str, str]]:
+        """Move the files of `entries` (ledger rows as dicts, or `Claim`s: `path`, `ingest_date`,
+        `discovered_at`) that are due by `now` to their `archived_uri`; returns the (uri,
+        archived_uri) pairs moved by this call.
+
+        Idempotent: a file already in the archive is skipped; a file in neither place is
+        logged, not raised (removed by hand: the ledger still says what it held). A file in
+        both places is left there, with a warning (a new file landed under an ingested name),
+        unless it is an Azure move interrupted between its copy and its delete (the copy is
+        marked with the source's ETag): then the move is finished. A move that fails (permission,
+        an outage) does not stop the others: OSError names them all at the end."""
+        log = dg.get_dagster_logger()
+        fs, root = self.filesystem()
+        prefix, archive = fs.unstrip_protocol(root), self._archive_path(fs, root)
+        moved: list[tuple[str, str]] = []
+        failed: list[str] = []
+        for entry in entries:
+            uri = _field(entry, "path")
+            if not archive_due(_field(entry, "discovered_at"), now, self.archive_after_days):
+                continue
+            target_uri = self.archived_uri(uri, _field(entry, "ingest_date"))
+            # Paths by string arithmetic, not URL parsing (see `require_inside`).
+            source, target = root + uri[len(prefix) :], archive + target_uri[len(fs.unstrip_protocol(archive)) :]
+            in_zone, in_archive = fs.exists(source), fs.exists(target)
+            if in_zone and in_archive and not _interrupted_move(fs, source, target):
+                log.warning(f"not archived: {uri} is also at {target_uri} (landed again under an ingested name?)")
+            elif in_zone and in_archive:
+                fs.rm_file(source)
+                moved.append((uri, target_uri))
+            elif in_zone:
+                try:
+                    _move(fs, source, target)
+                except OSError as error:
+                    log.warning(f"not archived: {uri}: {error!r}")
+                    failed.append(f"{uri} ({type(error).__name__}: {error})")
+                    continue
+                moved.append((uri, target_uri))
+            elif not in_archive:
+                log.warning(f"not archived: {uri} is neither in the landing zone nor at {target_uri}")
+        if failed:
+            raise OSError(f"{len(failed)} file(s) could not be archived ({len(moved)} were): {'; '.join(failed[:5])}")
+        return moved
+
+
+# Metadata on an archived blob: the ETag of the landed blob it was copied from.
+_COPIED_FROM = "netflix_archived_from_etag"
+
+
+def _is_local(fs) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols
+
+
+def _move(fs, source: str, target: str, mark: bool = True) -> None:
+    """Move one file, without `fs.mv` on object stores: there it expands `?`, `*` and `[` as
+    glob patterns (a name with `?` lands as a folder). Local `mv` is a plain rename. `mark`:
+    tag an Azure copy with its source's ETag (see `_interrupted_move`)."""
+    if _is_local(fs):
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        fs.mv(source, target)  # shutil.move: an atomic rename within one file system
+        return
+    # Azure Blob has no rename: a server-side copy, marked with the source's ETag, then the delete.
+    fs.invalidate_cache(fs._parent(source))
+    info = fs.info(source)
+    fs.cp_file(source, target)
+    if mark:
+        fs.setxattrs(target, **{_COPIED_FROM: str(info.get("etag") or "")})
+    fs.invalidate_cache(fs._parent(target))
+    if fs.info(target).get("size") != info.get("size"):
+        # Never delete the only complete copy; the next run finds both and finishes the move.
+        raise OSError(f"the copy of {source} to {target} is incomplete; the source is kept")
+    fs.rm_file(source)
+
+
+def _interrupted_move(fs, source: str, target: str) -> bool:
+    """Whether `target` is a finished copy of `source` as it is now (Azure only: a local move is a rename)."""
+    if _is_local(fs):
+        return False
+    fs.invalidate_cache(fs._parent(source))
+    fs.invalidate_cache(fs._parent(target))
+    copied_from = (fs.info(target).get("metadata") or {}).get(_COPIED_FROM)
+    return bool(copied_from) and copied_from == str(fs.info(source).get("etag") or "")

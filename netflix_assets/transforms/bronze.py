@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .csv_records import parse_records
+from .csv_records import CHANGED_DURING_READ, DEFAULT_LIMITS, UNREADABLE, ParseLimits, parse_records
 from .formats import SourceFormat, union_columns
 
 LINEAGE_FIELDS = [
@@ -19,7 +19,9 @@ LINEAGE_FIELDS = [
     T.StructField("_rescued_data", T.StringType(), True),
 ]
 REJECT_REASON = "_reject_reason"
+# An Arrow batch leaves the parser at whichever comes first: a worker holds one batch.
 BATCH_ROWS = 10_000
+BATCH_BYTES = 32 * 2**20
 
 
 def parsed_schema(columns: Sequence[str]) -> T.StructType:
@@ -57,13 +59,25 @@ def file_tasks(spark: SparkSession, files: int) -> int:
     return max(1, min(files, 2 * cores))
 
 
-def _open_uri(uri: str, storage_options: dict):
+def _open_uri(uri: str, storage_options: dict, fallback: Optional[str] = None):
+    """An opener of `uri`, or of `fallback` (its archived copy) once `uri` is gone: a file the
+    archive job moves while its old partition is re-read is still read, not refused."""
     import fsspec
 
-    return lambda: fsspec.open(uri, "rb", **storage_options).open()
+    def open_binary():
+        try:
+            return fsspec.open(uri, "rb", **storage_options).open()
+        except FileNotFoundError:
+            if fallback is None:
+                raise
+            return fsspec.open(fallback, "rb", **storage_options).open()
+
+    return open_binary
 
 
-def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...], storage_options: dict):
+def _parse_partition(
+    columns: tuple[str, ...], formats: tuple[SourceFormat, ...], storage_options: dict, limits: ParseLimits
+):
     import pyarrow as pa
 
     arrow_schema = pa.schema(
@@ -81,84 +95,141 @@ def _parse_partition(columns: tuple[str, ...], formats: tuple[SourceFormat, ...]
 
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         buffer: dict[str, list] = {n: [] for n in names}
-        size = 0
+        rows = held = 0
         for batch in batches:
-            for uri, ingested_at in zip(batch.column("uri").to_pylist(), batch.column("ingested_at").to_pylist()):
-                for rec in parse_records(_open_uri(uri, storage_options), formats):
+            for uri, ingested_at, size, fallback in zip(
+                batch.column("uri").to_pylist(),
+                batch.column("ingested_at").to_pylist(),
+                batch.column("size").to_pylist(),
+                batch.column("fallback").to_pylist(),
+            ):
+                records = parse_records(_open_uri(uri, storage_options, fallback), formats, limits, size)
+                for rec in records:
                     for c in columns:
-                        buffer[c].append(rec.values.get(c))
+                        value = rec.values.get(c)
+                        buffer[c].append(value)
+                        held += len(value) if value else 0
                     buffer["_source_file"].append(uri)
                     buffer["_source_line"].append(rec.line)
                     buffer["_source_format"].append(rec.source_format)
                     buffer["_rescued_data"].append(rec.rescued)
                     buffer[REJECT_REASON].append(rec.reject_reason)
                     buffer["_ingested_at"].append(ingested_at)
-                    size += 1
-                    if size >= BATCH_ROWS:
+                    rows += 1
+                    held += len(rec.rescued) if rec.rescued else 0
+                    if rows >= BATCH_ROWS or held >= BATCH_BYTES:
                         yield pa.RecordBatch.from_pydict(buffer, schema=arrow_schema)
                         buffer = {n: [] for n in names}
-                        size = 0
-        if size:
+                        rows = held = 0
+        if rows:
             yield pa.RecordBatch.from_pydict(buffer, schema=arrow_schema)
 
     return run
 
 
+FileToParse = tuple  # (uri, ingested_at[, listed size or None[, its archived copy or None]])
+
+
+def _rows(files: Sequence, width: int) -> list[tuple]:
+    """One row per uri, padded with None to `width` columns, sorted (a bare uri is allowed)."""
+    padded = {}
+    for f in files:
+        f = (f,) if isinstance(f, str) else tuple(f)
+        padded[f[0]] = (f + (None,) * width)[:width]
+    return sorted(padded.values())
+
+
 def parse_files(
     spark: SparkSession,
-    files: Sequence[tuple[str, dt.datetime]],
+    files: Sequence[FileToParse],
     formats: Sequence[SourceFormat],
     storage_options: Optional[dict] = None,
+    limits: ParseLimits = DEFAULT_LIMITS,
 ) -> DataFrame:
-    """Parse (uri, ingested_at) files into records (one Spark task per file, streamed).
+    """Parse (uri, ingested_at[, size[, fallback]]) files into records (streamed in Spark tasks).
 
     `_ingested_at` is the time the file was first ingested (not the time of this
-    run), so re-materializing a partition reproduces the same rows.
+    run), so re-materializing a partition reproduces the same rows. `size` is the
+    listing's: a file whose size moved since is refused (`changed_during_read`).
+    `fallback` is where the bytes are once `uri` is gone (the file's archived copy).
 
     Rows with a non-null `_reject_reason` belong to files refused as a whole
-    (unknown header, not UTF-8, empty...): they carry each raw line in
-    `_rescued_data` so that the quarantine keeps everything.
+    (unknown header, not UTF-8, empty, a line over the limit, unreadable...): they
+    carry raw evidence in `_rescued_data` (bounded by `limits.evidence_bytes`).
+    A file refused part-way also has data rows: `split_parsed` drops them.
 
     `storage_options` are the fsspec options executors open the URIs with.
     """
     columns = union_columns(formats)
     schema = parsed_schema(columns)
-    files = sorted(dict(files).items())
-    if not files:
+    rows = _rows(files, 4)
+    if not rows:
         return spark.createDataFrame([], schema)
-    frame = spark.createDataFrame(files, "uri string, ingested_at timestamp").repartition(file_tasks(spark, len(files)))
-    return frame.mapInArrow(_parse_partition(columns, tuple(formats), dict(storage_options or {})), schema)
+    frame = spark.createDataFrame(rows, "uri string, ingested_at timestamp, size long, fallback string").repartition(
+        file_tasks(spark, len(rows))
+    )
+    return frame.mapInArrow(_parse_partition(columns, tuple(formats), dict(storage_options or {}), limits), schema)
+
+
+def _digest_one(open_binary, expected_size: Optional[int], chunk_bytes: int) -> tuple[Optional[str], Optional[str]]:
+    """(sha256, None) or (None, the file's refusal): one file's failure is its own."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open_binary() as stream:
+            while chunk := stream.read(chunk_bytes):
+                size += len(chunk)
+                digest.update(chunk)
+    except Exception as error:  # noqa: BLE001 - permission, a directory, gone, a name the store refuses
+        message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        return None, f"{UNREADABLE}: {message}"
+    if expected_size is not None and size != expected_size:
+        return None, f"{CHANGED_DURING_READ}: listed with {expected_size} bytes, read {size}"
+    return digest.hexdigest(), None
 
 
 def _digest_partition(storage_options: dict, chunk_bytes: int = 4 << 20):
-    import hashlib
-
-    import fsspec
     import pyarrow as pa
 
     def run(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         for batch in batches:
-            uris, digests = batch.column("uri").to_pylist(), []
-            for uri in uris:
-                digest = hashlib.sha256()
-                with fsspec.open(uri, "rb", **storage_options) as stream:
-                    while chunk := stream.read(chunk_bytes):
-                        digest.update(chunk)
-                digests.append(digest.hexdigest())
-            yield pa.RecordBatch.from_pydict({"uri": uris, "sha256": digests})
+            uris = batch.column("uri").to_pylist()
+            sizes = batch.column("size").to_pylist() if "size" in batch.schema.names else [None] * len(uris)
+            fallbacks = batch.column("fallback").to_pylist() if "fallback" in batch.schema.names else [None] * len(uris)
+            results = [
+                _digest_one(_open_uri(uri, storage_options, fallback), size, chunk_bytes)
+                for uri, size, fallback in zip(uris, sizes, fallbacks)
+            ]
+            yield pa.RecordBatch.from_pydict(
+                {"uri": uris, "sha256": [r[0] for r in results], "error": [r[1] for r in results]}
+            )
 
     return run
 
 
-def file_digests(spark: SparkSession, uris: Sequence[str], storage_options: Optional[dict] = None) -> dict[str, str]:
-    """uri -> sha256 of its bytes, hashed on the executors in chunks (one task per
-    file), so no file is ever read whole into the driver."""
-    if not uris:
-        return {}
-    unique = sorted(set(uris))
-    frame = spark.createDataFrame([(u,) for u in unique], "uri string").repartition(file_tasks(spark, len(unique)))
-    rows = frame.mapInArrow(_digest_partition(dict(storage_options or {})), "uri string, sha256 string").collect()
-    return {r["uri"]: r["sha256"] for r in rows}
+def file_digests(
+    spark: SparkSession, files: Sequence[FileToParse], storage_options: Optional[dict] = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """({uri: sha256}, {uri: refusal}) for (uri[, size[, fallback]]) files, hashed on the
+    executors in chunks (one task per file), so no file is ever read whole into the driver.
+    A file that cannot be read, or whose size moved since the listing, gets a refusal
+    instead of a hash; the others are unaffected."""
+    if not files:
+        return {}, {}
+    rows = _rows(files, 3)
+    frame = spark.createDataFrame(rows, "uri string, size long, fallback string").repartition(
+        file_tasks(spark, len(rows))
+    )
+    out = frame.mapInArrow(_digest_partition(dict(storage_options or {})), "uri string, sha256 string, error string")
+    digests, errors = {}, {}
+    for r in out.collect():
+        if r["error"] is not None:
+            errors[r["uri"]] = r["error"]
+        else:
+            digests[r["uri"]] = r["sha256"]
+    return digests, errors
 
 
 def with_ingest_date(df: DataFrame, ingest_date: dt.date) -> DataFrame:
@@ -169,11 +240,25 @@ def accepted(parsed: DataFrame) -> Column:
     return F.col(REJECT_REASON).isNull()
 
 
-def split_parsed(parsed: DataFrame, columns: Sequence[str]) -> tuple[DataFrame, DataFrame]:
-    """(bronze rows, rows of refused files with `_reason`) from parsed records."""
+def refused_files(parsed: DataFrame) -> dict[str, str]:
+    """{file: its refusal} for the files a parse refused (a Spark job over `parsed`: persist it first)."""
+    rows = parsed.where(~accepted(parsed)).select("_source_file", REJECT_REASON).distinct().collect()
+    return {r["_source_file"]: r[REJECT_REASON] for r in rows}
+
+
+def split_parsed(
+    parsed: DataFrame, columns: Sequence[str], refused: Sequence[str] = ()
+) -> tuple[DataFrame, DataFrame]:
+    """(bronze rows, rows of refused files with `_reason`) from parsed records.
+
+    `refused` names files refused part-way through (`refused_files`): their rows parsed
+    before the defect are not bronze rows either, since a file is ingested whole or not at all."""
     lineage = [f.name for f in LINEAGE_FIELDS] + ["_ingested_at", "ingest_date"]
     columns = list(columns)
-    bronze = parsed.where(accepted(parsed)).select(*columns, *lineage)
+    keep = accepted(parsed)
+    if refused:
+        keep = keep & ~F.col("_source_file").isin(*sorted(refused))
+    bronze = parsed.where(keep).select(*columns, *lineage)
     refused = parsed.where(~accepted(parsed)).select(
         "_source_file", "_source_line", "_rescued_data",
         F.col(REJECT_REASON).alias("_reason"), "_ingested_at", "ingest_date",

@@ -17,16 +17,34 @@ from typing import IO, Callable, Iterator, Optional, Sequence
 
 from .formats import SourceFormat, detect_format
 
-# A quoted description can be long; csv's 128 KiB default is not a real limit.
-csv.field_size_limit(16 * 1024 * 1024)
+# The parser's own byte limit (ParseLimits.max_record_bytes) bounds a record before csv sees
+# it grow; csv's field limit (128 KiB by default, and process-wide) must not refuse first.
+csv.field_size_limit(2**31 - 1)
 
 CHUNK_BYTES = 1 << 20
 
-# File-level rejection reasons (every line of the file goes to quarantine).
+# File-level rejection reasons (the file is refused whole; its evidence goes to quarantine).
 EMPTY_FILE = "empty_file"
 NOT_UTF8 = "not_utf8"
 NUL_BYTES = "nul_bytes"
 UNKNOWN_HEADER = "unknown_header"
+LINE_TOO_LONG = "line_too_long"  # a physical line or a quoted record over max_record_bytes
+UNTERMINATED_QUOTE = "unterminated_quote"  # the last record opens a quote that never closes
+PARSE_ERROR = "parse_error"  # the csv module refused a record
+UNREADABLE = "unreadable"  # could not be opened or read (permission, a directory, gone, an odd name)
+CHANGED_DURING_READ = "changed_during_read"  # its size moved between the listing and the read
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What one file may cost a parser: it never holds more than `max_record_bytes` of one
+    line or record, and a refused file keeps at most `evidence_bytes` of its text."""
+
+    max_record_bytes: int = 16 * 2**20
+    evidence_bytes: int = 64 * 2**10
+
+
+DEFAULT_LIMITS = ParseLimits()
 
 
 @dataclass
@@ -38,16 +56,32 @@ class ParsedRecord:
     reject_reason: Optional[str] = None
 
 
-def scan_file(open_binary: Callable[[], IO[bytes]]) -> Optional[str]:
+class _Refused(Exception):
+    """The file is refused part-way through: `reason` for the ledger, evidence for quarantine."""
+
+    def __init__(self, reason: str, line: Optional[int], evidence: Optional[str]):
+        super().__init__(reason)
+        self.reason, self.line, self.evidence = reason, line, evidence
+
+
+def _one_line(message: str, limit: int = 300) -> str:
+    return " ".join(str(message).split())[:limit]
+
+
+def scan_file(open_binary: Callable[[], IO[bytes]], expected_size: Optional[int] = None) -> Optional[str]:
     """First pass: a file-level defect that makes the whole file unusable, or None.
 
     Decoding incrementally keeps memory at one chunk; a defect found half-way
-    through must reject the file before any of its rows are emitted.
+    through must reject the file before any of its rows are emitted. With
+    `expected_size` (the listing's), a file that grew or shrank since is refused:
+    its producer was still writing, or replaced it.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     seen_text = False
+    size = 0
     with open_binary() as stream:
         while chunk := stream.read(CHUNK_BYTES):
+            size += len(chunk)
             if b"\x00" in chunk:
                 return NUL_BYTES
             try:
@@ -59,6 +93,8 @@ def scan_file(open_binary: Callable[[], IO[bytes]]) -> Optional[str]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             return NOT_UTF8
+    if expected_size is not None and size != expected_size:
+        return f"{CHANGED_DURING_READ}: listed with {expected_size} bytes, read {size}"
     return None if seen_text else EMPTY_FILE
 
 
@@ -67,11 +103,24 @@ def open_text(stream: IO[bytes], errors: str = "strict") -> io.TextIOWrapper:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", errors=errors, newline="")
 
 
-def _rejected_lines(open_binary: Callable[[], IO[bytes]], reason: str) -> Iterator[ParsedRecord]:
-    """Every physical line of a refused file, raw, so that nothing is lost."""
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+
+
+def _rejected_lines(
+    open_binary: Callable[[], IO[bytes]], reason: str, limits: ParseLimits = DEFAULT_LIMITS
+) -> Iterator[ParsedRecord]:
+    """The physical lines of a refused file, raw, as evidence: the whole of a small file,
+    and at most `limits.evidence_bytes` of a large one (the file itself stays in the zone)."""
     emitted = False
+    budget = limits.evidence_bytes
     with open_binary() as stream:
-        for number, line in enumerate(open_text(stream, errors="backslashreplace"), start=1):
+        text = open_text(stream, errors="backslashreplace")
+        number = 0
+        while budget > 0 and (line := text.readline(budget)):
+            number += 1
+            # A line cut by the budget ends the evidence; a whole line continues it.
+            budget -= _utf8_size(line)
             emitted = True
             yield ParsedRecord({}, number, None, rescued=line.rstrip("\r\n"), reject_reason=reason)
     if not emitted:
@@ -79,22 +128,57 @@ def _rejected_lines(open_binary: Callable[[], IO[bytes]], reason: str) -> Iterat
 
 
 def parse_records(
-    open_binary: Callable[[], IO[bytes]], formats: Sequence[SourceFormat]
+    open_binary: Callable[[], IO[bytes]],
+    formats: Sequence[SourceFormat],
+    limits: ParseLimits = DEFAULT_LIMITS,
+    expected_size: Optional[int] = None,
 ) -> Iterator[ParsedRecord]:
-    """All records of one file: data rows, or rejected rows that carry a reason."""
-    defect = scan_file(open_binary)
-    if defect is not None:
-        yield from _rejected_lines(open_binary, defect)
-        return
+    """All records of one file: data rows, or rejected rows that carry a reason.
 
+    Never raises for a defect of the file: a file refused part-way through (a line
+    over the limit, an unterminated quote, a read error) ends with one rejected
+    record, and its caller drops the file's earlier rows (a file with any rejected
+    record is refused whole: `transforms.bronze.split_parsed`).
+    """
+    try:
+        defect = scan_file(open_binary, expected_size)
+        if defect is not None:
+            yield from _rejected_lines(open_binary, defect, limits)
+            return
+        yield from _records(open_binary, formats, limits)
+    except _Refused as refused:
+        yield ParsedRecord({}, refused.line, None, rescued=refused.evidence, reject_reason=refused.reason)
+    except csv.Error as error:
+        yield ParsedRecord({}, None, None, reject_reason=f"{PARSE_ERROR}: {_one_line(error)}")
+    except Exception as error:  # noqa: BLE001 - any failure of one file is that file's refusal
+        yield ParsedRecord({}, None, None, reject_reason=f"{UNREADABLE}: {type(error).__name__}: {_one_line(error)}")
+
+
+def _records(
+    open_binary: Callable[[], IO[bytes]], formats: Sequence[SourceFormat], limits: ParseLimits
+) -> Iterator[ParsedRecord]:
+    limit = limits.max_record_bytes
     with open_binary() as stream:
         text = open_text(stream)
         consumed: list[str] = []
+        state = {"bytes": 0, "line": 0, "eof": False}
+
+        def too_long() -> _Refused:
+            evidence = "".join(consumed)[: limits.evidence_bytes]
+            start = state["line"] - len(consumed) + 1
+            return _Refused(f"{LINE_TOO_LONG}: line {start}: a record over {limit} bytes", start, evidence)
 
         def physical_lines() -> Iterator[str]:
-            for line in text:
+            # readline(limit + 1): a line is never read whole past the limit, so a
+            # 2 GB line costs the parser limit + 1 characters, not 2 GB.
+            while line := text.readline(limit + 1):
+                state["line"] += 1
                 consumed.append(line)
+                state["bytes"] += _utf8_size(line)
+                if state["bytes"] > limit:
+                    raise too_long()
                 yield line
+            state["eof"] = True
 
         reader = csv.reader(physical_lines())
         header = next(reader, None)
@@ -102,9 +186,10 @@ def parse_records(
         fmt = detect_format(header_text, formats) if header is not None else None
         if fmt is None:
             reason = f"{UNKNOWN_HEADER}: {header_text.strip()[:200]!r}"
-            yield from _rejected_lines(open_binary, reason)
+            yield from _rejected_lines(open_binary, reason, limits)
             return
         consumed.clear()
+        state["bytes"] = 0
         width = len(fmt.columns)
         while True:
             start = reader.line_num + 1
@@ -114,6 +199,13 @@ def parse_records(
                 break
             raw = "".join(consumed)
             consumed.clear()
+            state["bytes"] = 0
+            if state["eof"] and _unterminated(raw):
+                raise _Refused(
+                    f"{UNTERMINATED_QUOTE}: line {start}: a quoted field opened there never closes",
+                    start,
+                    raw[: limits.evidence_bytes],
+                )
             if not fields:  # a blank line is not a record
                 continue
             # Missing trailing fields are null; extra fields survive in _rescued_data.
@@ -122,3 +214,14 @@ def parse_records(
             if len(fields) != width:
                 rescued = raw.rstrip("\r\n")
             yield ParsedRecord(values, start, fmt.name, rescued=rescued)
+
+
+def _unterminated(raw: str) -> bool:
+    """Whether the file's last record ends inside a quoted field. csv's lenient mode
+    returns the rest of the file as that field; its strict mode says so."""
+    try:
+        for _ in csv.reader(io.StringIO(raw, newline=""), strict=True):
+            pass
+    except csv.Error as error:
+        return "unexpected end of data" in str(error)
+    return False

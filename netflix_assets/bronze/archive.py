@@ -1,0 +1,147 @@
+"""Archiving landed files once they are ingested (Auto Loader's `cleanSource=MOVE`).
+
+Without it the landing zone only grows, and every sensor tick lists every file ever
+landed. With `LandingZoneResource.archive_after_days` set, the daily
+`archive_landed_files` job moves each file the ledger has settled and that was
+discovered at least that many days ago to `<archive>/<ingest_date>/<path in the
+zone>` (`LandingZoneResource.archived_uri`; the archive is `<landing>/_archive`
+unless `archive_uri` says otherwise). The listing never enters the archive, so a
+tick costs the same however much has been archived; bronze reads an archived file
+from there when its day is re-materialized.
+
+Why a job of its own, and not the bronze step or the sensor: moving files is not
+reading them (a failed move must not fail an ingestion), the sensor must stay a
+cheap read-only tick, and a run is visible, logged and can be re-run. It starts no
+Spark: the ledger is read with delta-rs (four columns),
+and files are moved with fsspec (a rename on disk, a server-side copy then a delete
+on Azure). A move is idempotent, so a re-run after a crash finishes the work.
+
+What stays in place: rows `outside_landing_zone` (the file is not ours to move),
+`failed` (waits to be re-queued from the landing zone), `invalid_name` (the ledger
+holds an escaped name, not the file's) and any file whose name the listing flags.
+Everything else the ledger recorded (`ingested`, `duplicate`, a refusal for the
+file's content) is archived when due. Only files the listing shows are looked at:
+a file already archived, or removed by hand, is not.
+
+Off by default, twice: `archive_after_days` is None (the job then does nothing,
+and the schedule skips), and the schedule `daily_archive_landed_files` is STOPPED.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+import dagster as dg
+
+from ..resources.lake import LakeResource
+from ..resources.landing import LandedFile, LandingZoneResource, archive_due
+from .ledger import FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, status_code
+
+# Statuses whose files are never moved (see the module docstring).
+KEPT_IN_PLACE = (OUTSIDE, FAILED, INVALID_NAME)
+LEDGER_COLUMNS = ["path", "status", "discovered_at", "ingest_date"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the ledger and the listing say about archiving, as of one moment."""
+
+    due: list[dict] = field(default_factory=list)  # ledger rows whose files are to be moved now
+    not_due: int = 0  # files in the ledger and the zone, kept until `archive_after_days` have passed
+    kept: int = 0  # files in the zone whose status keeps them there (KEPT_IN_PLACE, a flagged name)
+
+
+def select_for_archive(
+    rows: Iterable[dict], landed: Sequence[LandedFile], now: dt.datetime, archive_after_days: Optional[int]
+) -> Selection:
+    """The ledger rows to archive: their file is in the landing zone (as listed, name not
+    flagged), their status lets it move, and it was discovered `archive_after_days` ago or
+    more. None: archiving is off, nothing is due."""
+    if archive_after_days is None:
+        return Selection()
+    listed = {f.uri: f for f in landed}
+    due, not_due, kept = [], 0, 0
+    for row in rows:
+        file = listed.get(row["path"])
+        if file is None:
+            continue
+        if status_code(row["status"]) in KEPT_IN_PLACE or file.problem is not None:
+            kept += 1
+        elif archive_due(row["discovered_at"], now, archive_after_days):
+            due.append(row)
+        else:
+            not_due += 1
+    return Selection(sorted(due, key=lambda r: r["path"]), not_due, kept)
+
+
+def read_ledger_rows(lake: LakeResource) -> list[dict]:
+    """The ledger's rows (LEDGER_COLUMNS only) with delta-rs; [] while there is no ledger.
+    All of them, not only the partitions old enough: the run reports what is not due yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        table = DeltaTable(lake.table_uri("bronze", LEDGER_TABLE), storage_options=lake.storage_options() or None)
+    except TableNotFoundError:
+        return []
+    return table.to_pyarrow_table(columns=LEDGER_COLUMNS).to_pylist()
+
+
+@dg.op(
+    description=(
+        "Moves landed titles files the ledger has settled, discovered at least `archive_after_days` ago, "
+        "to `<archive>/<ingest_date>/<path>`. Does nothing while `archive_after_days` is unset."
+    )
+)
+def move_settled_files_to_archive(
+    context: dg.OpExecutionContext, landing: LandingZoneResource, lake: LakeResource
+) -> dict:
+    counts = {"moved": 0, "due": 0, "not_due": 0, "kept": 0}
+    if landing.archive_after_days is None:
+        context.log.info("archiving is off: set the landing resource's archive_after_days to turn it on")
+        context.add_output_metadata(dict(counts))
+        return counts
+    now = dt.datetime.now(dt.timezone.utc)
+    landed, _ = landing.scan()
+    selection = select_for_archive(read_ledger_rows(lake), landed, now, landing.archive_after_days)
+    moved = landing.archive(selection.due, now)
+    counts = {"moved": len(moved), "due": len(selection.due), "not_due": selection.not_due, "kept": selection.kept}
+    context.log.info(
+        f"archived {len(moved)} of {len(selection.due)} due file(s) (older than {landing.archive_after_days} "
+        f"day(s)); {selection.not_due} not due yet, {selection.kept} kept in place by their status"
+        + (f"; e.g. {moved[0][0]} -> {moved[0][1]}" if moved else "")
+    )
+    if len(moved) < len(selection.due):
+        context.log.warning(f"{len(selection.due) - len(moved)} due file(s) not moved: see the warnings above")
+    context.add_output_metadata({**counts, "archive": landing.archive_root_uri()})
+    return counts
+
+
+@dg.job(
+    description=(
+        "Archive landed titles files once ingested (Auto Loader's cleanSource=MOVE): no Spark, "
+        "the ledger read with delta-rs, files moved with fsspec. Off while archive_after_days is unset."
+    ),
+)
+def archive_landed_files():
+    move_settled_files_to_archive()
+
+
+@dg.schedule(
+    job=archive_landed_files,
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description=(
+        "Daily at 03:30 UTC, when turned on and `archive_after_days` is set: move landed titles files "
+        "ingested at least that many days ago to the archive."
+    ),
+)
+def daily_archive_landed_files(context: dg.ScheduleEvaluationContext, landing: LandingZoneResource):
+    if landing.archive_after_days is None:
+        return dg.SkipReason("archiving is off: the landing resource's archive_after_days is not set")
+    day = context.scheduled_execution_time.astimezone(dt.timezone.utc).date().isoformat()
+    return dg.RunRequest(run_key=f"archive-{day}")
+
+
+defs = dg.Definitions(jobs=[archive_landed_files], schedules=[daily_archive_landed_files])

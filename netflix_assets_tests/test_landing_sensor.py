@@ -1,0 +1,75 @@
+"""The landing-zone sensor itself, evaluated like the daemon does (no Spark: ticks only; a run that
+fails is a stand-in job on the same instance, tagged with the requested run key)."""
+
+import os
+
+import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG
+
+from netflix_assets.bronze import ledger_store
+from netflix_assets.bronze.ledger import FAILED, LEDGER_TABLE, status_code
+from netflix_assets.resources.landing import LandingZoneResource
+
+from .conftest import TUTORIAL_DIR
+from .lakehouse import Lakehouse
+
+TITLES = TUTORIAL_DIR / "netflix_titles.csv"
+
+
+def requested_files(tick: dg.SensorResult) -> list[str]:
+    return [f for r in tick.run_requests for f in r.run_config["ops"]["bronze_netflix_titles"]["config"]["files"]]
+
+
+def test_a_non_utf8_name_does_not_stop_the_good_file(lookup_server, tmp_path):
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    good = lake.land(TITLES, "good.csv")
+    zone = os.fsencode(str(tmp_path / "lake" / "raw" / "netflix_titles"))
+    fd = os.open(zone + b"/caf\xe9.csv", os.O_WRONLY | os.O_CREAT, 0o644)  # Latin-1 é: not UTF-8
+    os.write(fd, b"show_id,type,title\n")
+    os.close(fd)
+    tick = lake.tick()
+    assert good in requested_files(tick)
+    assert all(r.run_key.startswith("landing-") for r in tick.run_requests)
+    # The cursor (any name in it) is stored and read back on the next ticks: nothing twice.
+    again = lake.tick(tick.cursor)
+    assert again.run_requests == [] and "files_outstanding=" in again.skip_reason.skip_message
+    assert lake.tick(again.cursor).run_requests == []
+
+
+@dg.op(name="bronze_netflix_titles")
+def _failing_bronze():
+    raise ValueError("cannot parse bad.csv")
+
+
+@dg.job
+def _failing_job():
+    _failing_bronze()
+
+
+def test_a_file_whose_runs_keep_failing_is_recorded_failed_then_requeued(lookup_server, tmp_path):
+    root = tmp_path / "lake"
+    landing = LandingZoneResource(uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, max_attempts=1)
+    lake = Lakehouse.create(root, lookup_server, landing=landing)
+    bad = lake.land(TITLES, "bad.csv")
+    tick = lake.tick()
+    [request] = tick.run_requests
+    failed_run = _failing_job.execute_in_process(
+        instance=lake.instance, tags={RUN_KEY_TAG: request.run_key}, raise_on_error=False
+    )
+    assert not failed_run.success
+
+    gave_up = lake.tick(tick.cursor)
+    assert gave_up.run_requests == [] and "files_failed=1" in gave_up.skip_reason.skip_message
+    [row] = lake.rows(f"bronze/{LEDGER_TABLE}")
+    assert row["path"] == bad and status_code(row["status"]) == FAILED
+    assert row["status"] == "failed: bronze_netflix_titles: ValueError: cannot parse bad.csv"
+    assert row["run_id"] == failed_run.run_id and row["ingest_date"].isoformat() == request.partition_key
+    assert row["size"] == TITLES.stat().st_size
+
+    quiet = lake.tick(gave_up.cursor)
+    assert quiet.run_requests == [] and "files_outstanding=0" in quiet.skip_reason.skip_message
+
+    ledger = str(root / "bronze" / LEDGER_TABLE)
+    assert ledger_store.requeue(ledger, [bad]) == [bad]
+    back = lake.tick(quiet.cursor)
+    assert requested_files(back) == [bad] and back.run_requests[0].run_key != request.run_key

@@ -76,9 +76,9 @@ def child(path: str) -> dict:
     before = peak_rss_mb()
     run = _parse_partition(tuple(union_columns(TITLE_FORMATS)), tuple(TITLE_FORMATS), {}, DEFAULT_LIMITS)
     batch = pa.RecordBatch.from_pydict(
-        {"uri": [path], "ingested_at": [None], "size": [os.path.getsize(path)], "read_from": [None]},
+        {"uri": [path], "ingested_at": [None], "size": [os.path.getsize(path)], "fallback": [None]},
         schema=pa.schema([("uri", pa.string()), ("ingested_at", pa.timestamp("us", tz="UTC")),
-                          ("size", pa.int64()), ("read_from", pa.string())]),
+                          ("size", pa.int64()), ("fallback", pa.string())]),
     )
     t0 = time.perf_counter()
     rows, refused = 0, set()
@@ -95,7 +95,9 @@ def child(path: str) -> dict:
 
 def measure(path: Path) -> dict:
     out = subprocess.run([sys.executable, "-m", "benchmarks.parse_memory", "--child", str(path)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"the measured worker failed: {out.stderr.strip()[-1500:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -175,7 +175,7 @@ class Lake:
         from netflix_assets.bronze.sensors import claimed_paths
 
         list_s, scanned = timed(self.landing.scan, repeat)
-        ledger_s, claimed = timed(lambda: claimed_paths(self.lake), repeat)
+        ledger_s, claimed = timed(lambda: claimed_paths(self.lake, self.landing), repeat)
         now = dt.datetime.now(dt.timezone.utc)
         decide_s, _ = timed(
             lambda: discovery.decide(scanned[0], scanned[1], claimed, discovery.Cursor(), now, 0, lambda k: None),

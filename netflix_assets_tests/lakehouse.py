@@ -57,6 +57,13 @@ class Lakehouse:
         rows = DeltaTable(str(self.root / table)).to_pyarrow_table().to_pylist()
         return [r for r in rows if day is None or str(r["ingest_date"]) == day]
 
+    def ledger(self, day: str | None = None) -> list[dict]:
+        """The ledger's rows, paths as URIs under the landing zone (the table stores them relative)."""
+        from netflix_assets.bronze.ledger import from_ledger_path
+
+        root = self.landing.root_uri()
+        return [{**r, "path": from_ledger_path(r["path"], root)} for r in self.rows("bronze/_ingested_files", day)]
+
 
 def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:
     """A lake whose today's partition holds bronze/netflix_titles of the bundled tutorial file

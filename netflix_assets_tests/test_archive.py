@@ -12,7 +12,7 @@ import pytest
 from deltalake import write_deltalake
 
 from netflix_assets.bronze import archive
-from netflix_assets.bronze.ledger import LEDGER_TABLE, refusal
+from netflix_assets.bronze.ledger import LEDGER_TABLE, refusal, to_ledger_path
 from netflix_assets.resources.lake import LakeResource
 from netflix_assets.resources.landing import LandingZoneResource
 
@@ -35,12 +35,16 @@ FILES = {
     "bad_header.csv": (5, refusal("unknown_header", "'id,name'")),
     "young.csv": (1, "ingested"),  # within the retention: stays
     "failed.csv": (5, refusal("failed", "the run kept failing")),  # waits to be re-queued: stays
+    "claimed.csv": (5, "claimed"),  # a run is reading it (or the sensor requests it again): stays
 }
 MOVED = ["2026/11/nested.csv", "bad_header.csv", "copy.csv", "old.csv"]
-KEPT = ["failed.csv", "young.csv"]
+KEPT = ["claimed.csv", "failed.csv", "young.csv"]
 
 
-def write_ledger(lake: LakeResource, rows: list[dict]) -> None:
+def write_ledger(lake: LakeResource, rows: list[dict], root: str = "") -> None:
+    """The ledger of `rows` (absolute paths), stored relative to the landing root `root` as bronze
+    stores them (absolute without a root: a ledger written before paths were relative)."""
+    rows = [{**r, "path": to_ledger_path(r["path"], root)} if root else r for r in rows]
     columns = {name: [r.get(name) for r in rows] for name in LEDGER_ARROW.names}
     write_deltalake(lake.table_uri("bronze", LEDGER_TABLE), pa.table(columns, schema=LEDGER_ARROW), partition_by=["ingest_date"])
 
@@ -63,7 +67,7 @@ def landed(request, tmp_path, monkeypatch):
     for name, (days, status) in FILES.items():
         land_raw(zone, name, f"x\n{name}\n".encode())
         rows[name] = ledger_row(f"{zone_prefix(zone)}/{name}", days, status)
-    write_ledger(lake, list(rows.values()))
+    write_ledger(lake, list(rows.values()), zone.root_uri())
     return zone, lake, rows
 
 
@@ -86,7 +90,7 @@ def read(zone: LandingZoneResource, uri: str) -> bytes:
 
 def test_files_are_archived_after_the_retention_and_not_before(landed):
     zone, lake, rows = landed
-    assert run_job(zone, lake) == {"moved": 4, "due": 4, "not_due": 1, "kept": 1}
+    assert run_job(zone, lake) == {"moved": 4, "due": 4, "not_due": 1, "kept": 2}
     assert names(zone) == KEPT, "the listing no longer shows archived files"
     for name in MOVED:
         row = rows[name]
@@ -100,7 +104,7 @@ def test_a_second_run_moves_nothing_and_changes_nothing(landed):
     zone, lake, rows = landed
     run_job(zone, lake)
     archived = {name: read(zone, zone.archived_uri(rows[name]["path"], rows[name]["ingest_date"])) for name in MOVED}
-    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 1, "kept": 1}
+    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 1, "kept": 2}
     assert names(zone) == KEPT
     assert {name: read(zone, zone.archived_uri(rows[name]["path"], rows[name]["ingest_date"])) for name in MOVED} == archived
 
@@ -146,7 +150,7 @@ def test_select_for_archive_keeps_what_must_stay(landed):
     landed_files = zone.list_files()
     on = archive.select_for_archive(rows.values(), landed_files, NOW, RETENTION_DAYS)
     assert sorted(r["path"] for r in on.due) == sorted(rows[n]["path"] for n in MOVED)
-    assert (on.not_due, on.kept) == (1, 1)
+    assert (on.not_due, on.kept) == (1, 2)
     outside = ledger_row(rows["old.csv"]["path"], 9, "outside_landing_zone")
     assert archive.select_for_archive([outside], landed_files, NOW, 0).due == []
     assert archive.select_for_archive(rows.values(), landed_files, NOW, None).due == []
@@ -157,7 +161,7 @@ def test_archiving_is_off_by_default(tmp_path):
     zone = LandingZoneResource(uri=str(tmp_path / "landing"))
     lake = LakeResource(root=str(tmp_path / "lake"))
     land_raw(zone, "old.csv", b"x\n1\n")
-    write_ledger(lake, [ledger_row(f"{zone_prefix(zone)}/old.csv", 400, "ingested")])
+    write_ledger(lake, [ledger_row(f"{zone_prefix(zone)}/old.csv", 400, "ingested")])  # an absolute (old) row
     assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 0, "kept": 0}
     assert names(zone) == ["old.csv"]
 

@@ -74,7 +74,7 @@ def reconciled(lake, day, result) -> bool:
 
 
 def ledger(lake):
-    return {r["path"]: r for r in lake.rows("bronze/_ingested_files")}
+    return {r["path"]: r for r in lake.ledger()}
 
 
 def refused_reasons(lake, day, uri):

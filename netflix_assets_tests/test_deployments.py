@@ -254,3 +254,33 @@ def test_definitions_validate_with_prod_variables_and_no_network(prod_env):
     assert "Validation successful" in output
     for value in SECRETS.values():
         assert value not in output
+
+
+PROD_YAML = LOCAL_YAML.parent.parent / "prod" / "dagster.yaml"
+PER_DAY_LIMIT = [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+
+
+@pytest.mark.parametrize("yaml_path", [LOCAL_YAML, PROD_YAML], ids=["local", "prod"])
+def test_runs_of_one_day_are_queued_one_at_a_time(yaml_path, tmp_path, monkeypatch):
+    # Runs of the same day rewrite the same Delta partitions: locally as in prod, the queued run
+    # coordinator's daemon starts one run per `dagster/partition` value at a time.
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    for name in ("USERNAME", "PASSWORD", "HOST", "DB", "PORT"):
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", "unused")
+    shutil.copy(yaml_path, tmp_path / "dagster.yaml")
+    config, _ = dagster_instance_config(str(tmp_path))  # the whole file, through Dagster's schema
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == PER_DAY_LIMIT
+
+    # The instance each file makes (prod's PostgreSQL storage left out: no server here).
+    import yaml
+
+    without_storage = {k: v for k, v in yaml.safe_load(yaml_path.read_text()).items() if k != "storage"}
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(without_storage))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert QueuedRunCoordinatorDaemon.daemon_type() in instance.get_required_daemon_types()
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+        assert limits == PER_DAY_LIMIT

@@ -7,6 +7,7 @@ import pytest
 
 from netflix_assets.bronze import discovery
 from netflix_assets.bronze.ledger import DUPLICATE, OUTSIDE, Claim, mark_duplicates, select_claims
+from netflix_assets.bronze.ledger_store import OpenClaim
 from netflix_assets.resources.landing import LandedFile
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -18,10 +19,13 @@ def landed(name: str, size: int = 10, modified: dt.datetime = OLD) -> LandedFile
     return LandedFile(f"file:///zone/{name}", size, modified)
 
 
-def decide(files, claimed=(), cursor=None, settle=30.0, status=None, escaped=(), now=NOW, limits=discovery.Limits()):
+def decide(files, claimed=(), cursor=None, settle=30.0, status=None, escaped=(), now=NOW, limits=discovery.Limits(),
+           open_claims=(), runs=None):
+    """`open_claims`: the ledger's `claimed` rows (their paths are in the ledger too); `runs`: run id -> status."""
     return discovery.decide(
-        files, list(escaped), set(claimed), cursor or discovery.Cursor(), now, settle,
-        lambda key: (status or {}).get(key), limits,
+        files, list(escaped), set(claimed) | {c.path for c in open_claims}, cursor or discovery.Cursor(), now, settle,
+        lambda key: (status or {}).get(key), limits, open_claims=list(open_claims),
+        claim_run_status=lambda run_id: (runs or {}).get(run_id),
     )
 
 
@@ -365,3 +369,56 @@ def test_a_file_recorded_under_its_escaped_name_counts_as_claimed(name):
     assert ledger_path(uri).isascii() and ledger_path(uri) != uri
     tick = decide([landed(name)], claimed={ledger_path(uri)})
     assert tick.requests == [] and tick.metrics["files_outstanding"] == 0
+
+
+# ---------------------------------------------------------------- claims first: stranded claims
+
+YESTERDAY = DAY - dt.timedelta(days=1)
+
+
+def test_a_stranded_claim_is_requested_again_for_its_own_day_not_one_whose_run_is_alive():
+    files = [landed("dead.csv"), landed("lost.csv"), landed("busy.csv"), landed("new.csv")]
+    claims = [
+        OpenClaim("file:///zone/dead.csv", YESTERDAY, "run-dead"),
+        OpenClaim("file:///zone/lost.csv", YESTERDAY, "run-deleted"),  # unknown to the instance
+        OpenClaim("file:///zone/busy.csv", YESTERDAY, "run-busy"),
+        OpenClaim("file:///zone/gone.csv", YESTERDAY, "run-dead"),  # no longer listed: left to a re-run of its day
+    ]
+    runs = {"run-dead": "FAILURE", "run-busy": "STARTED"}
+    limits = discovery.Limits(retry_base_seconds=0)
+    tick = decide(files, open_claims=claims, runs=runs, limits=limits)
+    assert sorted((r.partition_key, r.files) for r in tick.requests) == [
+        (YESTERDAY.isoformat(), ["file:///zone/dead.csv"]),
+        (YESTERDAY.isoformat(), ["file:///zone/lost.csv"]),
+        (DAY.isoformat(), ["file:///zone/new.csv"]),
+    ]
+    dead = next(b for b in tick.cursor.pending.values() if b.files == ["file:///zone/dead.csv"])
+    assert (dead.attempts, dead.last_run_id) == (1, "run-dead") and "stranded claim" in dead.last_error
+    assert tick.metrics["stranded_claims"] == 2 and "2 stranded claim(s)" in tick.summary and str(YESTERDAY) in tick.summary
+    # Next tick: the claims are in batches of the cursor (in flight): not requested twice.
+    status = {r.run_key: "STARTED" for r in tick.requests}
+    assert decide(files, cursor=tick.cursor, status=status, open_claims=claims, runs=runs, limits=limits).requests == []
+    # A stranded claim is a failed attempt: with max_attempts=1 the file is recorded `failed`, for its day.
+    gave_up = decide(files[:1], open_claims=claims[:1], runs=runs, limits=discovery.Limits(max_attempts=1))
+    assert [(f.path, f.ingest_date, f.run_id) for f in gave_up.failed] == [("file:///zone/dead.csv", YESTERDAY, "run-dead")]
+    assert gave_up.requests == []
+
+
+def test_a_claimed_file_stays_in_its_batch_until_its_final_status():
+    limits = discovery.Limits(retry_base_seconds=0)
+    first = decide([landed("a.csv"), landed("b.csv")], limits=limits)
+    [request] = first.requests
+    claims = [OpenClaim("file:///zone/a.csv", DAY, "run-1"), OpenClaim("file:///zone/b.csv", YESTERDAY, "run-0")]
+    # Its run claimed a.csv and is still at work; b.csv is yesterday's (a run of that day took it first).
+    running = decide([landed("a.csv"), landed("b.csv")], cursor=first.cursor, status={request.run_key: "STARTED"},
+                     open_claims=claims, runs={"run-1": "STARTED", "run-0": "STARTED"}, limits=limits)
+    assert running.requests == [] and running.cursor.pending[request.run_key].files == ["file:///zone/a.csv"]
+    # The run failed after claiming: a retry of the batch (not a stranded claim, not done).
+    failed = decide([landed("a.csv"), landed("b.csv")], cursor=running.cursor, status={request.run_key: "FAILURE"},
+                    open_claims=claims, runs={"run-1": "FAILURE", "run-0": "STARTED"}, limits=limits)
+    assert [(r.partition_key, r.files) for r in failed.requests] == [(DAY.isoformat(), ["file:///zone/a.csv"])]
+    assert failed.metrics["stranded_claims"] == 0 and failed.metrics["retries_requested"] == 1
+    # Once its final status is written, the batch is done.
+    done = decide([landed("a.csv"), landed("b.csv")], claimed={"file:///zone/a.csv"}, cursor=failed.cursor,
+                  open_claims=claims[1:], runs={"run-0": "STARTED"}, limits=limits)
+    assert done.cursor.pending == {} and done.requests == []

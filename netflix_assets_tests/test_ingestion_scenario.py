@@ -91,7 +91,7 @@ def scenario(request, spark, lookup_server, tmp_path_factory):
     steps["tick2"] = lake.tick(tick.cursor)
     steps["run2"] = lake.launch(steps["tick2"].run_requests[0])
     steps["gold2"] = {r["show_id"]: r for r in lake.rows("gold/netflix_titles", day)}
-    steps["ledger2"] = {r["path"]: r for r in lake.rows("bronze/_ingested_files")}
+    steps["ledger2"] = {r["path"]: r for r in lake.ledger()}
 
     # 3. The Kaggle file, copied in keeping its old modification time (cp -p; on
     # blob storage the service sets it, so there only the name is new).

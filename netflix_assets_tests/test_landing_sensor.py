@@ -1,13 +1,16 @@
 """The landing-zone sensor itself, evaluated like the daemon does (no Spark: ticks only; a run that
 fails is a stand-in job on the same instance, tagged with the requested run key)."""
 
+import datetime as dt
 import os
 
 import dagster as dg
+import pyarrow as pa
 from dagster._core.storage.tags import RUN_KEY_TAG
+from deltalake import write_deltalake
 
 from netflix_assets.bronze import ledger_store
-from netflix_assets.bronze.ledger import FAILED, LEDGER_TABLE, status_code
+from netflix_assets.bronze.ledger import CLAIMED, FAILED, LEDGER_TABLE, status_code
 from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import TUTORIAL_DIR
@@ -61,7 +64,7 @@ def test_a_file_whose_runs_keep_failing_is_recorded_failed_then_requeued(lookup_
     gave_up = lake.tick(tick.cursor)
     assert gave_up.run_requests == [] and "files_failed=1" in gave_up.skip_reason.skip_message
     [row] = lake.rows(f"bronze/{LEDGER_TABLE}")
-    assert row["path"] == bad and status_code(row["status"]) == FAILED
+    assert row["path"] == "bad.csv" and status_code(row["status"]) == FAILED  # stored relative to the zone
     assert row["status"] == "failed: bronze_netflix_titles: ValueError: cannot parse bad.csv"
     assert row["run_id"] == failed_run.run_id and row["ingest_date"].isoformat() == request.partition_key
     assert row["size"] == TITLES.stat().st_size
@@ -70,6 +73,24 @@ def test_a_file_whose_runs_keep_failing_is_recorded_failed_then_requeued(lookup_
     assert quiet.run_requests == [] and "files_outstanding=0" in quiet.skip_reason.skip_message
 
     ledger = str(root / "bronze" / LEDGER_TABLE)
-    assert ledger_store.requeue(ledger, [bad]) == [bad]
+    assert ledger_store.requeue(ledger, ["bad.csv"], landing.root_uri()) == [bad]
     back = lake.tick(quiet.cursor)
     assert requested_files(back) == [bad] and back.run_requests[0].run_key != request.run_key
+
+
+def test_a_claim_left_by_a_gone_run_is_requested_again_for_its_day(lookup_server, tmp_path):
+    root = tmp_path / "lake"
+    landing = LandingZoneResource(uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, retry_base_seconds=0)
+    lake = Lakehouse.create(root, lookup_server, landing=landing)
+    stranded, busy = lake.land(TITLES, "2026/stranded.csv"), lake.land(TITLES, "busy.csv")
+    alive = lake.instance.create_run_for_job(_failing_job)  # NOT_STARTED: its claim is not stranded
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    # What bronze leaves before its rows: `claimed` rows (paths relative to the zone), here of
+    # yesterday's runs: one unknown to the instance (gone), one still to start.
+    claims = {"path": ["2026/stranded.csv", "busy.csv"], "ingest_date": [yesterday] * 2, "status": [CLAIMED] * 2,
+              "run_id": ["run-gone", alive.run_id], "size": [1, 1]}
+    rows = {name: claims.get(name, [None] * 2) for name in ledger_store.arrow_schema().names}
+    write_deltalake(str(root / "bronze" / LEDGER_TABLE), pa.table(rows, schema=ledger_store.arrow_schema()),
+                    partition_by=["ingest_date"])
+    [request] = lake.tick().run_requests
+    assert (request.partition_key, requested_files(dg.SensorResult([request]))) == (yesterday.isoformat(), [stranded])

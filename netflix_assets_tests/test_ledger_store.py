@@ -7,11 +7,12 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from netflix_assets.bronze import ledger_store
-from netflix_assets.bronze.ledger import FAILED, INGESTED, LEDGER_TABLE, status_code
+from netflix_assets.bronze.ledger import CLAIMED, FAILED, INGESTED, LEDGER_TABLE, status_code
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
 DAY = NOW.date()
 YESTERDAY = DAY - dt.timedelta(days=1)
+ROOT = "file:///zone"  # the landing zone's root: the ledger stores paths relative to it
 
 
 @pytest.fixture
@@ -24,18 +25,24 @@ def ledger(lake):
     return str(lake / "bronze" / LEDGER_TABLE)
 
 
-def ingested(uri: str, paths: list[str], day: dt.date = DAY) -> None:
-    """The ledger as bronze leaves it (written with delta-rs here, in the table's exact types)."""
+def ingested(uri: str, paths: list[str], day: dt.date = DAY, status: str = INGESTED, run_id: str = "bronze-run") -> None:
+    """The ledger as bronze leaves it, `paths` as stored (relative to ROOT; absolute in a ledger
+    written before paths were relative): written with delta-rs here, in the table's exact types."""
     n = len(paths)
     table = pa.table(
         {
             "path": paths, "size": [113] * n, "modified_at": [NOW] * n, "etag": [None] * n,
             "sha256": [f"{i:064x}" for i in range(n)], "discovered_at": [NOW] * n, "ingest_date": [day] * n,
-            "run_id": ["bronze-run"] * n, "status": [INGESTED] * n, "duplicate_of": [None] * n,
+            "run_id": [run_id] * n, "status": [status] * n, "duplicate_of": [None] * n,
         },
         schema=ledger_store.arrow_schema(),
     )
     write_deltalake(uri, table, mode="append", partition_by=["ingest_date"])
+
+
+def stored(uri: str) -> dict[str, str]:
+    """path -> status, as the table holds them."""
+    return {r["path"]: r["status"] for r in DeltaTable(uri).to_pyarrow_table(columns=["path", "status"]).to_pylist()}
 
 
 def failure(path: str, day: dt.date = DAY, error: str = "bronze_netflix_titles: ValueError: bad") -> ledger_store.FailedFile:
@@ -50,37 +57,60 @@ def test_the_arrow_schema_is_the_ledger_schema():
 
 
 def test_no_ledger_yet_reads_empty(ledger):
-    assert ledger_store.claimed_paths(ledger) == set()
-    assert ledger_store.read_ledger(ledger) == []
-    assert ledger_store.requeue(ledger, ["file:///zone/a.csv"]) == []
+    assert ledger_store.claimed_paths(ledger, ROOT) == set()
+    assert ledger_store.read_ledger(ledger, ROOT) == []
+    assert ledger_store.read_for_sensor(ledger, ROOT) == ledger_store.LedgerSnapshot(set(), [])
+    assert ledger_store.requeue(ledger, ["file:///zone/a.csv"], ROOT) == []
 
 
-def test_record_failed_creates_the_partitioned_table_and_is_idempotent(ledger):
-    written = ledger_store.record_failed(ledger, [failure("file:///zone/a.csv")], now=NOW)
-    assert written == ["file:///zone/a.csv"]
+def test_record_failed_creates_the_partitioned_table_stores_relative_paths_and_is_idempotent(ledger):
+    written = ledger_store.record_failed(ledger, [failure("file:///zone/sub/a.csv")], ROOT, now=NOW)
+    assert written == ["file:///zone/sub/a.csv"]
     table = DeltaTable(ledger)
     assert table.metadata().partition_columns == ["ingest_date"]
-    [row] = ledger_store.read_ledger(ledger)
+    assert list(stored(ledger)) == ["sub/a.csv"], "stored relative to the landing root"
+    [row] = ledger_store.read_ledger(ledger, ROOT)
+    assert row["path"] == "file:///zone/sub/a.csv", "read back absolute"
     assert row["status"] == f"{FAILED}: bronze_netflix_titles: ValueError: bad" and status_code(row["status"]) == FAILED
     assert (row["run_id"], row["size"], row["ingest_date"], row["discovered_at"]) == ("run-9", 42, DAY, NOW)
     assert row["sha256"] is None and row["modified_at"] == NOW - dt.timedelta(hours=1)
     # Written again (the sensor's next tick after an unacknowledged write): nothing added.
-    assert ledger_store.record_failed(ledger, [failure("file:///zone/a.csv")], now=NOW) == []
-    assert len(ledger_store.read_ledger(ledger)) == 1
+    assert ledger_store.record_failed(ledger, [failure("file:///zone/sub/a.csv")], ROOT, now=NOW) == []
+    assert len(ledger_store.read_ledger(ledger, ROOT)) == 1
 
 
-def test_record_failed_appends_to_a_ledger_bronze_wrote(ledger):
-    ingested(ledger, ["file:///zone/ok.csv"], day=YESTERDAY)
-    ledger_store.record_failed(ledger, [failure("file:///zone/bad.csv"), failure("file:///zone/ok.csv")], now=NOW)
-    assert ledger_store.claimed_paths(ledger) == {"file:///zone/ok.csv", "file:///zone/bad.csv"}
-    assert [r["path"] for r in ledger_store.read_ledger(ledger, day=DAY)] == ["file:///zone/bad.csv"]
-    assert [r["status"] for r in ledger_store.read_ledger(ledger, day=YESTERDAY)] == [INGESTED]
-    assert [r["path"] for r in ledger_store.read_ledger(ledger, status=FAILED)] == ["file:///zone/bad.csv"]
+def test_record_failed_adds_new_files_replaces_claims_and_leaves_final_rows(ledger):
+    ingested(ledger, ["ok.csv"], day=YESTERDAY)
+    ingested(ledger, ["file:///zone/legacy.csv"], day=YESTERDAY)  # before paths were relative
+    ingested(ledger, ["stranded.csv"], status=CLAIMED, run_id="run-1")
+    files = ["file:///zone/bad.csv", "file:///zone/ok.csv", "file:///zone/legacy.csv", "file:///zone/stranded.csv"]
+    written = ledger_store.record_failed(ledger, [failure(p) for p in files], ROOT, now=NOW)
+    assert written == ["file:///zone/bad.csv", "file:///zone/stranded.csv"]
+    rows = stored(ledger)
+    assert len(rows) == 4 and (rows["ok.csv"], rows["file:///zone/legacy.csv"]) == (INGESTED, INGESTED)
+    assert status_code(rows["bad.csv"]) == FAILED and status_code(rows["stranded.csv"]) == FAILED
+    [claim] = ledger_store.read_ledger(ledger, ROOT, status=FAILED, day=DAY)[1:]
+    assert (claim["path"], claim["run_id"], claim["size"]) == ("file:///zone/stranded.csv", "run-9", 113)
+    assert ledger_store.read_for_sensor(ledger, ROOT).open_claims == []
+
+
+def test_a_ledger_copied_with_its_landing_zone_resolves_under_the_new_root(ledger):
+    ingested(ledger, ["a.csv", "2026/11/b.csv"])
+    ingested(ledger, ["c.csv"], day=YESTERDAY, status=CLAIMED, run_id="run-1")
+    ingested(ledger, ["file:///zone/legacy.csv", "abfss://elsewhere/x.csv"], day=YESTERDAY)  # absolute: as they are
+    moved = "abfs://copy/raw/netflix_titles"
+    expected = {f"{moved}/a.csv", f"{moved}/2026/11/b.csv", f"{moved}/c.csv", "file:///zone/legacy.csv",
+                "abfss://elsewhere/x.csv"}
+    assert ledger_store.claimed_paths(ledger, moved + "/") == expected
+    assert {r["path"] for r in ledger_store.read_ledger(ledger, moved)} == expected
+    snapshot = ledger_store.read_for_sensor(ledger, moved)
+    assert snapshot.paths == expected
+    assert snapshot.open_claims == [ledger_store.OpenClaim(f"{moved}/c.csv", YESTERDAY, "run-1")]
 
 
 def test_a_multiline_error_is_one_bounded_line(ledger):
-    ledger_store.record_failed(ledger, [failure("file:///zone/a.csv", error="Traceback\n  line 1\n" + "x" * 2000)], now=NOW)
-    [row] = ledger_store.read_ledger(ledger)
+    ledger_store.record_failed(ledger, [failure("file:///zone/a.csv", error="Traceback\n  line 1\n" + "x" * 2000)], ROOT, now=NOW)
+    [row] = ledger_store.read_ledger(ledger, ROOT)
     assert "\n" not in row["status"] and len(row["status"]) < 600
 
 
@@ -95,24 +125,32 @@ ODD = [
 
 
 def test_requeue_deletes_only_the_failed_rows_of_the_given_paths(ledger):
-    ingested(ledger, ["file:///zone/ok.csv", "file:///zone/it's fine.csv"])
-    ledger_store.record_failed(ledger, [failure(p) for p in ODD], now=NOW)
-    stored = ledger_store.claimed_paths(ledger)
-    assert "file:///zone/caf\\xe9.csv" in stored and all(p.isprintable() or "\n" in p for p in stored)
+    ingested(ledger, ["ok.csv", "it's fine.csv"])
+    ledger_store.record_failed(ledger, [failure(p) for p in ODD], ROOT, now=NOW)
+    paths = ledger_store.claimed_paths(ledger, ROOT)
+    assert "file:///zone/caf\\xe9.csv" in paths and all(p.isprintable() or "\n" in p for p in paths)
     # An ingested file is never re-queued; odd names are matched exactly (quotes, %, \, newline).
-    assert ledger_store.requeue(ledger, ["file:///zone/ok.csv"]) == []
-    again = ledger_store.requeue(ledger, ODD[:4] + ["file:///zone/caf\udce9.csv"])
+    assert ledger_store.requeue(ledger, ["file:///zone/ok.csv"], ROOT) == []
+    again = ledger_store.requeue(ledger, ODD[:4] + ["file:///zone/caf\udce9.csv"], ROOT)
     assert len(again) == 5
-    assert ledger_store.claimed_paths(ledger) == {
+    assert ledger_store.claimed_paths(ledger, ROOT) == {
         "file:///zone/ok.csv", "file:///zone/it's fine.csv", ledger_store.ledger_path(ODD[5])
     }
 
 
+def test_requeue_takes_relative_paths_local_paths_and_legacy_absolute_rows(ledger):
+    ledger_store.record_failed(ledger, [failure("file:///zone/d/a.csv"), failure("file:///zone/b.csv")], ROOT, now=NOW)
+    ingested(ledger, ["file:///zone/old.csv"], status="failed: boom")  # written before paths were relative
+    done = ledger_store.requeue(ledger, ["d/a.csv", "/zone/b.csv", "file:///zone/old.csv"], ROOT)
+    assert done == ["file:///zone/b.csv", "file:///zone/d/a.csv", "file:///zone/old.csv"]
+    assert stored(ledger) == {}
+
+
 def test_show_groups_a_days_files_by_status(ledger, lake, capsys):
-    ingested(ledger, ["file:///zone/b.csv", "file:///zone/a.csv"])
-    ledger_store.record_failed(ledger, [failure("file:///zone/c.csv")], now=NOW)
-    ledger_store.record_failed(ledger, [failure("file:///zone/old.csv", day=YESTERDAY)], now=NOW)
-    assert ledger_store.main(["--lake", str(lake), "show", "--date", DAY.isoformat()]) == 0
+    ingested(ledger, ["b.csv", "a.csv"])
+    ledger_store.record_failed(ledger, [failure("file:///zone/c.csv")], ROOT, now=NOW)
+    ledger_store.record_failed(ledger, [failure("file:///zone/old.csv", day=YESTERDAY)], ROOT, now=NOW)
+    assert ledger_store.main(["--lake", str(lake), "--landing", "/zone", "show", "--date", DAY.isoformat()]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
         f"ledger {DAY}: 3 file(s)",
@@ -122,21 +160,24 @@ def test_show_groups_a_days_files_by_status(ledger, lake, capsys):
         "file:///zone/a.csv  ingested",
         "file:///zone/b.csv  ingested",
     ]
-    assert ledger_store.main(["--lake", str(lake), "show", "--date", DAY.isoformat(), "--status", "failed"]) == 0
+    assert ledger_store.main(["--lake", str(lake), "--landing", ROOT, "show", "--date", DAY.isoformat(), "--status", "failed"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"ledger {DAY}: 1 file(s)"
 
 
 def test_requeue_from_the_command_line(ledger, lake, capsys, monkeypatch):
-    ledger_store.record_failed(ledger, [failure("file:///zone/a.csv")], now=NOW)
-    assert ledger_store.main(["--lake", str(lake), "requeue", "file:///zone/a.csv", "file:///zone/nope.csv"]) == 1
+    ledger_store.record_failed(ledger, [failure("file:///zone/a.csv")], ROOT, now=NOW)
+    assert ledger_store.main(["--lake", str(lake), "--landing", ROOT, "requeue", "a.csv", "nope.csv"]) == 1
     captured = capsys.readouterr()
     assert "re-queued file:///zone/a.csv" in captured.out and "file:///zone/nope.csv" in captured.err
-    assert ledger_store.claimed_paths(ledger) == set()
-    # The lake of the deployment by default: NETFLIX_LAKE_URI.
-    ledger_store.record_failed(ledger, [failure("file:///zone/b.csv")], now=NOW)
+    assert ledger_store.claimed_paths(ledger, ROOT) == set()
+    # The lake and landing zone of the deployment by default: NETFLIX_LAKE_URI, its raw/netflix_titles.
+    landing = f"file://{lake}/raw/netflix_titles"
+    ledger_store.record_failed(ledger, [failure(f"{landing}/b.csv")], landing, now=NOW)
+    assert list(stored(ledger)) == ["b.csv"]
     monkeypatch.setenv("NETFLIX_LAKE_URI", str(lake))
+    monkeypatch.delenv("NETFLIX_LANDING_URI", raising=False)
     monkeypatch.delenv("NETFLIX_DEPLOYMENT", raising=False)
-    assert ledger_store.main(["requeue", "file:///zone/b.csv"]) == 0
+    assert ledger_store.main(["requeue", f"{landing}/b.csv"]) == 0
 
 
 def test_the_failed_files_check_warns_with_paths_errors_and_the_requeue_command(ledger):
@@ -144,16 +185,18 @@ def test_the_failed_files_check_warns_with_paths_errors_and_the_requeue_command(
 
     from netflix_assets.bronze.checks import failed_files_result
 
-    ingested(ledger, ["file:///zone/ok.csv"])
-    ledger_store.record_failed(ledger, [failure("file:///zone/bad.csv")], now=NOW)
-    result = failed_files_result(ledger_store.read_ledger(ledger, day=DAY))
+    ingested(ledger, ["ok.csv"])
+    ledger_store.record_failed(ledger, [failure("file:///zone/bad.csv")], ROOT, now=NOW)
+    # The check reads the partition with Spark: paths as stored, which `requeue` takes as they are.
+    rows = DeltaTable(ledger).to_pyarrow_table(filters=[("ingest_date", "=", DAY)]).to_pylist()
+    result = failed_files_result(rows)
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["failed_files"].value == 1
     assert result.metadata["files"].value == [
-        {"path": "file:///zone/bad.csv", "error": "bronze_netflix_titles: ValueError: bad", "run_id": "run-9"}
+        {"path": "bad.csv", "error": "bronze_netflix_titles: ValueError: bad", "run_id": "run-9"}
     ]
     assert "make requeue" in result.description and "ledger_store requeue" in result.description
-    clean = failed_files_result(ledger_store.read_ledger(ledger, day=YESTERDAY))
+    clean = failed_files_result(ledger_store.read_ledger(ledger, ROOT, day=YESTERDAY))
     assert clean.passed and clean.metadata["failed_files"].value == 0 and "files" not in clean.metadata
 
 

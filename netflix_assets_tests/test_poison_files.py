@@ -114,7 +114,7 @@ def test_the_tick_requests_every_file_and_the_runs_succeed(poisoned):
 
 def test_each_file_has_its_status_and_the_good_ones_arrive(poisoned):
     lake, day, expected, _, results = poisoned
-    ledger = {r["path"]: r for r in lake.rows("bronze/_ingested_files")}
+    ledger = {r["path"]: r for r in lake.ledger()}
     got = {uri: L.status_code(ledger[uri]["status"]) for uri in expected}
     assert got == {uri: status or L.INGESTED for uri, status in expected.items()}
     silver_sources = {r["_source_file"] for r in lake.rows("silver/netflix_titles", day)}
@@ -125,7 +125,7 @@ def test_each_file_has_its_status_and_the_good_ones_arrive(poisoned):
 
 def test_refused_files_carry_a_message_and_bounded_evidence(poisoned):
     lake, day, expected, _, _ = poisoned
-    ledger = {r["path"]: r["status"] for r in lake.rows("bronze/_ingested_files")}
+    ledger = {r["path"]: r["status"] for r in lake.ledger()}
     quarantine = [r for r in lake.rows("quarantine/bronze_netflix_titles", day)]
     for uri, status in expected.items():
         if status is None:
@@ -154,10 +154,10 @@ def test_the_reconciliation_holds(poisoned):
 def test_rematerializing_the_day_gives_the_same_ledger_and_tables(poisoned):
     lake, day, expected, _, _ = poisoned
     before = {t: sorted(map(repr, lake.rows(t, day))) for t in ("bronze/netflix_titles", "quarantine/bronze_netflix_titles")}
-    statuses = {r["path"]: r["status"] for r in lake.rows("bronze/_ingested_files")}
+    statuses = {r["path"]: r["status"] for r in lake.ledger()}
     result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])])
     assert result.success
-    assert {r["path"]: r["status"] for r in lake.rows("bronze/_ingested_files")} == statuses
+    assert {r["path"]: r["status"] for r in lake.ledger()} == statuses
     after = {t: sorted(map(repr, lake.rows(t, day))) for t in before}
     assert after == before
 

@@ -64,6 +64,33 @@ class Dagster:
             time.sleep(2)
         raise TimeoutError(f"run {run_id} still running after {timeout}s")
 
+    def launch(self, job: str, selection: list[dict], day: str) -> str:
+        """Launch a run of `selection` for partition `day` as the UI does; its run id."""
+        launched = self.gql(
+            """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+                 __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+            params={
+                "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job,
+                             "assetSelection": selection},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
+
+    def run_times(self, run_id: str) -> dict:
+        return self.gql(
+            "query($id: ID!) { runOrError(runId: $id) { ... on Run { runId status startTime endTime } } }", id=run_id
+        )["runOrError"]
+
+
+def _partition_rows(lake: Path, table: str, day: str) -> int:
+    """Rows of `table`'s partition `day` in the lake (delta-rs: no JVM in the test process)."""
+    from deltalake import DeltaTable
+
+    days = DeltaTable(str(lake / table)).to_pyarrow_table(columns=["ingest_date"]).column("ingest_date").to_pylist()
+    return sum(str(d) == day for d in days)
+
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory):
@@ -128,17 +155,7 @@ def walked(dagster_dev):
 
     # 1. Materialize one partition of a few assets from the "UI": the lookup pulls and bronze lookups.
     selection = [{"path": ["raw", "netflix_cast"]}, {"path": ["bronze", "netflix_cast"]}]
-    launched = client.gql(
-        """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-             __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
-        params={
-            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": "lakehouse_job",
-                         "assetSelection": selection},
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    run_id = client.launch("lakehouse_job", selection, day)
     found["manual_run"] = client.wait_for_run(run_id)
     found["bronze_cast"] = client.gql(
         """query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset {
@@ -152,6 +169,15 @@ def walked(dagster_dev):
                executionForLatestMaterialization { status evaluation { success } } } } } } } }""",
         key={"path": ["bronze", "netflix_cast"]},
     )["assetNodeOrError"]["assetChecksOrError"]["checks"]
+
+    # 1b. The same day launched twice at once (a double click; a click during a sensor run): the
+    # per-day run limit of deploy/local/dagster.yaml queues the second until the first has ended.
+    found["cast_rows_one_run"] = _partition_rows(lake, "bronze/netflix_cast", day)
+    pair = [client.launch("lakehouse_job", selection, day) for _ in range(2)]
+    for pair_run in pair:
+        client.wait_for_run(pair_run)
+    found["pair"] = [client.run_times(pair_run) for pair_run in pair]
+    found["cast_rows_two_runs"] = _partition_rows(lake, "bronze/netflix_cast", day)
 
     # 2. The landing-zone sensor: stopped, then turned on, then a file lands.
     sensor = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "landing_zone_sensor"}
@@ -216,6 +242,18 @@ def test_a_partition_materialized_through_graphql_succeeds_with_checks_and_metad
     checks = {c["name"]: c["executionForLatestMaterialization"] for c in found["cast_checks"]}
     assert checks["header_recognised"]["status"] == "SUCCEEDED"
     assert checks["header_recognised"]["evaluation"]["success"] is True
+
+
+def test_two_runs_of_one_day_launched_at_once_run_one_after_the_other(walked):
+    _, found = walked
+    assert [run["status"] for run in found["pair"]] == ["SUCCESS", "SUCCESS"], f"see {found['log']}"
+    first, second = sorted(found["pair"], key=lambda run: run["startTime"])
+    assert second["startTime"] >= first["endTime"], found["pair"]  # queued while the first ran
+    # The lake is what one run leaves: the same rows as after the first materialization.
+    [mat] = found["bronze_cast"]
+    one_run = {e["label"]: e.get("intValue") for e in mat["metadataEntries"]}["dagster/row_count"]
+    assert found["cast_rows_one_run"] == one_run > 0
+    assert found["cast_rows_two_runs"] == found["cast_rows_one_run"]
 
 
 def test_the_sensor_runs_the_landed_file_through_gold(walked):

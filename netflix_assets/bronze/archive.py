@@ -12,11 +12,13 @@ from there when its day is re-materialized.
 Why a job of its own, and not the bronze step or the sensor: moving files is not
 reading them (a failed move must not fail an ingestion), the sensor must stay a
 cheap read-only tick, and a run is visible, logged and can be re-run. It starts no
-Spark: the ledger is read with delta-rs (four columns),
-and files are moved with fsspec (a rename on disk, a server-side copy then a delete
-on Azure). A move is idempotent, so a re-run after a crash finishes the work.
+Spark: the ledger is read with delta-rs (four columns; its paths, stored relative to
+the landing zone, resolved under the zone's root), and files are moved with fsspec (a
+rename on disk, a server-side copy then a delete on Azure). A move is idempotent, so a
+re-run after a crash finishes the work.
 
 What stays in place: rows `outside_landing_zone` (the file is not ours to move),
+`claimed` (a run is reading it, or a stranded claim the sensor requests again),
 `failed` (waits to be re-queued from the landing zone), `invalid_name` (the ledger
 holds an escaped name, not the file's) and any file whose name the listing flags.
 Everything else the ledger recorded (`ingested`, `duplicate`, a refusal for the
@@ -35,10 +37,11 @@ import dagster as dg
 
 from ..resources.lake import LakeResource
 from ..resources.landing import LandedFile, LandingZoneResource, archive_due
-from .ledger import FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, status_code
+from . import ledger_store
+from .ledger import CLAIMED, FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, status_code
 
 # Statuses whose files are never moved (see the module docstring).
-KEPT_IN_PLACE = (OUTSIDE, FAILED, INVALID_NAME)
+KEPT_IN_PLACE = (OUTSIDE, CLAIMED, FAILED, INVALID_NAME)
 LEDGER_COLUMNS = ["path", "status", "discovered_at", "ingest_date"]
 
 
@@ -74,17 +77,13 @@ def select_for_archive(
     return Selection(sorted(due, key=lambda r: r["path"]), not_due, kept)
 
 
-def read_ledger_rows(lake: LakeResource) -> list[dict]:
-    """The ledger's rows (LEDGER_COLUMNS only) with delta-rs; [] while there is no ledger.
-    All of them, not only the partitions old enough: the run reports what is not due yet."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        table = DeltaTable(lake.table_uri("bronze", LEDGER_TABLE), storage_options=lake.storage_options() or None)
-    except TableNotFoundError:
-        return []
-    return table.to_pyarrow_table(columns=LEDGER_COLUMNS).to_pylist()
+def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[dict]:
+    """The ledger's rows (LEDGER_COLUMNS only) with delta-rs, `path` resolved to the file's URI
+    in `landing`; [] while there is no ledger. All of them, not only the partitions old enough:
+    the run reports what is not due yet."""
+    return ledger_store.read_ledger(
+        lake.table_uri("bronze", LEDGER_TABLE), landing.root_uri(), lake.storage_options(), columns=LEDGER_COLUMNS
+    )
 
 
 @dg.op(
@@ -103,7 +102,7 @@ def move_settled_files_to_archive(
         return counts
     now = dt.datetime.now(dt.timezone.utc)
     landed, _ = landing.scan()
-    selection = select_for_archive(read_ledger_rows(lake), landed, now, landing.archive_after_days)
+    selection = select_for_archive(read_ledger_rows(lake, landing), landed, now, landing.archive_after_days)
     moved = landing.archive(selection.due, now)
     counts = {"moved": len(moved), "due": len(selection.due), "not_due": selection.not_due, "kept": selection.kept}
     context.log.info(

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame
 from ..io_managers.delta import REPLACE_WHERE, delta_out
 from ..lib.checks import table_checks
 from ..lib.lineage import LINEAGE_KEY, same_columns
-from ..lib.tables import partition_date, read_table, sql_in, write_partitions
+from ..lib.tables import partition_date, sql_in
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource
 from ..resources.lake import LakeResource
@@ -23,6 +23,7 @@ from ..transforms.bronze import file_digests, parse_files, refused_files, split_
 from ..transforms.csv_records import ParseLimits, open_text, scan_file
 from ..transforms.formats import CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, union_columns
 from ..resources.databricks import SPARK_STEP
+from . import claims
 from . import ledger as ledger_lib
 from . import pulls
 from .checks import bronze_checks
@@ -184,8 +185,8 @@ class BronzeTitlesConfig(dg.Config):
     deps=[landing_zone.key],
     partitions_def=daily_partitions,
     group_name="bronze",
-    # Both tables or neither: the ledger claims a file once its rows are stored, and its rows
-    # are in one of the two. A selection of one is refused by Dagster, naming the other.
+    # Both tables or neither: the ledger records a file `ingested` once its rows are stored,
+    # and its rows are in one of the two. A selection of one is refused by Dagster, naming the other.
     can_subset=False,
     required_resource_keys={"spark", "lake", "landing", *SPARK_STEP},
 )
@@ -198,8 +199,8 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
     day = partition_date(context)
     session = spark.get_session()
     ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)
-    ledger = read_table(session, ledger_uri)
-    known = ledger_lib.claims_from_rows(r.asDict() for r in ledger.collect()) if ledger is not None else {}
+    root = landing.root_uri()
+    known = claims.read_claims(session, ledger_uri, root, lake.storage_options())
     now = dt.datetime.now(dt.timezone.utc)
     settle = landing.settle_seconds if config.settle_seconds is None else config.settle_seconds
     landed, escaped = landing.scan()
@@ -213,7 +214,22 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
             except OutsideLandingZone:
                 outside.append(uri)
         escaped = sorted(set(escaped) | set(outside))
-    claims, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested)
+    selected, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested)
+    # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
+    if requested is not None or day == now.date():
+        selected += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
+    # New files are claimed before any row of them is written, by one conditional commit, and
+    # the ledger is read again: a concurrent run (of this day or another) may have been first.
+    new = ledger_lib.refuse_too_large([c for c in selected if c.path not in known], landing.max_file_bytes)
+    stranded = [c for c in selected if c.path in known and c.status == ledger_lib.CLAIMED]
+    claims.claim(
+        session, ledger_uri, root, ledger_lib.ledger_rows(new + stranded, context.run.run_id, {}, ledger_lib.CLAIMED),
+        lake.storage_options(),
+    )
+    if new:
+        known = claims.read_claims(session, ledger_uri, root, lake.storage_options())
+    mine, taken = ledger_lib.owned_by(day, [c.path for c in selected], known)
+    skipped += [f"{path}: claimed by {known[path].ingest_date} by a concurrent run" for path in taken]
     for message in skipped:
         context.log.warning(message)
     waiting = [] if requested is not None else ledger_lib.waiting_files(day, known, landed, now, settle)
@@ -223,17 +239,14 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
             f"less than {settle:g} s ago; the sensor requests them once settled, or run with config "
             f"settle_seconds: 0): {json.dumps([f.uri for f in waiting])[:2000]}"
         )
-    # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
-    if requested is not None or day == now.date():
-        claims += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
-    claims = ledger_lib.refuse_too_large(claims, landing.max_file_bytes)
+    claimed = ledger_lib.refuse_too_large(mine, landing.max_file_bytes)
 
     # The listing already says what is there: no request per file. A file archived since its
     # day was ingested (even while this run reads it) is read from the archive.
     present = {f.uri for f in landed}
-    fallback = {c.path: _archived(landing, c) for c in claims if c.readable}
+    fallback = {c.path: _archived(landing, c) for c in claimed if c.readable}
     missing = sorted(
-        c.path for c in claims if c.readable and c.path not in present and not (fallback[c.path] and landing.exists(fallback[c.path]))
+        c.path for c in claimed if c.readable and c.path not in present and not (fallback[c.path] and landing.exists(fallback[c.path]))
     )
     if missing:
         raise dg.Failure(
@@ -243,12 +256,12 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
             "Delta history keeps its last good version meanwhile).",
             metadata={"missing": missing[:100]},
         )
-    unhashed = [(c.path, c.size, fallback[c.path]) for c in claims if c.readable and c.sha256 is None]
+    unhashed = [(c.path, c.size, fallback[c.path]) for c in claimed if c.readable and c.sha256 is None]
     digests, unreadable = file_digests(session, unhashed, landing.storage_options())
-    claims = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claims], known)
-    readable = [c for c in claims if c.readable and c.path not in unreadable]
+    claimed = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claimed], known)
+    readable = [c for c in claimed if c.readable and c.path not in unreadable]
     context.log.info(
-        f"partition {day}: {len(readable)} file(s) to read, {len(claims) - len(readable)} not read "
+        f"partition {day}: {len(readable)} file(s) to read, {len(claimed) - len(readable)} not read "
         f"(duplicates, outside the zone, refused): {json.dumps([c.path for c in readable])[:2000]}"
     )
 
@@ -268,34 +281,30 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
         # Files refused before parsing (unreadable, never opened) still leave a quarantine row.
         unopened = [
             (c.path, reasons.get(c.path, c.status), c.discovered_at)
-            for c in claims
+            for c in claimed
             if c.path in unreadable or ledger_lib.status_code(c.status) in ledger_lib.REFUSED_UNOPENED
         ]
         if unopened:
             refused = refused.unionByName(refusal_rows(session, unopened, day))
         # A batch adds (or replaces) only its own files' rows in the partition.
-        narrower = {} if requested is None else {REPLACE_WHERE: sql_in("_source_file", [c.path for c in claims])}
+        narrower = {} if requested is None else {REPLACE_WHERE: sql_in("_source_file", [c.path for c in claimed])}
         yield dg.Output(
             titles,
             "titles",
             metadata={
                 **narrower,
                 "files_read": len([c for c in readable if c.path not in reasons]),
-                "files_not_read": len(claims) - len(readable),
+                "files_not_read": len(claimed) - len(readable),
                 "files_refused": len(reasons.keys() | {path for path, _, _ in unopened}),
                 "files_waiting": dg.MetadataValue.json([f.uri for f in waiting[:100]]),
                 "ledger": dg.MetadataValue.path(ledger_uri),
             },
         )
         yield dg.Output(refused, "refused_files", metadata=narrower)
-        rows = ledger_lib.ledger_rows(claims, context.run.run_id, reasons)
-        # Recorded after bronze is written: a failed run leaves its files to be claimed again.
-        write_partitions(
-            session.createDataFrame(rows, ledger_lib.LEDGER_SCHEMA),
-            ledger_uri,
-            day,
-            day + dt.timedelta(days=1),
-            narrower=None if requested is None else sql_in("path", [c.path for c in claims]),
+        # Recorded after bronze is written: a run stopped before leaves `claimed` rows, which
+        # the day's next run reads again (the sensor requests them again).
+        claims.record(
+            session, ledger_uri, root, ledger_lib.ledger_rows(claimed, context.run.run_id, reasons), lake.storage_options()
         )
     finally:
         parsed.unpersist()

@@ -41,7 +41,9 @@ def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: S
 
 def failed_files_result(rows: Sequence[dict], limit: int = 100) -> dg.AssetCheckResult:
     """The `no_failed_files` verdict on a partition's ledger rows: a warning naming every file the
-    sensor gave up on (its runs kept failing), its last error, and how to re-queue it."""
+    sensor gave up on (its runs kept failing), its last error, and how to re-queue it. Paths are
+    shown as the ledger stores them (relative to the landing zone; absolute in ledgers written
+    before paths were relative): `requeue` takes either form as it is."""
     failed = sorted((r for r in rows if status_code(r["status"]) == FAILED), key=lambda r: r["path"])
     listed = [
         {"path": r["path"], "error": r["status"].partition(":")[2].strip(), "run_id": r["run_id"]} for r in failed[:limit]
@@ -65,7 +67,8 @@ def failed_files_check(key: Sequence[str]) -> PartitionCheck:
         key,
         "no_failed_files",
         "No landed file of the partition is recorded `failed` in the ledger bronze/_ingested_files "
-        f"(the sensor gave up on it after its retries). Re-queue with: {REQUEUE_COMMAND}",
+        "(the sensor gave up on it after its retries). Paths as stored: relative to the landing zone. "
+        f"Re-queue with: {REQUEUE_COMMAND}",
     )
     def _body(_: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
         ledger = reader.partition_or_none(("bronze", LEDGER_TABLE), day)

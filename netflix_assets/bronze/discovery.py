@@ -1,15 +1,23 @@
 """What the landing-zone sensor decides on each tick, as plain functions.
 
 State lives in two places, like Auto Loader's checkpoint:
-- the ledger (`bronze/_ingested_files`, written by bronze): files already claimed;
+- the ledger (`bronze/_ingested_files`, written by bronze): files claimed by a day, with
+  their final status once their run has stored them (`claimed` until then);
 - the sensor cursor (small JSON): batches requested or waiting to be retried and not yet
-  in the ledger, the fingerprints of new files that were still changing on the last tick,
-  and the times of the runs requested in the last hour.
+  given a final status in the ledger, the fingerprints of new files that were still
+  changing on the last tick, and the times of the runs requested in the last hour.
 
 Ingestion never stalls on one file: a batch whose run ends without recording its files
 is retried after a backoff, split in halves after two failures (so a bad file ends up
 alone), and a file alone that keeps failing is recorded `failed` in the ledger, with its
 last error, so the sensor stops asking for it (`ledger_store requeue` gives it back).
+
+Stranded claims: a row still `claimed` whose run is no longer alive (ended, or unknown to
+the instance) and whose file is in no batch of the cursor (the run was not the sensor's, or
+the cursor was lost) is a failed attempt of that file: it becomes a batch again, of the
+row's own day (never today's: the file belongs to that day), and goes through the same
+retries, splits and `failed`. A stranded claim whose file is no longer listed is left to a
+re-run of its day.
 """
 
 from __future__ import annotations
@@ -22,12 +30,14 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from ..resources.landing import LandedFile, LandingZoneResource
 from .ledger import is_settled
-from .ledger_store import FailedFile, ledger_path
+from .ledger_store import FailedFile, OpenClaim, ledger_path
 
 CURSOR_VERSION = 2
 # Run statuses after which a requested batch that never reached the ledger is retried;
 # any other status (QUEUED, STARTING, STARTED, CANCELING...) keeps the batch in flight.
 ENDED_WITHOUT_LEDGER = ("FAILURE", "CANCELED", "SUCCESS")
+# Run statuses of a run still at work: its `claimed` rows are not stranded.
+ALIVE = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 # Failed runs of a batch of several files before it is split in halves.
 SPLIT_AFTER = 2
 HOUR = dt.timedelta(hours=1)
@@ -66,6 +76,9 @@ class RunOutcome:
 # What `decide` asks about a run key: None when no run has it (yet). A bare status string
 # is accepted too (fakes in tests and benchmarks).
 RunStatus = Callable[[str], Union[RunOutcome, str, None]]
+# What `decide` asks about the run of a `claimed` row, by run id: its DagsterRunStatus value,
+# None when the instance does not know it.
+RunStatusById = Callable[[str], Optional[str]]
 
 
 @dataclass
@@ -268,16 +281,25 @@ def decide(
     run_status: RunStatus,
     limits: Limits = Limits(),
     pending_timeout: dt.timedelta = HOUR,
+    open_claims: Sequence[OpenClaim] = (),
+    claim_run_status: Optional[RunStatusById] = None,
 ) -> Tick:
     """One sensor tick. Cost: one pass over the listing with set lookups; only new
     files (not in the ledger, not in the cursor) are looked at further, and only the
-    runs of the cursor's requested batches are looked up.
+    runs of the cursor's requested batches, and of the stranded claims' candidates
+    (`open_claims` in no batch, their file listed), are looked up.
+
+    `claimed`: every path of the ledger; `open_claims`: its rows still `claimed`, whose
+    runs `claim_run_status` gives (required with `open_claims`). A file is done once its
+    row has a final status; a claimed file is never new (it belongs to its day).
 
     A new file is requested once it is settled: unchanged since the last tick, or
     not modified for `settle_seconds`. Names that escape the zone are requested
     too: bronze records them as refused without opening them. A file is in at most
     one batch of the cursor, so never in two runs at once.
     """
+    if open_claims and claim_run_status is None:
+        raise ValueError("open_claims need claim_run_status")
     listed: dict[str, LandedFile] = {f.uri: f for f in landed}
     outside = set(escaped)
     for uri in sorted(outside):
@@ -289,6 +311,19 @@ def decide(
     def is_claimed(uri: str) -> bool:
         return uri in claimed or ledger_path(uri) in claimed
 
+    open_by_path = {c.path: c for c in open_claims}
+
+    def open_claim(uri: str) -> Optional[OpenClaim]:
+        return (open_by_path.get(uri) or open_by_path.get(ledger_path(uri))) if open_by_path else None
+
+    def done(uri: str) -> bool:
+        return is_claimed(uri) and open_claim(uri) is None
+
+    def claimed_by_another_day(uri: str, day: str) -> bool:
+        # Its claim's day reads it (a stranded claim, below): never a batch of another day.
+        claim = open_claim(uri)
+        return claim is not None and claim.ingest_date.isoformat() != day
+
     def new_key(day: str, files: Sequence[str]) -> str:
         out.generation += 1
         return run_key_for(day, [listed.get(u) or LandedFile(u, 0, None) for u in files], out.generation)
@@ -296,10 +331,11 @@ def decide(
     failed: list[FailedFile] = []
     splits = 0
 
-    # 1. The cursor's batches: done once their files are in the ledger; kept while their run
-    #    is queued or running; after a run that ended without recording them, retried.
+    # 1. The cursor's batches: done once their files have a final status in the ledger; kept
+    #    while their run is queued or running; after a run that ended without recording them
+    #    (none, or only their claims), retried.
     for key, batch in sorted(cursor.pending.items()):
-        files = [u for u in batch.files if not is_claimed(u)]
+        files = [u for u in batch.files if not done(u) and not claimed_by_another_day(u, batch.day)]
         if not files:
             continue
         batch = replace(batch, files=files)
@@ -323,6 +359,40 @@ def decide(
         batch = replace(batch, files=[u for u in files if u in listed])
         if batch.files:
             out.pending[key] = batch
+
+    # 1b. Stranded claims (rows `claimed` by a run no longer alive, their file in no batch and
+    #     still listed): a failed attempt of a batch of their own day, per day and run.
+    stranded: dict[tuple[str, str], list[LandedFile]] = {}
+    if open_by_path:
+        batched = {ledger_path(u) for b in out.pending.values() for u in b.files}
+        by_ledger_path: Optional[dict[str, str]] = None
+        statuses: dict[str, Optional[str]] = {}
+        for claim in sorted(open_claims, key=lambda c: c.path):
+            if claim.path in batched:
+                continue
+            uri = claim.path if claim.path in listed else None
+            if uri is None:  # a listed name with undecodable bytes: the ledger holds it escaped
+                if by_ledger_path is None:
+                    by_ledger_path = {ledger_path(u): u for u in listed if not u.isascii()}
+                uri = by_ledger_path.get(claim.path)
+            if uri is None:
+                continue
+            run_id = claim.run_id or ""
+            if run_id not in statuses:
+                statuses[run_id] = claim_run_status(run_id) if run_id else None
+            if statuses[run_id] not in ALIVE:
+                stranded.setdefault((claim.ingest_date.isoformat(), run_id), []).append(listed[uri])
+    for (day_of_claim, run_id), files_of_run in sorted(stranded.items()):
+        state = statuses[run_id] or "unknown to the instance"
+        outcome = RunOutcome(
+            state, run_id or None, f"stranded claim: run {run_id or '?'} ({state}) left it `claimed`"
+        )
+        for chunk in cut_batches(files_of_run, limits):
+            followers = after_failure(Batch([f.uri for f in chunk], day_of_claim), outcome, now, limits)
+            splits += len(followers) > 1
+            for follower in followers:
+                out.pending[new_key(follower.day, follower.files)] = follower
+    stranded_files = sum(len(files) for files in stranded.values())
     for batch in out.pending.values():
         if batch.failed:
             f = listed[batch.files[0]]
@@ -365,6 +435,8 @@ def decide(
     outstanding: list[LandedFile] = []
     for f in listed.values():
         if is_claimed(f.uri):
+            if open_by_path and open_claim(f.uri) is not None:
+                outstanding.append(f)  # claimed, not stored yet
             continue
         outstanding.append(f)
         if f.uri in in_cursor:
@@ -399,6 +471,7 @@ def decide(
         "batches_split": splits,
         "files_failed": len(failed),
         "runs_held_back": held_back,
+        "stranded_claims": stranded_files,
     }
     summary = (
         f"{metrics['landed']} landed, {metrics['in_ledger']} in the ledger, {metrics['in_flight']} in flight, "
@@ -410,5 +483,11 @@ def decide(
                          "files_failed", "runs_held_back")
         )
         + (f" (max_runs_per_hour={limits.max_runs_per_hour} reached: the rest wait)" if held_back else "")
+        + (
+            f"; {stranded_files} stranded claim(s) (their run is gone) re-requested for their own day "
+            f"({', '.join(sorted({day for day, _ in stranded}))}) as a retry"
+            if stranded_files
+            else ""
+        )
     )
     return Tick(requests, out, waiting, summary, failed, metrics)

@@ -13,6 +13,19 @@ Rules:
   later change to an ingested file is not read again; land a new name.
 - Same bytes under another name: recorded `duplicate` (with `duplicate_of`)
   and not read; the earliest discovered copy is the one ingested.
+
+Claims come first (a write-ahead log, like a Structured Streaming offset log): a run
+inserts a `claimed` row per new file with one conditional MERGE on `path` before it
+writes any bronze row, and sets the file's final status after its rows are stored. Two
+runs (of one day or of two days) that race for a file both MERGE; Delta lets one commit
+and makes the other retry, which then finds the row and does not insert. So a path is
+claimed by exactly one day whatever crashes or overlaps, and a `claimed` row whose run is
+gone is work to redo for that day (a re-run of the day reads it; the landing-zone sensor
+requests it again), never a file to give to another day.
+
+Paths are stored relative to the landing zone's root (files outside it, absolute), so a
+lake and its landing zone copied or moved together (azcopy of prod into dev) keep their
+ledger: `to_ledger_path` / `from_ledger_path` translate, with the root of the day.
 """
 
 from __future__ import annotations
@@ -31,6 +44,8 @@ LEDGER_SCHEMA = (
 )
 # Statuses (the data contract lists them all). A refusal is stored as "<code>: <message>";
 # `status_code` gives the code.
+# Written before the file's rows (the claim); replaced by the final status after them.
+CLAIMED = "claimed"
 INGESTED = "ingested"
 DUPLICATE = "duplicate"
 OUTSIDE = "outside_landing_zone"
@@ -45,6 +60,23 @@ FAILED = "failed"
 NOT_READ = (DUPLICATE, OUTSIDE, INVALID_NAME, NOT_A_REGULAR_FILE, FILE_TOO_LARGE, FAILED)
 # Refused from the listing alone: quarantine gets a row naming the file, with no evidence.
 REFUSED_UNOPENED = (INVALID_NAME, NOT_A_REGULAR_FILE, FILE_TOO_LARGE)
+
+
+def _absolute(path: str) -> bool:
+    return "://" in path or path.startswith("/")
+
+
+def to_ledger_path(uri: str, root: str) -> str:
+    """A landed file's URI as the ledger stores it: relative to the landing root `root`
+    (`LandingZoneResource.root_uri()`), or the URI itself when it is outside the zone."""
+    root = root.rstrip("/")
+    return uri[len(root) + 1 :] if uri.startswith(root + "/") and len(uri) > len(root) + 1 else uri
+
+
+def from_ledger_path(path: str, root: str) -> str:
+    """A ledger path as a URI under today's landing root (ledgers written before paths were
+    relative hold absolute URIs: those are kept as they are)."""
+    return path if _absolute(path) else f"{root.rstrip('/')}/{path}"
 
 
 def status_code(status: Optional[str]) -> Optional[str]:
@@ -181,12 +213,21 @@ def mark_duplicates(claims: Sequence[Claim], known: dict[str, Claim]) -> list[Cl
     return out
 
 
-def ledger_rows(claims: Sequence[Claim], run_id: str, refused: dict[str, str]) -> list[tuple]:
+def owned_by(day: dt.date, paths: Sequence[str], known: dict[str, Claim]) -> tuple[list[Claim], list[str]]:
+    """(the claims of `paths` that the ledger gives to `day`, the paths it gives to another day),
+    read after a claim: what a run may read is what its day holds."""
+    mine = [known[p] for p in dict.fromkeys(paths) if p in known and known[p].ingest_date == day]
+    taken = [p for p in dict.fromkeys(paths) if p in known and known[p].ingest_date != day]
+    return sorted(mine, key=lambda c: c.path), taken
+
+
+def ledger_rows(claims: Sequence[Claim], run_id: str, refused: dict[str, str], default: str = INGESTED) -> list[tuple]:
     """Rows of the ledger for these claims; `refused` maps a path bronze refused (while
-    hashing or parsing it) to its reason."""
+    hashing or parsing it) to its reason; a readable file not refused gets `default`
+    (`ingested` once its rows are stored, `claimed` before)."""
     rows = []
     for c in claims:
-        status = c.status if not c.readable else refused.get(c.path, INGESTED)
+        status = c.status if not c.readable else refused.get(c.path, default)
         rows.append(
             (c.path, c.size, c.modified_at, c.etag, c.sha256, c.discovered_at, c.ingest_date, run_id, status, c.duplicate_of)
         )

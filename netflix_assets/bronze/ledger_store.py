@@ -1,15 +1,22 @@
 """The ledger (`<lake>/bronze/_ingested_files`) read and written outside Spark, with delta-rs.
 
 The landing-zone sensor runs in the Dagster daemon, where a JVM per tick is out of the
-question: it reads the ledger's paths from here, and records a file `failed` here when
-its runs kept failing (bronze never got to record it). Operators use the same functions
+question: it reads the ledger's paths and open claims from here (one read per tick), and
+records a file `failed` here when its runs kept failing. Operators use the same functions
 from the command line:
 
     python -m netflix_assets.bronze.ledger_store show [--date YYYY-MM-DD] [--status CODE]
     python -m netflix_assets.bronze.ledger_store requeue PATH [PATH...]
 
-(`make ledger DATE=...`, `make requeue FILES="..."`). The lake is the deployment's
-(`NETFLIX_DEPLOYMENT`, `NETFLIX_LAKE_URI`), or `--lake`.
+(`make ledger DATE=...`, `make requeue FILES="..."`). The lake and the landing zone are the
+deployment's (`NETFLIX_DEPLOYMENT`, `NETFLIX_LAKE_URI`, `NETFLIX_LANDING_URI`), or `--lake`
+and `--landing`.
+
+Paths: the table stores them relative to the landing zone's root (`ledger.to_ledger_path`;
+absolute for files outside it, and in ledgers written before paths were relative). Every
+function here takes that root (`LandingZoneResource.root_uri()`) and deals in absolute URIs,
+the listing's form: what it returns is resolved under the root it is given, what it writes
+is stored relative to it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..partitions import PARTITION_COLUMN
 from ..resources.landing import escape_undecodable
-from .ledger import FAILED, LEDGER_SCHEMA, LEDGER_TABLE, refusal, status_code
+from .ledger import CLAIMED, FAILED, LEDGER_SCHEMA, LEDGER_TABLE, from_ledger_path, refusal, status_code, to_ledger_path
+
+# What the sensor reads on each tick (not the whole row: a tick must stay cheap with 100k files).
+SENSOR_COLUMNS = ["path", PARTITION_COLUMN, "run_id", "status"]
 
 # LEDGER_SCHEMA's Spark types as Arrow types: a row appended by delta-rs must have the
 # table's exact types (Spark's `timestamp` is Delta's UTC timestamp, microseconds).
@@ -51,6 +61,40 @@ def ledger_path(uri: str) -> str:
     return escape_undecodable(uri)
 
 
+def stored_path(uri: str, root: str) -> str:
+    """`uri` (absolute, as listed) as the ledger stores it under the landing root `root`."""
+    return to_ledger_path(ledger_path(uri), root)
+
+
+def _resolved(paths, root: str):
+    """An Arrow column of stored paths, resolved to absolute URIs under `root` (vectorized:
+    `ledger.from_ledger_path` for 100k rows without a Python loop)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    paths = paths.combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths
+    absolute = pc.or_(pc.match_substring(paths, "://"), pc.starts_with(paths, "/"))
+    joined = pc.binary_join_element_wise(root.rstrip("/"), paths, "/")
+    return pc.if_else(absolute, paths, joined)
+
+
+@dataclass(frozen=True)
+class OpenClaim:
+    """A `claimed` row: a file a run took and has not given its final status yet."""
+
+    path: str  # absolute URI
+    ingest_date: dt.date
+    run_id: Optional[str]
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """What the sensor needs of the ledger on a tick."""
+
+    paths: set[str]  # every path (absolute), whatever its status
+    open_claims: list[OpenClaim]  # rows still `claimed`
+
+
 @dataclass(frozen=True)
 class FailedFile:
     """A file whose runs kept failing: recorded `failed: <last error>` by the sensor."""
@@ -75,40 +119,70 @@ def _table(uri: str, storage_options: Optional[dict[str, Any]]):
         return None
 
 
+def _rows(table, filters=None, columns: Optional[Sequence[str]] = None) -> list[dict]:
+    return table.to_pyarrow_table(columns=list(columns) if columns else None, filters=filters).to_pylist()
+
+
 def read_ledger(
     uri: str,
+    root: str,
     storage_options: Optional[dict[str, Any]] = None,
     day: Optional[dt.date] = None,
     status: Optional[str] = None,
+    columns: Optional[Sequence[str]] = None,
 ) -> list[dict]:
-    """Ledger rows (dicts, sorted by path), of partition `day` and status code `status` when
-    given; [] when there is no ledger yet. A day reads only its partition's files."""
+    """Ledger rows (dicts, sorted by path, `path` and `duplicate_of` resolved to absolute URIs
+    under the landing root `root`), of partition `day` and status code `status` when given,
+    with `columns` only when given (they must include `path`); [] when there is no ledger yet.
+    A day reads only its partition's files."""
     table = _table(uri, storage_options)
     if table is None:
         return []
-    filters = [(PARTITION_COLUMN, "=", day)] if day is not None else None
-    rows = table.to_pyarrow_table(filters=filters).to_pylist()
+    if columns is not None and status is not None and "status" not in columns:
+        columns = [*columns, "status"]
+    rows = _rows(table, [(PARTITION_COLUMN, "=", day)] if day is not None else None, columns)
     if status is not None:
         rows = [r for r in rows if status_code(r["status"]) == status]
+    for row in rows:
+        row["path"] = from_ledger_path(row["path"], root)
+        if row.get("duplicate_of") is not None:
+            row["duplicate_of"] = from_ledger_path(row["duplicate_of"], root)
     return sorted(rows, key=lambda r: r["path"])
 
 
-def claimed_paths(uri: str, storage_options: Optional[dict[str, Any]] = None) -> set[str]:
-    """Every path in the ledger, whatever its status: one column read, the sensor's per-tick cost."""
+def claimed_paths(uri: str, root: str, storage_options: Optional[dict[str, Any]] = None) -> set[str]:
+    """Every path in the ledger (absolute, under `root`), whatever its status: one column read."""
     table = _table(uri, storage_options)
     if table is None:
         return set()
-    return set(table.to_pyarrow_table(columns=["path"]).column("path").to_pylist())
+    return set(_resolved(table.to_pyarrow_table(columns=["path"]).column("path"), root).to_pylist())
 
 
-def failed_rows(failures: Sequence[FailedFile], now: dt.datetime):
-    """The ledger rows (an Arrow table) recording `failures`."""
+def read_for_sensor(uri: str, root: str, storage_options: Optional[dict[str, Any]] = None) -> LedgerSnapshot:
+    """The sensor's one read per tick (SENSOR_COLUMNS): every path, and the rows still `claimed`
+    (whose run may be gone: stranded claims), paths absolute under `root`."""
+    import pyarrow.compute as pc
+
+    table = _table(uri, storage_options)
+    if table is None:
+        return LedgerSnapshot(set(), [])
+    rows = table.to_pyarrow_table(columns=SENSOR_COLUMNS)
+    rows = rows.set_column(rows.schema.get_field_index("path"), "path", _resolved(rows.column("path"), root))
+    open_rows = rows.filter(pc.equal(rows.column("status"), CLAIMED)).to_pylist()
+    return LedgerSnapshot(
+        set(rows.column("path").to_pylist()),
+        [OpenClaim(r["path"], r[PARTITION_COLUMN], r["run_id"]) for r in sorted(open_rows, key=lambda r: r["path"])],
+    )
+
+
+def failed_rows(failures: Sequence[FailedFile], root: str, now: dt.datetime):
+    """The ledger rows (an Arrow table) recording `failures`, paths stored relative to `root`."""
     import pyarrow as pa
 
     columns: dict[str, list] = {name: [] for name in arrow_schema().names}
     for f in failures:
         values = {
-            "path": ledger_path(f.path),
+            "path": stored_path(f.path, root),
             "size": int(f.size),
             "modified_at": f.modified_at,
             "etag": f.etag,
@@ -127,26 +201,42 @@ def failed_rows(failures: Sequence[FailedFile], now: dt.datetime):
 def record_failed(
     uri: str,
     failures: Sequence[FailedFile],
+    root: str,
     storage_options: Optional[dict[str, Any]] = None,
     now: Optional[dt.datetime] = None,
 ) -> list[str]:
-    """Append a `failed` row per file not in the ledger yet (creating the table, partitioned by
-    `ingest_date`, if bronze never has); returns the paths written. Idempotent: the sensor
-    writes again on its next tick when a write failed, and a path is in the ledger at most once.
-    From then on the sensor sees the file as claimed, and bronze does not read it (NOT_READ)."""
+    """Record `failures` (absolute URIs) `failed`, stored relative to the landing root `root`:
+    a new row for a file not in the ledger (creating the table, partitioned by `ingest_date`, if
+    bronze never has), and the status (and run) of a row still `claimed` replaced, by one MERGE
+    on `path`; a file with a final status is left alone. Returns the paths (absolute) recorded.
+    Idempotent: the sensor writes again on its next tick when a write failed, and a path is in
+    the ledger at most once. From then on the sensor sees the file as done, and bronze does not
+    read it (NOT_READ)."""
     from deltalake import write_deltalake
 
-    present = claimed_paths(uri, storage_options)
+    table = _table(uri, storage_options)
+    final: set[str] = set()
+    if table is not None:
+        snapshot = read_for_sensor(uri, root, storage_options)
+        final = snapshot.paths - {c.path for c in snapshot.open_claims}
     todo: dict[str, FailedFile] = {}
     for f in failures:
-        if ledger_path(f.path) not in present:
+        if ledger_path(f.path) not in final:
             todo.setdefault(ledger_path(f.path), f)
     if not todo:
         return []
-    table = failed_rows(list(todo.values()), now or dt.datetime.now(dt.timezone.utc))
-    write_deltalake(
-        uri, table, mode="append", partition_by=[PARTITION_COLUMN], storage_options=storage_options or None
-    )
+    rows = failed_rows(list(todo.values()), root, now or dt.datetime.now(dt.timezone.utc))
+    if table is None:
+        write_deltalake(
+            uri, rows, mode="append", partition_by=[PARTITION_COLUMN], storage_options=storage_options or None
+        )
+    else:
+        (
+            table.merge(rows, predicate="t.path = s.path", source_alias="s", target_alias="t")
+            .when_matched_update({"status": "s.status", "run_id": "s.run_id"}, predicate=f"t.status = {_sql_string(CLAIMED)}")
+            .when_not_matched_insert_all()
+            .execute()
+        )
     return sorted(todo)
 
 
@@ -154,19 +244,39 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def requeue(uri: str, paths: Iterable[str], storage_options: Optional[dict[str, Any]] = None) -> list[str]:
-    """Delete the `failed` rows of `paths`: the sensor then finds those files new again and
-    requests them (under a new run key, with fresh attempts). Rows of any other status are
-    left alone (an ingested file is never read twice). Returns the paths re-queued."""
-    wanted = {ledger_path(p) for p in paths}
-    failed = [r["path"] for r in read_ledger(uri, storage_options, status=FAILED) if r["path"] in wanted]
+def given_uri(path: str, root: str) -> str:
+    """A path an operator gives, as an absolute URI: a URI as is, an absolute local path as its
+    file:// URI, anything else relative to the landing root `root` (as the ledger stores it)."""
+    if "://" in path:
+        return path
+    if path.startswith("/"):
+        return f"file://{os.path.normpath(path)}"
+    return from_ledger_path(path, root)
+
+
+def requeue(
+    uri: str, paths: Iterable[str], root: str, storage_options: Optional[dict[str, Any]] = None
+) -> list[str]:
+    """Delete the `failed` rows of `paths` (URIs, absolute local paths or paths relative to the
+    landing root `root`: `given_uri`), stored relative to `root` or, in a ledger written before
+    paths were relative, absolute: the sensor then finds those files new again and requests them
+    (under a new run key, with fresh attempts). Rows of any other status are left alone (an
+    ingested file is never read twice). Returns the paths (absolute) re-queued."""
+    wanted: set[str] = set()
+    for path in paths:
+        absolute = ledger_path(given_uri(path, root))
+        wanted |= {absolute, to_ledger_path(absolute, root)}
+    table = _table(uri, storage_options)
+    if table is None or not wanted:
+        return []
+    stored = {r["path"] for r in _rows(table, columns=["path", "status"]) if status_code(r["status"]) == FAILED}
+    failed = sorted(stored & wanted)
     if not failed:
         return []
-    table = _table(uri, storage_options)
     literals = ", ".join(_sql_string(p) for p in failed)
     failed_status = f"(status = {_sql_string(FAILED)} OR status LIKE {_sql_string(FAILED + ':%')})"
     table.delete(f"path IN ({literals}) AND {failed_status}")
-    return sorted(failed)
+    return sorted({from_ledger_path(p, root) for p in failed})
 
 
 def format_day(rows: Sequence[dict], day: dt.date) -> str:
@@ -183,48 +293,66 @@ def format_day(rows: Sequence[dict], day: dt.date) -> str:
     return "\n".join(lines)
 
 
-def _ledger_location(lake_root: Optional[str]) -> tuple[str, dict[str, Any]]:
-    """(ledger uri, storage options) of `--lake`, else of the deployment's lake resource,
-    as the code location builds it (its EnvVar secrets resolved)."""
+def _locations(lake_root: Optional[str], landing_uri: Optional[str]) -> tuple[str, dict[str, Any], str]:
+    """(ledger uri, its storage options, landing root) of `--lake` and `--landing`, else of the
+    deployment's lake and landing resources as the code location builds them (EnvVar secrets
+    resolved). With `--lake` alone, the landing zone is that lake's (`NETFLIX_LANDING_URI` aside),
+    as the local deployment places it."""
     from ..resources.lake import LakeResource
+    from ..resources.landing import LandingZoneResource
 
-    if lake_root:
-        lake = LakeResource(root=lake_root)
+    from ..deployments import resources_for
+
+    deployment = {} if lake_root else resources_for()
+    lake = LakeResource(root=lake_root) if lake_root else deployment["lake"].process_config_and_initialize()
+    if landing_uri:
+        landing = LandingZoneResource(uri=landing_uri)
+    elif lake_root:
+        landing = LandingZoneResource.from_env(lake.landing_uri).process_config_and_initialize()
     else:
-        from ..deployments import resources_for
-
-        lake = resources_for()["lake"].process_config_and_initialize()
-    return lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options()
+        landing = deployment["landing"].process_config_and_initialize()
+    return lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options(), landing.root_uri()
 
 
-def _as_ledger_path(given: str) -> str:
-    # A plain local path names the same file as its file:// URI (the ledger's form).
-    return given if "://" in given else f"file://{os.path.abspath(given)}"
+def _given(path: str) -> str:
+    # On the command line, `./x.csv` and `../x.csv` are local paths (relative to the working
+    # directory); other relative paths are relative to the landing zone, as `show` and the
+    # `no_failed_files` check print them.
+    return os.path.abspath(path) if path.startswith(("./", "../")) else path
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m netflix_assets.bronze.ledger_store", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", help="lake root (default: NETFLIX_LAKE_URI / the deployment's lake)")
+    parser.add_argument(
+        "--landing",
+        help="landing zone, what ledger paths are relative to (default: NETFLIX_LANDING_URI / the deployment's, "
+        "or the landing folder of --lake)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("show", help="a day's files grouped by status")
     show.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
     show.add_argument("--status", help="only this status code (e.g. failed)")
     again = commands.add_parser("requeue", help="give files recorded `failed` back to the sensor")
-    again.add_argument("paths", nargs="+", metavar="PATH")
+    again.add_argument(
+        "paths", nargs="+", metavar="PATH",
+        help="a URI, a local path (absolute, or starting with ./ or ../) or a path relative to the landing zone",
+    )
     args = parser.parse_args(argv)
 
-    uri, options = _ledger_location(args.lake)
+    uri, options, root = _locations(args.lake, args.landing)
     if args.command == "show":
         day = args.date or dt.datetime.now(dt.timezone.utc).date()
-        print(format_day(read_ledger(uri, options, day=day, status=args.status), day))
+        print(format_day(read_ledger(uri, root, options, day=day, status=args.status), day))
         return 0
-    paths = [_as_ledger_path(p) for p in args.paths]
-    done = requeue(uri, paths, options)
+    paths = [_given(p) for p in args.paths]
+    done = requeue(uri, paths, root, options)
     for path in done:
         print(f"re-queued {path}")
-    for path in sorted({ledger_path(p) for p in paths} - set(done)):
+    asked = {ledger_path(given_uri(p, root)) for p in paths}
+    for path in sorted(asked - set(done)):
         print(f"not re-queued (no `failed` row): {path}", file=sys.stderr)
-    return 0 if len(done) == len({ledger_path(p) for p in paths}) else 1
+    return 0 if asked <= set(done) else 1
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ from .assets import LOOKUP_FORMATS, bronze_netflix_titles
 from .ledger import LEDGER_TABLE
 
 
-def claimed_paths(lake: LakeResource) -> set[str]:
-    """Paths in the ledger, read with delta-rs (no Spark in the sensor process)."""
-    return ledger_store.claimed_paths(lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options())
+def claimed_paths(lake: LakeResource, landing: LandingZoneResource) -> set[str]:
+    """Paths in the ledger (absolute, under the landing zone's root), by the tick's own read with
+    delta-rs (`ledger_store.read_for_sensor`: no Spark in the sensor process)."""
+    return ledger_store.read_for_sensor(
+        lake.table_uri("bronze", LEDGER_TABLE), landing.root_uri(), lake.storage_options()
+    ).paths
 
 
 def lookups_landed(lake: LakeResource, day: str) -> bool:
@@ -76,6 +79,17 @@ def run_outcomes(instance: dg.DagsterInstance):
     return outcome
 
 
+def run_statuses(instance: dg.DagsterInstance):
+    """run_id -> its DagsterRunStatus value (None: unknown to the instance), for the runs of
+    `claimed` rows (`discovery.decide` judges which are stranded)."""
+
+    def status(run_id: str) -> Optional[str]:
+        run = instance.get_run_by_id(run_id)
+        return None if run is None else run.status.value
+
+    return status
+
+
 @dg.sensor(
     jobs=[landed_titles_job, lakehouse_job],
     minimum_interval_seconds=30,
@@ -85,27 +99,32 @@ def run_outcomes(instance: dg.DagsterInstance):
         "complete titles files (each file exactly once: the ledger bronze/_ingested_files): "
         "landed_titles_job once the day's lookup pulls are in the lake, else the whole lakehouse_job. "
         "A batch whose run ends without recording its files is retried with backoff and split until a "
-        "bad file is alone; that file is then recorded `failed` (re-queue it with `make requeue`)."
+        "bad file is alone; that file is then recorded `failed` (re-queue it with `make requeue`). A file "
+        "left `claimed` by a run that is gone (a stranded claim) is requested again for its own day."
     ),
 )
 def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource, lake: LakeResource):
     landed, escaped = landing.scan()
+    root = landing.root_uri()
     ledger_uri, options = lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options()
+    ledger = ledger_store.read_for_sensor(ledger_uri, root, options)
     now = dt.datetime.now(dt.timezone.utc)
     tick = discovery.decide(
         landed,
         escaped,
-        ledger_store.claimed_paths(ledger_uri, options),
+        ledger.paths,
         discovery.Cursor.parse(context.cursor),
         now,
         landing.settle_seconds,
         run_outcomes(context.instance),
         discovery.Limits.of(landing),
+        open_claims=ledger.open_claims,
+        claim_run_status=run_statuses(context.instance),
     )
     cursor, summary = tick.cursor, tick.summary
     if tick.failed:
         try:
-            cursor = discovery.recorded(cursor, ledger_store.record_failed(ledger_uri, tick.failed, options, now))
+            cursor = discovery.recorded(cursor, ledger_store.record_failed(ledger_uri, tick.failed, root, options, now))
         except Exception as err:  # noqa: BLE001 - the batches stay in the cursor: written on the next tick
             context.log.warning(f"could not record {len(tick.failed)} failed file(s) in the ledger: {err!r}")
             summary += f"; recording failed files deferred ({type(err).__name__})"

@@ -5,6 +5,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, table_checks
@@ -39,7 +40,7 @@ def as_of(table: str) -> dg.AssetIn:
                 SILVER_TITLES,
                 [f.name for f in SILVER_TITLES_SCHEMA.fields],
             ),
-            automation_condition=dg.AutomationCondition.eager(),
+            automation_condition=FOLLOW_UPSTREAM,
         ),
         "dropped": delta_out(
             ["quarantine", "gold_netflix_titles"],
@@ -126,7 +127,7 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
                 {"_version_date": [(("silver", table), "ingest_date")]}, ("silver", table), ["show_id", value_column, "_source_file", "ingest_date"]
             )
         },
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=FOLLOW_UPSTREAM,
         required_resource_keys=GOLD_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, silver: DataFrame):

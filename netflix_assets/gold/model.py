@@ -15,6 +15,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..automation import FOLLOW_UPSTREAM
 from ..lib.lineage import LINEAGE_KEY, Source, column_lineage, same_columns
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
@@ -32,7 +33,7 @@ COUNTRIES = ("gold", "netflix_countries")
 CATEGORY = ("gold", "netflix_category")
 FACT = ("gold", "fact_title_added")
 
-AUTOMATION = dg.AutomationCondition.eager()
+AUTOMATION = FOLLOW_UPSTREAM
 KPI_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=24))
 
 

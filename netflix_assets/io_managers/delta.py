@@ -12,8 +12,7 @@ from ..resources.spark import SparkResource
 from ..lib.delta_log import partition_row_counts
 from ..lib.lineage import LINEAGE_KEY
 from ..lib.refresh import Replace
-from ..lib.delta_layout import new_table_options
-from ..lib.tables import commit_metadata, table_metadata, write_partitions
+from ..lib.tables import commit_metadata, save_table, table_metadata, write_partitions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -77,13 +76,15 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
         if window is not None:
-            write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
+            marker = write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
         else:
-            obj.write.format("delta").options(**new_table_options(obj.columns)).mode("overwrite").option(
-                "overwriteSchema", "true"
-            ).save(uri)
+            marker = save_table(obj, uri)
         spark = self.spark.get_session()
-        metadata = {**commit_metadata(spark, uri, self.lake.storage_options()), **table_metadata(context.asset_key, obj.schema, uri)}
+        # This run's own commit (another run may have committed to the table since).
+        metadata = {
+            **commit_metadata(spark, uri, self.lake.storage_options(), marker),
+            **table_metadata(context.asset_key, obj.schema, uri),
+        }
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
             metadata["rows_written"] = metadata["dagster/row_count"]

@@ -36,6 +36,23 @@ def last_commit(uri: str, storage_options: Optional[dict[str, str]] = None) -> O
             "operationMetrics": commit.get("operationMetrics") or {}}
 
 
+def commit_with_marker(
+    uri: str, marker: str, storage_options: Optional[dict[str, str]] = None, limit: int = 50
+) -> Optional[dict[str, Any]]:
+    """{version, operation, operationMetrics} of the commit whose `userMetadata` is `marker`
+    (among the latest `limit`): a run's own commit, whoever committed after it. {} when there
+    is none (a write with nothing to add or remove commits nothing); None when the log is unreadable."""
+    try:
+        history = _table(uri, storage_options).history(limit)
+    except Exception:  # noqa: BLE001 - any doubt: the caller asks Spark
+        return None
+    for commit in history:
+        if commit.get("userMetadata") == marker and "version" in commit and "operation" in commit:
+            return {"version": int(commit["version"]), "operation": commit["operation"],
+                    "operationMetrics": commit.get("operationMetrics") or {}}
+    return {}
+
+
 def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, int]]:
     """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
     import pyarrow as pa

@@ -7,10 +7,14 @@ landing-zone sensor launches it per batch of new titles files once the day's loo
 in: only new titles files change). Every other run (`lakehouse_job`, a UI click, a backfill)
 rebuilds whole partitions, which is also how a partition is repaired.
 
-Which files are new is read from the data, not told by the run: a file is new for a table when
-its input partition holds rows of it and none of the table's outputs do (every input row of
-silver lands in silver or in quarantine; every silver row of D is in gold[D]). So a run that
-failed half-way leaves its files new for the next run, and two batches never hide each other.
+Which files are new is read from the data, not told by the run: every input row of silver
+lands in silver or in its quarantine, and every silver row of D in gold[D] or its quarantine,
+each keeping its `_source_file`; so a file is new for a table when its input rows outnumber
+its rows in the table's outputs, counted per file. A run stopped between the two commits of a
+table (silver written, its quarantine not yet) leaves the file's counts unequal, so the next
+run recomputes it and both outputs converge; counting presence instead would call the file
+done and leave its quarantine rows missing for good. Recomputing a file that was complete
+rewrites the same rows, so a file counted new by mistake costs time, never correctness.
 
 Why recomputing by key is exact: silver's dedup and gold's snapshot rule are per key (show_id),
 so the rows of a key depend only on the input rows of that key. The recomputed input is every
@@ -88,17 +92,29 @@ def incremental_requested(context: dg.AssetExecutionContext) -> bool:
     return context.run.tags.get(REFRESH_TAG) == INCREMENTAL
 
 
-def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> list[str]:
-    """`_source_file`s present in the inputs and absent from every output (one Spark job)."""
-    def files(frames: Sequence["DataFrame"]) -> "DataFrame":
-        union = None
-        for df in frames:
-            df = df.select(SOURCE_FILE)
-            union = df if union is None else union.unionByName(df)
-        return union.where(union[SOURCE_FILE].isNotNull()).distinct()
+def file_rows(frames: Sequence["DataFrame"]) -> "DataFrame":
+    """(`_source_file`, `rows`) over `frames`: each frame's rows count 1, or `rows` when it has
+    that column (counts computed without exploding, `transforms.silver.lookup_candidate_counts`)."""
+    from pyspark.sql import functions as F
 
-    missing = files(inputs).join(files(outputs), SOURCE_FILE, "left_anti")
-    return sorted(r[SOURCE_FILE] for r in missing.collect())
+    union = None
+    for df in frames:
+        n = F.col("rows").cast("long") if "rows" in df.columns else F.lit(1).cast("long")
+        df = df.select(SOURCE_FILE, n.alias("n"))
+        union = df if union is None else union.unionByName(df)
+    return union.where(F.col(SOURCE_FILE).isNotNull()).groupBy(SOURCE_FILE).agg(F.sum("n").alias("rows"))
+
+
+def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> list[str]:
+    """`_source_file`s with more input rows than output rows (one Spark job)."""
+    from pyspark.sql import functions as F
+
+    ins = file_rows(inputs)
+    outs = file_rows(outputs).withColumnRenamed("rows", "out_rows") if outputs else None
+    if outs is None:
+        return sorted(r[SOURCE_FILE] for r in ins.collect())
+    missing = ins.join(outs, SOURCE_FILE, "left").where(F.coalesce(F.col("out_rows"), F.lit(0)) < F.col("rows"))
+    return sorted(r[SOURCE_FILE] for r in missing.select(SOURCE_FILE).collect())
 
 
 def touched_keys(rows: "DataFrame", key: "Column") -> list[str]:
@@ -120,7 +136,8 @@ def plan(
     """A keyed refresh of the partition, or None for a whole-partition rebuild.
 
     `primary`: the table whose partition must already hold `MIN_ROWS` rows (else: rebuild).
-    `inputs` / `outputs`: the partition's input rows and output rows (`_source_file` each).
+    `inputs` / `outputs`: the partition's input rows and output rows (`_source_file` each; an
+    input frame may instead hold per-file counts, `_source_file` and `rows`).
     `rows_of_files(files)`: the input rows of those files, whose `key` values are the touched keys.
     """
     day = dt.date.fromisoformat(context.partition_key)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import dagster as dg
 
@@ -15,16 +18,24 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
 
-def commit_metadata(spark: SparkSession, uri: str, storage_options: Optional[dict[str, str]] = None) -> dict[str, Any]:
-    """Row count and version of the table's latest commit, read from the Delta log
-    (by delta-rs, no Spark job; by Spark's `history(1)` when delta-rs cannot read it)."""
-    from .delta_log import last_commit
+def commit_metadata(
+    spark: SparkSession, uri: str, storage_options: Optional[dict[str, str]] = None, marker: Optional[str] = None
+) -> dict[str, Any]:
+    """Row count and version of the commit tagged `marker` (`write_partitions`, `save_table`),
+    else of the table's latest commit, read from the Delta log (by delta-rs, no Spark job;
+    by Spark's `DESCRIBE HISTORY` when delta-rs cannot read it). The marker matters when
+    runs overlap: the latest commit may be another run's."""
+    from .delta_log import commit_with_marker, last_commit
 
-    last = last_commit(uri, storage_options)
+    last = last_commit(uri, storage_options) if marker is None else commit_with_marker(uri, marker, storage_options)
     if last is None:
-        from delta.tables import DeltaTable
-
-        last = DeltaTable.forPath(spark, uri).history(1).select("version", "operation", "operationMetrics").first().asDict()
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 50")
+        if marker is not None:
+            history = history.where(history["userMetadata"] == marker)
+        row = history.select("version", "operation", "operationMetrics").first()
+        last = row.asDict() if row is not None else {}
+    if not last:  # nothing written, so nothing committed
+        return {"dagster/row_count": 0, "delta_operation": "none (no rows to add or remove)"}
     metrics = last["operationMetrics"] or {}
     rows = int(metrics.get("numOutputRows", 0))
     return {
@@ -36,15 +47,55 @@ def commit_metadata(spark: SparkSession, uri: str, storage_options: Optional[dic
     }
 
 
+# Delta's optimistic concurrency: a commit that lost a race with another writer's fails with
+# one of these (the Java class or its error class, whichever the session reports), and the
+# same write tried again on the new snapshot is the documented remedy. Writes here replace a
+# predicate's rows (never append), so a retried write cannot double its rows.
+CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
+    "ProtocolChangedException", "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+    "CommitFailedError",  # delta-rs
+)
+COMMIT_ATTEMPTS = 5
+COMMIT_BACKOFF_SECONDS = 0.5
+
+
+def is_conflict(error: BaseException) -> bool:
+    text = f"{type(error).__name__} {error}"
+    return any(name in text for name in CONFLICTS)
+
+
+def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATTEMPTS,
+              sleep: Callable[[float], None] = time.sleep) -> str:
+    """Run `write(marker)`, one Delta commit that tags itself `userMetadata=marker`, retrying a
+    lost race up to `attempts` times with jittered exponential backoff; returns the marker
+    (for `commit_metadata`). Then the crash point after this table's commit (`lib.faults`)."""
+    from .faults import after_commit
+
+    marker = f"netflix:{uuid.uuid4().hex}"
+    for attempt in range(1, attempts + 1):
+        try:
+            write(marker)
+            break
+        except Exception as err:  # noqa: BLE001 - only commit conflicts are retried
+            if attempt == attempts or not is_conflict(err):
+                raise
+            sleep(COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1) * (1 + random.random()))
+    after_commit(uri)
+    return marker
+
+
 def sql_in(column: str, values: Sequence[str]) -> str:
     """`column IN ('a', 'b')` with SQL string literals escaped."""
     literals = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
     return f"{column} IN ({literals})" if values else "FALSE"
 
 
-def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> None:
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> str:
     """Replace exactly the `ingest_date` partitions in [start, end) with `df`
-    (only their rows matching `narrower`, when given: an incremental batch).
+    (only their rows matching `narrower`, when given: an incremental batch); returns the
+    commit's marker (`committed`).
 
     `replaceWhere` makes a re-run replace, never append; Delta refuses to commit
     rows outside the predicate, so a wrong date fails loudly.
@@ -54,14 +105,27 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
     predicate = f"{PARTITION_COLUMN} >= DATE'{start}' AND {PARTITION_COLUMN} < DATE'{end}'"
     if narrower:
         predicate = f"{predicate} AND ({narrower})"
-    (
-        df.write.format("delta")
-        .options(**new_table_options(df.columns))
-        .option("mergeSchema", "true")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .partitionBy(PARTITION_COLUMN)
-        .save(uri)
+    return committed(
+        lambda marker: (
+            df.write.format("delta")
+            .options(**new_table_options(df.columns))
+            .option("mergeSchema", "true")
+            .option("userMetadata", marker)
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+            .partitionBy(PARTITION_COLUMN)
+            .save(uri)
+        ),
+        uri,
+    )
+
+
+def save_table(df: DataFrame, uri: str) -> str:
+    """Replace a whole unpartitioned table with `df`; returns the commit's marker."""
+    return committed(
+        lambda marker: df.write.format("delta").options(**new_table_options(df.columns)).option("userMetadata", marker)
+        .mode("overwrite").option("overwriteSchema", "true").save(uri),
+        uri,
     )
 
 

@@ -421,6 +421,12 @@ class LandingZoneResource(dg.ConfigurableResource):
 
     # ------------------------------------------------------------ archiving
 
+    def root_uri(self) -> str:
+        """The zone's root as the listing spells it (`file:///...`, `abfs://...`): the prefix
+        of every landed file's URI, and what the ledger's relative paths are relative to."""
+        fs, root = self.filesystem()
+        return fs.unstrip_protocol(root)
+
     def archive_root_uri(self) -> str:
         """The archive folder's URI (`archive_uri`, default `<landing>/_archive`)."""
         fs, root = self.filesystem()

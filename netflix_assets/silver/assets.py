@@ -5,6 +5,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, table_checks
@@ -51,7 +52,7 @@ def _lookup_lineage(lookup: t.Lookup) -> dg.TableColumnLineage:
 
 def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[str, dg.AssetOut]:
     return {
-        "silver": delta_out(["silver", table], description, lineage, automation_condition=dg.AutomationCondition.eager()),
+        "silver": delta_out(["silver", table], description, lineage, automation_condition=FOLLOW_UPSTREAM),
         "quarantine": delta_out(
             ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included)."
         ),
@@ -131,9 +132,9 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
         candidates = t.lookup_candidates(lookup, bronze_lookup, bronze_titles)
-        # Files (the pull, titles files) are compared before the explode: cheap on a big partition.
+        # Rows per file are counted before the explode: cheap on a big partition.
         plan = _plan(
-            context, lookup.table, [bronze_lookup, bronze_titles],
+            context, lookup.table, [t.lookup_candidate_counts(lookup, bronze_lookup, bronze_titles)],
             lambda files: candidates.where(F.col("_source_file").isin(files)),
         )
         if plan is not None:

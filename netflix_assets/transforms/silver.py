@@ -207,16 +207,22 @@ def lookup_candidates(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: D
     return from_file.unionByName(from_titles)
 
 
-def lookup_candidate_count(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
-    """One row, `rows`: how many rows `lookup_candidates` yields, without exploding the lists
-    (a list of n elements, blank ones included, explodes into n rows)."""
+def lookup_candidate_counts(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
+    """(`_source_file`, `rows`): how many rows `lookup_candidates` yields per file, without
+    exploding the lists (a list of n elements, blank ones included, explodes into n rows)."""
     listed = F.col(lookup.kaggle_list_column)
     kaggle = bronze_titles.where(
         (F.col("_source_format") == "kaggle") & F.col("_rescued_data").isNull() & blank_to_null(listed).isNotNull()
     )
-    from_titles = kaggle.agg(F.coalesce(F.sum(F.size(F.split(listed, ","))), F.lit(0)).alias("n"))
-    from_file = bronze_lookup.agg(F.count(F.lit(1)).alias("n"))
-    return from_file.unionByName(from_titles).agg(F.sum("n").cast("long").alias("rows"))
+    from_titles = kaggle.select("_source_file", F.size(F.split(listed, ",")).cast("long").alias("n"))
+    from_file = bronze_lookup.select("_source_file", F.lit(1).cast("long").alias("n"))
+    return from_file.unionByName(from_titles).groupBy("_source_file").agg(F.sum("n").alias("rows"))
+
+
+def lookup_candidate_count(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
+    """One row, `rows`: how many rows `lookup_candidates` yields (the reconciliation's input)."""
+    counts = lookup_candidate_counts(lookup, bronze_lookup, bronze_titles)
+    return counts.agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long").alias("rows"))
 
 
 def classify_lookup(candidates: DataFrame) -> DataFrame:

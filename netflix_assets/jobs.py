@@ -30,7 +30,7 @@ landed_titles_job = dg.define_asset_job(
     tags={REFRESH_TAG: INCREMENTAL},
 )
 
-# Declarative Automation: silver and gold assets carry `AutomationCondition.eager()`, so
+# Declarative Automation: silver and gold assets carry `automation.FOLLOW_UPSTREAM`, so
 # when a partition of their inputs is materialized on its own (a backfill, a UI click),
 # the layers below follow. The sensor that evaluates those conditions, on by default:
 follow_upstream = dg.AutomationConditionSensorDefinition(

@@ -58,11 +58,15 @@ class Lakehouse:
         return [r for r in rows if day is None or str(r["ingest_date"]) == day]
 
     def ledger(self, day: str | None = None) -> list[dict]:
-        """The ledger's rows, paths as URIs under the landing zone (the table stores them relative)."""
+        """The ledger's rows, `path` and `duplicate_of` as URIs under the landing zone (the table stores them relative)."""
         from netflix_assets.bronze.ledger import from_ledger_path
 
         root = self.landing.root_uri()
-        return [{**r, "path": from_ledger_path(r["path"], root)} for r in self.rows("bronze/_ingested_files", day)]
+        return [
+            {**r, "path": from_ledger_path(r["path"], root),
+             "duplicate_of": r["duplicate_of"] and from_ledger_path(r["duplicate_of"], root)}
+            for r in self.rows("bronze/_ingested_files", day)
+        ]
 
 
 def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:

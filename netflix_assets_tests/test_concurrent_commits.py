@@ -28,7 +28,7 @@ def test_a_lost_race_is_retried_with_backoff_and_other_errors_are_not():
         if len(calls) < 3:
             raise Conflict("[DELTA_CONCURRENT_APPEND] Files were added to partition [ingest_date=2026-03-01]")
 
-    tables.committed(write, "/lake/silver/t", sleep=waits.append)
+    tables.committed(write, "/lake/bronze/_ingested_files", sleep=waits.append)  # a MERGE: any conflict
     assert len(calls) == 3 and len(set(calls)) == 1 and len(waits) == 2 and waits[0] < waits[1]
 
     def broken(marker):
@@ -42,7 +42,21 @@ def test_a_lost_race_is_retried_with_backoff_and_other_errors_are_not():
         raise Conflict("ConcurrentAppendException")
 
     with pytest.raises(Conflict):
-        tables.committed(always, "/lake/silver/t", attempts=3, sleep=lambda s: None)
+        tables.committed(always, "/lake/bronze/_ingested_files", attempts=3, sleep=lambda s: None)
+
+
+def test_a_replace_that_lost_its_rows_to_another_writer_fails_instead_of_writing_stale_rows():
+    calls = []
+
+    def replace(marker):
+        calls.append(marker)
+        if len(calls) == 1:
+            raise Conflict("io.delta.exceptions.MetadataChangedException: [DELTA_METADATA_CHANGED]")  # a new column
+        raise Conflict("io.delta.exceptions.ConcurrentAppendException: [DELTA_CONCURRENT_APPEND]")
+
+    with pytest.raises(tables.ConcurrentWrite, match="another run changed the rows"):
+        tables.committed(replace, "/lake/silver/t", sleep=lambda s: None, retry=tables.SCHEMA_CONFLICTS)
+    assert len(calls) == 2  # the schema race was retried, the row race was not
 
 
 def _row(path: str, day: dt.date, run: str, status: str = CLAIMED) -> tuple:
@@ -99,6 +113,8 @@ def engine(request, monkeypatch):
     """The ledger's MERGEs run with delta-rs, or as Spark SQL where delta-rs is not installed."""
     if request.param == "spark":
         monkeypatch.setattr(claims, "_delta_rs", lambda: False)
+    else:  # no silent fallback to Spark
+        monkeypatch.setattr(claims.log, "warning", lambda *args: pytest.fail(args[0] % args[1:]))
     return request.param
 
 

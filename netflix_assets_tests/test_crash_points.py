@@ -88,7 +88,6 @@ def run_batch(root: Path, day: dt.date, files: list[str] | None, keyed: bool, ke
     lake, defs = _defs(root)
     job = defs.resolve_job_def("crash_scenario")
     config = {"ops": {"bronze_netflix_titles": {"config": {"files": files}}}} if files is not None else None
-    refresh.MIN_ROWS = 1  # a keyed refresh on these small partitions
     return job.execute_in_process(
         run_config=config,
         partition_key=day.isoformat(),
@@ -99,8 +98,18 @@ def run_batch(root: Path, day: dt.date, files: list[str] | None, keyed: bool, ke
     )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def keyed_refresh_of_small_partitions():
+    """These partitions are far below MIN_ROWS: let the refresh take the keyed path anyway."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(refresh, "MIN_ROWS", 1)
+    yield
+    patch.undo()
+
+
 def _main(spec: str) -> None:
     args = json.loads(spec)
+    refresh.MIN_ROWS = 1  # as `keyed_refresh_of_small_partitions`, in the killed run's own process
     run_batch(Path(args["root"]), dt.date.fromisoformat(args["day"]), args["files"], args["keyed"])
     sys.exit(3)  # reached only when the fault point was never hit
 

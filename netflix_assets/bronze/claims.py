@@ -17,23 +17,26 @@ They run with delta-rs (as `ledger_store` does for the sensor): a MERGE into the
 ledger costs ~50 ms there against ~1.5 s as a Spark job, three times per bronze run
 (bronze's step on the tutorial file, warm, 2 cores: ~2 s, against ~5.5 s with Spark SQL MERGEs). delta-rs detects
 the same conflicts (`CommitFailedError: a concurrent transaction added new data`). Where
-delta-rs is not installed (a cluster without it) the same MERGEs run as Spark SQL.
+delta-rs is not installed, or cannot read or write the ledger (a credential only Spark has,
+a table feature it lacks), the same reads and MERGEs run through Spark SQL.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from ..lib.delta_layout import new_table_options
 from ..lib.faults import reached
-from ..lib.tables import committed, read_table
+from ..lib.tables import committed, is_conflict, read_table
 from ..resources.landing import escape_undecodable
 from .ledger import CLAIMED, LEDGER_SCHEMA, Claim, claims_from_rows, from_ledger_path, to_ledger_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+log = logging.getLogger(__name__)
 LEDGER_COLUMNS = [column.split()[0] for column in LEDGER_SCHEMA.split(",")]
 
 
@@ -49,22 +52,35 @@ def read_claims(session: SparkSession, uri: str, root: str, storage_options: Opt
     """path (a URI under `root`) -> claim, for every row of the ledger (empty without a ledger).
     Rows written before paths were relative are made relative first (once)."""
     if _delta_rs():
-        from .ledger_store import _table, read_ledger
+        try:
+            return _read_claims_delta_rs(uri, root, storage_options)
+        except Exception as err:  # noqa: BLE001 - Spark reads what delta-rs cannot
+            if is_conflict(err):
+                raise
+            log.warning("ledger %s: read through Spark (delta-rs: %s)", uri, err)
+    return _read_claims_spark(session, uri, root)
 
-        table = _table(uri, storage_options)
-        if table is None:
-            return {}
-        prefix = root.rstrip("/") + "/"
-        if any(p.startswith(prefix) for p in table.to_pyarrow_table(columns=["path"]).column("path").to_pylist()):
-            committed(
-                lambda _marker: _table(uri, storage_options).update(
-                    updates={"path": f"substring(path, {len(prefix) + 1})"},
-                    predicate=f"starts_with(path, {_literal(prefix)}) AND character_length(path) > {len(prefix)}",
-                ),
-                uri,
-            )
-        rows = read_ledger(uri, root, storage_options)
-        return claims_from_rows(rows)
+
+def _read_claims_delta_rs(uri: str, root: str, storage_options: Optional[dict]) -> dict[str, Claim]:
+    from .ledger_store import _table, read_ledger
+
+    table = _table(uri, storage_options)
+    if table is None:
+        return {}
+    prefix = root.rstrip("/") + "/"
+    if any(p.startswith(prefix) for p in table.to_pyarrow_table(columns=["path"]).column("path").to_pylist()):
+        committed(
+            lambda _marker: _table(uri, storage_options).update(
+                updates={"path": f"substring(path, {len(prefix) + 1})"},
+                predicate=f"starts_with(path, {_literal(prefix)}) AND character_length(path) > {len(prefix)}",
+            ),
+            uri,
+        )
+    rows = read_ledger(uri, root, storage_options)
+    return claims_from_rows(rows)
+
+
+def _read_claims_spark(session: SparkSession, uri: str, root: str) -> dict[str, Claim]:
     ledger = read_table(session, uri)
     if ledger is None:
         return {}
@@ -118,8 +134,13 @@ def _stored(rows: Sequence[tuple], root: str) -> list[tuple]:
 def _merge(session, uri: str, root: str, rows: Sequence[tuple], kind: str, storage_options: Optional[dict]) -> None:
     stored = _stored(rows, root)
     if _delta_rs():
-        _merge_delta_rs(uri, stored, kind, storage_options)
-        return
+        try:
+            _merge_delta_rs(uri, stored, kind, storage_options)
+            return
+        except Exception as err:  # noqa: BLE001 - the MERGE is idempotent: Spark runs it again
+            if is_conflict(err):
+                raise
+            log.warning("ledger %s: MERGE through Spark (delta-rs: %s)", uri, err)
     _ensure_table(session, uri)
     view = f"ledger_rows_{uuid.uuid4().hex}"
     session.createDataFrame(stored, LEDGER_SCHEMA).createOrReplaceTempView(view)

@@ -47,30 +47,45 @@ def commit_metadata(
     }
 
 
-# Delta's optimistic concurrency: a commit that lost a race with another writer's fails with
-# one of these (the Java class or its error class, whichever the session reports), and the
-# same write tried again on the new snapshot is the documented remedy. Writes here replace a
-# predicate's rows (never append), so a retried write cannot double its rows.
+# Delta's optimistic concurrency: a commit that lost a race with another writer fails with
+# one of these (the Java class or its error class, whichever the session reports; delta-rs's
+# CommitFailedError).
 CONFLICTS = (
     "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
     "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
     "ProtocolChangedException", "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
-    "CommitFailedError",  # delta-rs
+    "CommitFailedError",
 )
+# Of those, the ones that say nothing about the rows this write replaces: the table's schema or
+# protocol moved (two first writes creating a table, two runs adding a column), or another
+# transaction of the same application committed. Writing the same DataFrame again is then right.
+# A conflict on the rows themselves (files added to or removed from this write's partition) is
+# not retried: the DataFrame was computed from inputs read before the other writer committed,
+# so writing it again would silently replace that writer's rows with stale ones. The run fails
+# instead, and its re-run (the sensor retries a batch) starts from the new state. Runs of one
+# day do not meet in the first place: the per-day run limit in both dagster.yaml files.
+SCHEMA_CONFLICTS = ("MetadataChangedException", "ProtocolChangedException", "ConcurrentTransactionException",
+                    "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
 COMMIT_ATTEMPTS = 5
 COMMIT_BACKOFF_SECONDS = 0.5
 
 
-def is_conflict(error: BaseException) -> bool:
+def is_conflict(error: BaseException, kinds: Sequence[str] = CONFLICTS) -> bool:
     text = f"{type(error).__name__} {error}"
-    return any(name in text for name in CONFLICTS)
+    return any(name in text for name in kinds)
+
+
+class ConcurrentWrite(Exception):
+    """Another writer changed the rows this write replaces, after its inputs were read."""
 
 
 def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATTEMPTS,
-              sleep: Callable[[float], None] = time.sleep) -> str:
+              sleep: Callable[[float], None] = time.sleep, retry: Sequence[str] = CONFLICTS) -> str:
     """Run `write(marker)`, one Delta commit that tags itself `userMetadata=marker`, retrying a
-    lost race up to `attempts` times with jittered exponential backoff; returns the marker
-    (for `commit_metadata`). Then the crash point after this table's commit (`lib.faults`)."""
+    lost race of the kinds `retry` up to `attempts` times with jittered exponential backoff;
+    returns the marker (for `commit_metadata`). Then the crash point after this table's commit
+    (`lib.faults`). The default retries every conflict: right for a write that decides its rows
+    when it runs (a MERGE); `write_partitions` passes SCHEMA_CONFLICTS."""
     from .faults import after_commit
 
     marker = f"netflix:{uuid.uuid4().hex}"
@@ -79,7 +94,12 @@ def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATT
             write(marker)
             break
         except Exception as err:  # noqa: BLE001 - only commit conflicts are retried
-            if attempt == attempts or not is_conflict(err):
+            if is_conflict(err) and not is_conflict(err, retry):
+                raise ConcurrentWrite(
+                    f"{uri}: another run changed the rows this write replaces since its inputs were read "
+                    f"({type(err).__name__}); nothing was written. Run it again: it starts from the new state."
+                ) from err
+            if attempt == attempts or not is_conflict(err, retry):
                 raise
             sleep(COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1) * (1 + random.random()))
     after_commit(uri)
@@ -117,6 +137,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
             .save(uri)
         ),
         uri,
+        retry=SCHEMA_CONFLICTS,
     )
 
 
@@ -126,6 +147,7 @@ def save_table(df: DataFrame, uri: str) -> str:
         lambda marker: df.write.format("delta").options(**new_table_options(df.columns)).option("userMetadata", marker)
         .mode("overwrite").option("overwriteSchema", "true").save(uri),
         uri,
+        retry=SCHEMA_CONFLICTS,
     )
 
 

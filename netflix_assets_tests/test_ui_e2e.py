@@ -174,12 +174,9 @@ def walked(dagster_dev):
     # per-day run limit of deploy/local/dagster.yaml queues the second until the first has ended.
     found["cast_rows_one_run"] = _partition_rows(lake, "bronze/netflix_cast", day)
     pair = [client.launch("lakehouse_job", selection, day) for _ in range(2)]
-    for pair_run in pair:
-        client.wait_for_run(pair_run)
-    found["pair"] = [client.run_times(pair_run) for pair_run in pair]
-    found["cast_rows_two_runs"] = _partition_rows(lake, "bronze/netflix_cast", day)
 
-    # 2. The landing-zone sensor: stopped, then turned on, then a file lands.
+    # 2. The landing-zone sensor: stopped, then turned on, then a file lands while the pair runs
+    # (its batch run, of the same day, waits for them too).
     sensor = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "landing_zone_sensor"}
     state = client.gql(
         "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { sensorState { id status } } } }",
@@ -195,6 +192,10 @@ def walked(dagster_dev):
     found["landed"] = LandingZoneResource(uri=str(lake / "raw" / "netflix_titles")).put_file(
         str(TUTORIAL_DIR / "netflix_titles.csv"), "netflix_titles.csv"
     )
+    for pair_run in pair:
+        client.wait_for_run(pair_run)
+    found["pair"] = [client.run_times(pair_run) for pair_run in pair]
+    found["cast_rows_two_runs"] = _partition_rows(lake, "bronze/netflix_cast", day)
     runs_query = """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "landing_zone_sensor"}]}) {
                         ... on Runs { results { runId status } } } }"""
     deadline = time.monotonic() + 900
@@ -205,6 +206,7 @@ def walked(dagster_dev):
             break
         time.sleep(5)
     found["sensor_runs"] = sensor_runs
+    found["sensor_run_times"] = [client.run_times(run["runId"]) for run in sensor_runs]
     found["gold_checks"] = client.gql(
         """{ assetNodeOrError(assetKey: {path: ["gold", "netflix_titles"]}) { ... on AssetNode {
              assetChecksOrError { ... on AssetChecks { checks { name blocking
@@ -254,6 +256,14 @@ def test_two_runs_of_one_day_launched_at_once_run_one_after_the_other(walked):
     one_run = {e["label"]: e.get("intValue") for e in mat["metadataEntries"]}["dagster/row_count"]
     assert found["cast_rows_one_run"] == one_run > 0
     assert found["cast_rows_two_runs"] == found["cast_rows_one_run"]
+
+
+def test_a_sensor_batch_of_the_day_waits_for_the_runs_in_progress(walked):
+    _, found = walked
+    assert found["sensor_run_times"], f"the sensor launched no run; see {found['log']}"
+    last_end = max(run["endTime"] for run in found["pair"])
+    for run in found["sensor_run_times"]:
+        assert run["startTime"] >= last_end, (found["pair"], found["sensor_run_times"])
 
 
 def test_the_sensor_runs_the_landed_file_through_gold(walked):

@@ -2,6 +2,15 @@
 SparkSession, with plain PySpark: no Dagster run, no asset checks, no file
 ledger, no hashing. The performance reference for the asset graph.
 
+A PERFORMANCE BASELINE ONLY, not a proof of correctness: its silver and gold
+are computed by the project's own transforms (`netflix_assets.transforms`), so
+a bug in them is in both lakes and `compare_lakes` finding them identical
+proves only that the asset graph's wiring and IO add no difference. The gold
+values themselves are proven by `netflix_assets_tests/test_independent_model.py`,
+which compares every gold table with an independent implementation
+(`netflix_assets_tests/independent_model.py`, no project code) built from the
+data contract.
+
     python -m benchmarks.baseline --titles FILE [FILE ...] --lookups DIR --out DIR --day YYYY-MM-DD
 
 What it does (for one `ingest_date` partition D)

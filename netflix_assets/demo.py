@@ -6,7 +6,6 @@ the materializations show up in the UI afterwards (`make dev`).
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import dagster as dg
 
 from . import sensor_runs
 from .definitions import defs
+from .lib import clock
 from .resources.lake import LakeResource
 from .resources.landing import LandingZoneResource
 
@@ -94,7 +94,7 @@ def main() -> int:
         results = ingest(instance)
         if not results:
             # Nothing new (a second demo): rebuild today's partition from its files.
-            day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+            day = clock.today().isoformat()
             print(f"nothing new in the landing zone; re-materializing {day} ...", flush=True)
             job = defs.resolve_job_def("lakehouse_job")
             results = [job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET)]

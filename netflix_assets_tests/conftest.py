@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime as dt
 import functools
 import http.server
 import os
@@ -18,6 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+
+from netflix_assets.lib import clock
+
+# One "today" for the whole session, pinned when it starts (unless already pinned, e.g. to replay
+# a day): a module, or a run and the sensor tick that requested it, running across 00:00 UTC
+# sees the same day. Set in the environment, so the processes the tests start (dagster dev,
+# crash-point children) inherit it. Only "today" is pinned: clock.now() stays the real time.
+os.environ.setdefault(clock.TODAY_ENV, clock.now().date().isoformat())
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "netflix_assets" / "data"
 TUTORIAL_DIR = DATA_DIR / "netflix_tutorial"
@@ -67,9 +74,31 @@ def lookup_server():
     server.server_close()
 
 
+@dataclasses.dataclass(frozen=True)
+class TutorialLake:
+    lake: "Lakehouse"  # noqa: F821 (lakehouse.py imports this module)
+    day: str
+    result: object  # the run's ExecuteInProcessResult
+    landed_uri: str
+
+
+@pytest.fixture(scope="session")
+def tutorial_lake(spark, lookup_server, tmp_path_factory) -> TutorialLake:
+    """The bundled tutorial titles landed and built by the whole job for today, once per session:
+    a full pipeline run costs ~100 s here, so the modules that only READ such a lake
+    (test_gold_model.py, test_independent_model.py) share this one. Never write to it."""
+    from .lakehouse import Lakehouse
+
+    lake = Lakehouse.create(tmp_path_factory.mktemp("tutorial_lake"), lookup_server)
+    uri = lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
+    day = clock.today().isoformat()
+    return TutorialLake(lake, day, lake.run(day), uri)
+
+
 @pytest.fixture
 def today() -> str:
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    """The session's today (`clock.today()`, pinned above), as a partition key."""
+    return clock.today().isoformat()
 
 
 AZURITE_BIN = Path(__file__).resolve().parent.parent / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"

@@ -72,9 +72,9 @@ class Lakehouse:
 def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:
     """A lake whose today's partition holds bronze/netflix_titles of the bundled tutorial file
     (the input of the remote silver steps of the Databricks tests)."""
-    import datetime as dt
+    from netflix_assets.lib import clock
 
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     lake = Lakehouse.create(root, lookup_url)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])])

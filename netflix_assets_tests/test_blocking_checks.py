@@ -1,9 +1,9 @@
 """A failing blocking check stops the assets downstream of it."""
 
-import datetime as dt
 
 import dagster as dg
 
+from netflix_assets.lib import clock
 from netflix_assets.transforms import silver as silver_transforms
 
 from .conftest import TUTORIAL_DIR
@@ -25,7 +25,7 @@ def test_duplicate_show_ids_in_silver_block_gold(spark, lookup_server, tmp_path,
     monkeypatch.setattr(silver_transforms, "silver_titles", lambda classified: real(classified).unionByName(real(classified).limit(3)))
     lake = Lakehouse.create(tmp_path / "lake", lookup_server)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    result = lake.run(dt.datetime.now(dt.timezone.utc).date().isoformat(), asset_selection=TITLES_CHAIN)
+    result = lake.run(clock.today().isoformat(), asset_selection=TITLES_CHAIN)
 
     checks = check_results(result)
     assert checks["silver/netflix_titles:show_id_not_null_unique"] is False
@@ -44,7 +44,7 @@ def test_a_failing_blocking_gold_check_stops_the_kpis(spark, lookup_server, tmp_
     lake = Lakehouse.create(tmp_path / "lake", lookup_server)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     chain = TITLES_CHAIN + [dg.AssetKey(["gold", t]) for t in ("fact_title_added", "kpi_titles_added_by_month", "kpi_movie_minutes_by_decade")]
-    result = lake.run(dt.datetime.now(dt.timezone.utc).date().isoformat(), asset_selection=chain)
+    result = lake.run(clock.today().isoformat(), asset_selection=chain)
 
     checks = check_results(result)
     assert checks["gold/fact_title_added:show_id_not_null_unique"] is False

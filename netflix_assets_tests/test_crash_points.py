@@ -36,7 +36,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from netflix_assets.lib import refresh
+from netflix_assets.lib import clock, refresh
 from netflix_assets.lib.faults import FAULT_ENV
 
 from .conftest import TUTORIAL_DIR
@@ -52,7 +52,7 @@ TABLES = ["/".join(key) for key in SELECTED]
 LEDGER = "bronze/_ingested_files"
 # Columns that differ between two lakes by construction (wall clock, run ids, file times).
 VOLATILE = {"_ingested_at", "discovered_at", "run_id", "modified_at", "etag"}
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = clock.today()
 DAY, NEXT_DAY = TODAY - dt.timedelta(days=1), TODAY
 
 FIRST_POINTS = [

@@ -14,7 +14,7 @@ import pytest
 from netflix_assets.reporting import report
 
 from .conftest import TUTORIAL_DIR
-from .lakehouse import KNOWN_WARNINGS, Lakehouse, check_results, materialized
+from .lakehouse import KNOWN_WARNINGS, check_results, materialized
 
 MODEL = [
     "dim_title", "dim_person", "dim_country", "dim_genre", "dim_date", "bridge_title_person", "bridge_title_country",
@@ -58,12 +58,9 @@ def expected():
 
 
 @pytest.fixture(scope="module")
-def built(spark, lookup_server, tmp_path_factory):
-    lake = Lakehouse.create(tmp_path_factory.mktemp("lake"), lookup_server)
-    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    result = lake.run(day)
-    return lake, day, result
+def built(tutorial_lake):
+    """The session's shared tutorial lake (conftest.py): read only."""
+    return tutorial_lake.lake, tutorial_lake.day, tutorial_lake.result
 
 
 def gold(built, table):

@@ -3,8 +3,14 @@
 Each test scripts, per path, the answers the server gives to successive
 requests (500, a stall past the client's timeout, a reset connection, an
 oversized body...) and then checks what the client did and what the server saw.
-No Spark, no sleeping beyond a few short timeouts: the client is configured with
-`backoff_seconds=0.01`.
+Retry counts are asserted on the server's own request log (the requests it received for
+the path), besides the client's `attempts`.
+
+Timing, sized for a loaded 2-core machine: the client's timeout (CLIENT_TIMEOUT, 2 s) is
+far beyond what any answered request takes even there, so it fires only where a test
+makes the server stall, and a stall lasts until the test ends (STALL is only a bound).
+No Spark, no sleeping beyond those few timeouts: the client is configured with
+`backoff_seconds=0.01`, and the test of the deadline across retries runs on a fake clock.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import http.server
 import socket
 import struct
 import threading
+import types
 import urllib.error
 
 import pytest
@@ -31,8 +38,13 @@ from netflix_assets.resources.http_source import (
     sha256,
 )
 
-CLIENT_TIMEOUT = 0.3  # seconds; the "sleep" action stalls longer than this
-STALL = 1.0
+# Seconds. Every test but the few that make the server stall depends on no timeout firing:
+# 2 s is far beyond a loopback answer even on a loaded machine, and costs ~2 s only in the
+# two tests whose server stalls (a read timeout is what they test).
+CLIENT_TIMEOUT = 2.0
+# The "sleep" action stalls until the test ends (its fixture releases it), at most this long:
+# clearly past the client's timeout, whatever the load.
+STALL = 30.0
 BODY = b"show_id,cast\ns1,Alice\ns2,Bob\n"
 ITEM = SourceFile(folder_name="netflix_cast", file_name="netflix_cast.csv")
 PATH = "/lookup/netflix_cast.csv"
@@ -47,7 +59,7 @@ class FaultServer:
 
     Actions (consumed one per request; when a path's queue is empty it serves `ok`):
       "500", "503", "404", ...  answer with that status and a short body
-      "sleep"        stall longer than the client's timeout, then hang up
+      "sleep"        stall until the test ends (at most STALL, far past the client's timeout), then hang up
       "reset"        close the connection at once with a TCP RST, no answer
       "drop"         close the connection at once (FIN), no answer
       "truncated"    announce the body's length, send part of it, hang up
@@ -246,7 +258,8 @@ def test_recovers_after_500_and_503(fault_server, source):
 @pytest.mark.parametrize("status", ["408", "429", "502", "504"])
 def test_retryable_statuses(fault_server, source, status):
     fault_server.script(PATH, status, "ok")
-    assert source.fetch(ITEM).attempts == 2
+    result = source.fetch(ITEM)
+    assert len(fault_server.requests(PATH)) == 2 == result.attempts
 
 
 def test_recovers_after_read_timeout(fault_server, source):
@@ -364,15 +377,16 @@ def test_body_of_exactly_max_bytes_is_accepted(fault_server):
 # --- total deadline ----------------------------------------------------------
 
 # Sized for a loaded 2-core machine: the trickle's gaps (0.05 s) stay far inside the
-# read timeout (2 s), so only the deadline can end the fetch.
-TRICKLE_TIMEOUT = 2.0
-DEADLINE = 0.5
+# read timeout (2 s), so only the deadline can end the fetch; the deadline (which also bounds
+# the wait for the response's headers) is as long as the client's timeout elsewhere.
+TRICKLE_TIMEOUT = CLIENT_TIMEOUT
+DEADLINE = 2.0
 
 
 def test_trickling_body_fails_at_the_deadline_without_retry(fault_server):
     import time
 
-    fault_server.bodies[PATH] = b"z" * 2000  # 100 s at one byte per 0.05 s
+    fault_server.bodies[PATH] = b"z" * 2000  # 100 s at one byte per 0.05 s, far past the deadline
     fault_server.script(PATH, "trickle", "trickle", "trickle", "trickle")
     source = make_source(f"{fault_server.url}/lookup", timeout_seconds=TRICKLE_TIMEOUT, deadline_seconds=DEADLINE)
     log = RecordingLog()
@@ -383,22 +397,47 @@ def test_trickling_body_fails_at_the_deadline_without_retry(fault_server):
     elapsed = time.monotonic() - started
 
     message = str(caught.value)
-    assert "deadline_seconds=0.5" in message and "not retried" in message
+    assert f"deadline_seconds={DEADLINE:g}" in message and "not retried" in message
     assert f"{fault_server.url}{PATH}" in message
     assert DEADLINE <= elapsed < DEADLINE + TRICKLE_TIMEOUT  # at most one read past the deadline
     assert len(fault_server.requests(PATH)) == 1  # the deadline is final: no second attempt
     assert log.warnings == []
 
 
-def test_deadline_also_bounds_retries_and_backoff(fault_server):
-    # Each 503 is answered at once; the third backoff (0.4 s) would end past the deadline.
-    fault_server.script(PATH, "503", "503", "503", "503")
-    source = make_source(f"{fault_server.url}/lookup", backoff_seconds=0.1, deadline_seconds=0.65)
+class FakeClock:
+    """http_source's monotonic clock, moved only by its backoff waits (which return at once)."""
 
-    with pytest.raises(FetchError, match=r"deadline_seconds=0\.65 would pass before attempt \d of 4.*HTTP 503"):
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(http_source, "time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(http_source, "_sleep", clock.sleep)
+    return clock
+
+
+def test_deadline_also_bounds_retries_and_backoff(fault_server, fake_clock):
+    # Each 503 is answered at once (no time passes on the fake clock); backoffs of 10 s then
+    # 20 s are waited, the third (40 s, at 30 s) would end past the deadline (65 s).
+    fault_server.script(PATH, "503", "503", "503", "503")
+    source = make_source(f"{fault_server.url}/lookup", backoff_seconds=10, deadline_seconds=65)
+
+    with pytest.raises(FetchError, match=r"deadline_seconds=65 would pass before attempt 4 of 4.*HTTP 503"):
         source.fetch(ITEM)
 
-    assert len(fault_server.requests(PATH)) < 4
+    assert len(fault_server.requests(PATH)) == 3
+    assert fake_clock.sleeps == [10, 20]
 
 
 def test_default_deadline_is_sized_for_the_largest_file():
@@ -426,6 +465,7 @@ def test_304_after_a_retry(fault_server, source):
     fault_server.script(PATH, "503", "ok")
     result = source.fetch(ITEM, etag=quoted_etag(BODY))
     assert (result.status, result.data, result.attempts) == (304, None, 2)
+    assert len(fault_server.requests(PATH)) == 2
     assert all(h["If-None-Match"] == quoted_etag(BODY) for _, h in fault_server.requests(PATH))
 
 

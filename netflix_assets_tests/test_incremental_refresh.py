@@ -3,14 +3,13 @@ into an existing partition updates silver and gold by the show_ids it touches, a
 result is row for row what a whole-partition rebuild of the same lake produces."""
 
 import csv
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from netflix_assets.lib import refresh
+from netflix_assets.lib import clock, refresh
 from netflix_assets.lib.refresh import REFRESH_TAG
 
 from .conftest import KAGGLE_TITLES
@@ -63,7 +62,7 @@ def _land_and_refresh(lake: Lakehouse, source: Path, name: str) -> dg.ExecuteInP
 def test_a_small_partition_is_rebuilt_even_when_the_run_asks_for_a_refresh(spark, lookup_server, tmp_path):
     """Below MIN_ROWS a rebuild is cheaper: the same landed_titles_job run takes it."""
     header, rows = _kaggle_rows()
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     lake = Lakehouse.create(tmp_path / "lake", lookup_server)
     lake.land(_write(tmp_path / "a.csv", header, rows[:200]), "a.csv")
     assert lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"]),
@@ -93,7 +92,7 @@ def lake(spark, lookup_server, tmp_path_factory, request):
     patch = pytest.MonkeyPatch()
     patch.setattr(refresh, "MIN_ROWS", 0)
     request.addfinalizer(patch.undo)
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     folder = tmp_path_factory.mktemp("inputs")
     header, rows = _kaggle_rows()
     lake = Lakehouse.create(tmp_path_factory.mktemp("lake"), lookup_server)

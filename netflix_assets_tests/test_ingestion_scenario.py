@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import KAGGLE_TITLES, TUTORIAL_DIR
@@ -74,7 +75,7 @@ def scenario(request, spark, lookup_server, tmp_path_factory):
         azurite = request.getfixturevalue("azurite")
         azure_zone(azurite, monkeypatch, "raw", "netflix_titles")
         lake = Lakehouse.create(root, lookup_server, landing=LandingZoneResource.from_env("unused", settle_seconds=0))
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     steps = {}
 
     # 1. The tutorial file lands: one tick, one run request, one run.

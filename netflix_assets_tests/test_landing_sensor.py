@@ -11,6 +11,7 @@ from deltalake import write_deltalake
 
 from netflix_assets.bronze import ledger_store
 from netflix_assets.bronze.ledger import CLAIMED, FAILED, LEDGER_TABLE, status_code
+from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import TUTORIAL_DIR
@@ -84,7 +85,7 @@ def test_a_claim_left_by_a_gone_run_is_requested_again_for_its_day(lookup_server
     lake = Lakehouse.create(root, lookup_server, landing=landing)
     stranded, busy = lake.land(TITLES, "2026/stranded.csv"), lake.land(TITLES, "busy.csv")
     alive = lake.instance.create_run_for_job(_failing_job)  # NOT_STARTED: its claim is not stranded
-    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    yesterday = clock.today() - dt.timedelta(days=1)
     # What bronze leaves before its rows: `claimed` rows (paths relative to the zone), here of
     # yesterday's runs: one unknown to the instance (gone), one still to start.
     claims = {"path": ["2026/stranded.csv", "busy.csv"], "ingest_date": [yesterday] * 2, "status": [CLAIMED] * 2,
@@ -94,3 +95,14 @@ def test_a_claim_left_by_a_gone_run_is_requested_again_for_its_day(lookup_server
                     partition_by=["ingest_date"])
     [request] = lake.tick().run_requests
     assert (request.partition_key, requested_files(dg.SensorResult([request]))) == (yesterday.isoformat(), [stranded])
+
+
+def test_the_day_requested_is_netflix_today_not_the_wall_clock(lookup_server, tmp_path, monkeypatch):
+    # NETFLIX_TODAY (clock.today) names the partition of new files; file ages stay real time.
+    pinned = clock.now().date() - dt.timedelta(days=3)
+    monkeypatch.setenv(clock.TODAY_ENV, pinned.isoformat())
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    landed = lake.land(TITLES, "titles.csv")
+    [request] = lake.tick().run_requests
+    assert (request.partition_key, requested_files(dg.SensorResult([request]))) == (pinned.isoformat(), [landed])
+    assert request.partition_key != clock.now().date().isoformat()

@@ -18,9 +18,9 @@ TABLES = ["netflix_titles", *LOOKUPS]
 
 @pytest.fixture(scope="module")
 def built(spark, lookup_server, tmp_path_factory):
-    import datetime as dt
+    from netflix_assets.lib import clock
 
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     lake = Lakehouse.create(tmp_path_factory.mktemp("lake"), lookup_server)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     result = lake.run(day)

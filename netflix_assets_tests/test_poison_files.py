@@ -3,7 +3,6 @@
 the good files of the same batch arrive; the run succeeds and the reconciliation holds.
 Through the real sensor tick and job, with small limits so that the files stay small."""
 
-import datetime as dt
 import os
 
 import dagster as dg
@@ -11,6 +10,7 @@ import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG
 
 from netflix_assets.bronze import ledger as L
+from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
 from netflix_assets.transforms import csv_records as cr
 
@@ -169,7 +169,7 @@ def test_a_run_says_which_files_wait_and_can_skip_the_settle_window(spark, looku
     lake = Lakehouse.create(tmp_path, lookup_server, landing=landing)
     (tmp_path / "fresh.csv").write_bytes(good("71000031", "Fresh"))
     uri = lake.land(tmp_path / "fresh.csv", "fresh.csv")
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
     selection = [dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])]
     job = lake.defs.resolve_job_def("lakehouse_job")
 

@@ -6,7 +6,6 @@ daemon does) are stored in, and read back from, PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from netflix_assets import sensor_runs
 from netflix_assets.bronze import discovery
+from netflix_assets.lib import clock
 
 from .conftest import TUTORIAL_DIR
 from .lakehouse import Lakehouse, check_results
@@ -73,7 +73,7 @@ def lake(instance, spark, lookup_server, tmp_path_factory) -> Lakehouse:
 
 @pytest.fixture(scope="module")
 def day() -> str:
-    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    return clock.today().isoformat()
 
 
 def query(postgres: Postgres, sql: str, *params):

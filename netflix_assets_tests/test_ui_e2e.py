@@ -7,7 +7,6 @@ Screenshots go to `netflix_assets_tests/artifacts/`; with NETFLIX_UPDATE_SCREENS
 they also replace the README's `docs/screenshots/`.
 """
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
 
 from .conftest import TUTORIAL_DIR
@@ -146,7 +146,7 @@ def walked(dagster_dev):
     """The user's path, in order; each step's findings for the tests below."""
     client, lake, log = dagster_dev
     found = {}
-    day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    day = clock.today().isoformat()
 
     found["graph"] = client.gql(
         "{ assetNodes { assetKey { path } dependencyKeys { path } "

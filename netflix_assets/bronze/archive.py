@@ -35,6 +35,7 @@ from typing import Iterable, Optional, Sequence
 
 import dagster as dg
 
+from ..lib import clock
 from ..resources.lake import LakeResource
 from ..resources.landing import LandedFile, LandingZoneResource, archive_due
 from . import ledger_store
@@ -100,7 +101,7 @@ def move_settled_files_to_archive(
         context.log.info("archiving is off: set the landing resource's archive_after_days to turn it on")
         context.add_output_metadata(dict(counts))
         return counts
-    now = dt.datetime.now(dt.timezone.utc)
+    now = clock.now()  # real time: archive ages are durations since discovered_at
     landed, _ = landing.scan()
     selection = select_for_archive(read_ledger_rows(lake, landing), landed, now, landing.archive_after_days)
     moved = landing.archive(selection.due, now)

@@ -11,6 +11,7 @@ from pydantic import Field
 from pyspark.sql import DataFrame
 
 from ..io_managers.delta import REPLACE_WHERE, delta_out
+from ..lib import clock
 from ..lib.checks import table_checks
 from ..lib.lineage import LINEAGE_KEY, same_columns
 from ..lib.tables import partition_date, sql_in
@@ -201,7 +202,7 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
     ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)
     root = landing.root_uri()
     known = claims.read_claims(session, ledger_uri, root, lake.storage_options())
-    now = dt.datetime.now(dt.timezone.utc)
+    now, today = clock.now(), clock.today()  # real time for file ages; today: the discovery day
     settle = landing.settle_seconds if config.settle_seconds is None else config.settle_seconds
     landed, escaped = landing.scan()
 
@@ -214,9 +215,9 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
             except OutsideLandingZone:
                 outside.append(uri)
         escaped = sorted(set(escaped) | set(outside))
-    selected, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested)
+    selected, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested, today=today)
     # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
-    if requested is not None or day == now.date():
+    if requested is not None or day == today:
         selected += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
     # New files are claimed before any row of them is written, by one conditional commit, and
     # the ledger is read again: a concurrent run (of this day or another) may have been first.
@@ -232,7 +233,7 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
     skipped += [f"{path}: claimed by {known[path].ingest_date} by a concurrent run" for path in taken]
     for message in skipped:
         context.log.warning(message)
-    waiting = [] if requested is not None else ledger_lib.waiting_files(day, known, landed, now, settle)
+    waiting = [] if requested is not None else ledger_lib.waiting_files(day, known, landed, now, settle, today=today)
     if waiting:
         context.log.warning(
             f"partition {day}: {len(waiting)} new file(s) left for a later run, still settling (modified "

@@ -6,8 +6,9 @@ from typing import Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from ..lib.checks import PartitionCheck, TableReader, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, naming, offenders, partition_check, row_count_drop_check
 from ..transforms.formats import SourceFormat
 from .ledger import FAILED, LEDGER_TABLE, status_code
 
@@ -34,7 +35,15 @@ def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: S
             refused = reader.partition_or_none(("quarantine", "bronze_netflix_titles"), day)
             if refused is not None:
                 metadata["refused_files"] = refused.select("_source_file").distinct().count()
-        return dg.AssetCheckResult(passed=not missing and not unknown, metadata=metadata)
+        parts = [naming("contract column(s) missing", missing)] if missing else []
+        if unknown:
+            known = F.coalesce(F.col("_source_format").isin(*names), F.lit(False))
+            files = df.where(~known).select("_source_file", "_source_format")
+            parts.append(naming("file(s) of an unknown format", offenders(files, ["_source_file", "_source_format"]),
+                                files.distinct().count()))
+        return dg.AssetCheckResult(
+            passed=not missing and not unknown, metadata=metadata, description="; ".join(parts) or None
+        )
 
     return _body
 
@@ -52,8 +61,8 @@ def failed_files_result(rows: Sequence[dict], limit: int = 100) -> dg.AssetCheck
     if failed:
         metadata["files"] = dg.MetadataValue.json(listed)
     description = (
-        f"{len(failed)} file(s) recorded `failed` after their runs kept failing; fix the cause, then "
-        f"re-queue them: {REQUEUE_COMMAND}"
+        naming("file(s) recorded `failed` after their runs kept failing", [r["path"] for r in listed[:5]], len(failed))
+        + f". Fix the cause, then re-queue them: {REQUEUE_COMMAND}"
         if failed
         else None
     )

@@ -283,6 +283,7 @@ def decide(
     pending_timeout: dt.timedelta = HOUR,
     open_claims: Sequence[OpenClaim] = (),
     claim_run_status: Optional[RunStatusById] = None,
+    today: Optional[dt.date] = None,
 ) -> Tick:
     """One sensor tick. Cost: one pass over the listing with set lookups; only new
     files (not in the ledger, not in the cursor) are looked at further, and only the
@@ -297,6 +298,9 @@ def decide(
     not modified for `settle_seconds`. Names that escape the zone are requested
     too: bronze records them as refused without opening them. A file is in at most
     one batch of the cursor, so never in two runs at once.
+
+    New files are requested for partition `today` (the sensor passes `clock.today()`; by
+    default `now`'s UTC date); `now` times file ages, backoffs and the hourly cap.
     """
     if open_claims and claim_run_status is None:
         raise ValueError("open_claims need claim_run_status")
@@ -446,7 +450,7 @@ def decide(
         else:
             out.settling[f.uri] = f.fingerprint
             waiting.append(f.uri)
-    day = now.date().isoformat()
+    day = (today or now.date()).isoformat()
     for chunk in cut_batches(ready, limits):
         if budget > 0:
             key = run_key_for(day, chunk, out.generation)

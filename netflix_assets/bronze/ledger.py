@@ -141,13 +141,15 @@ def select_claims(
     now: dt.datetime,
     settle_seconds: float,
     requested: Optional[Sequence[str]] = None,
+    today: Optional[dt.date] = None,
 ) -> tuple[list[Claim], list[str]]:
     """(claims of partition `day` for this run, messages about requested files skipped).
 
     - `requested` (a sensor batch): exactly those files; one claimed by another
       day is skipped (it was ingested then), one claimed by `day` is re-read.
     - otherwise: every file already claimed by `day`, plus, when `day` is today
-      (the discovery day), every settled landed file no day has claimed yet.
+      (the discovery day: `today`, by default `now`'s UTC date), every settled landed
+      file no day has claimed yet.
     """
     by_uri = {f.uri: f for f in landed}
     skipped: list[str] = []
@@ -165,7 +167,7 @@ def select_claims(
                 skipped.append(f"{uri}: not in the landing zone (removed, or still being written)")
         return sorted(claims, key=lambda c: c.path), skipped
     mine = [c for c in known.values() if c.ingest_date == day]
-    if day == now.date():
+    if day == (today or now.date()):
         mine += [
             claim_of(f, now, day) for f in landed if f.uri not in known and is_settled(f, now, settle_seconds)
         ]
@@ -173,10 +175,12 @@ def select_claims(
 
 
 def waiting_files(
-    day: dt.date, known: dict[str, Claim], landed: Sequence[LandedFile], now: dt.datetime, settle_seconds: float
+    day: dt.date, known: dict[str, Claim], landed: Sequence[LandedFile], now: dt.datetime, settle_seconds: float,
+    today: Optional[dt.date] = None,
 ) -> list[LandedFile]:
-    """New files a run of `day` leaves unclaimed because they are still settling (today only)."""
-    if day != now.date():
+    """New files a run of `day` leaves unclaimed because they are still settling (today only:
+    `today`, by default `now`'s UTC date)."""
+    if day != (today or now.date()):
         return []
     return [f for f in landed if f.uri not in known and not is_settled(f, now, settle_seconds)]
 

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
+from ..lib import clock
 from ..partitions import PARTITION_COLUMN
 from ..resources.landing import escape_undecodable
 from .ledger import CLAIMED, FAILED, LEDGER_SCHEMA, LEDGER_TABLE, from_ledger_path, refusal, status_code, to_ledger_path
@@ -225,7 +226,7 @@ def record_failed(
             todo.setdefault(ledger_path(f.path), f)
     if not todo:
         return []
-    rows = failed_rows(list(todo.values()), root, now or dt.datetime.now(dt.timezone.utc))
+    rows = failed_rows(list(todo.values()), root, now or clock.now())
     if table is None:
         write_deltalake(
             uri, rows, mode="append", partition_by=[PARTITION_COLUMN], storage_options=storage_options or None
@@ -331,7 +332,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("show", help="a day's files grouped by status")
-    show.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC)")
+    show.add_argument("--date", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today, UTC, or NETFLIX_TODAY)")
     show.add_argument("--status", help="only this status code (e.g. failed)")
     again = commands.add_parser("requeue", help="give files recorded `failed` back to the sensor")
     again.add_argument(
@@ -342,7 +343,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     uri, options, root = _locations(args.lake, args.landing)
     if args.command == "show":
-        day = args.date or dt.datetime.now(dt.timezone.utc).date()
+        day = args.date or clock.today()
         print(format_day(read_ledger(uri, root, options, day=day, status=args.status), day))
         return 0
     paths = [_given(p) for p in args.paths]

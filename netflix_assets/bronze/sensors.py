@@ -7,6 +7,7 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG
 
 from ..jobs import lakehouse_job, landed_titles_job
+from ..lib import clock
 from ..lib.delta_log import partition_row_counts
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
@@ -108,7 +109,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     root = landing.root_uri()
     ledger_uri, options = lake.table_uri("bronze", LEDGER_TABLE), lake.storage_options()
     ledger = ledger_store.read_for_sensor(ledger_uri, root, options)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = clock.now()  # real time: file ages, backoffs; the day of new batches is clock.today()
     tick = discovery.decide(
         landed,
         escaped,
@@ -120,6 +121,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         discovery.Limits.of(landing),
         open_claims=ledger.open_claims,
         claim_run_status=run_statuses(context.instance),
+        today=clock.today(),
     )
     cursor, summary = tick.cursor, tick.summary
     if tick.failed:

@@ -10,7 +10,7 @@ import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import PartitionCheck, TableReader, key_check, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
 from ..transforms import kpis as k
 
 DIM_TITLE = ("gold", "dim_title")
@@ -38,6 +38,7 @@ def bridge_integrity(bridge: Sequence[str]) -> PartitionCheck:
             passed=count == 0,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"orphan_show_ids": count, "sample": dg.MetadataValue.json(sample)},
+            description=naming("show_id(s) not in dim_title", sample, count) if count else None,
         )
 
     return _body
@@ -54,7 +55,16 @@ def fact_matches_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> 
         F.count(F.when(F.col("in_dim").isNull(), 1)).alias("extra"),
     ).first()
     missing, extra = row["missing"], row["extra"]
-    return dg.AssetCheckResult(passed=missing == extra == 0, metadata={"missing": missing, "extra": extra})
+    parts = []
+    if missing:
+        lost = titles.join(facts, "show_id", "left_anti")
+        parts.append(naming("dim_title show_id(s) missing from the fact", offenders(lost, ["show_id"]), missing))
+    if extra:
+        more = facts.join(titles, "show_id", "left_anti")
+        parts.append(naming("fact show_id(s) not in dim_title", offenders(more, ["show_id"]), extra))
+    return dg.AssetCheckResult(
+        passed=missing == extra == 0, metadata={"missing": missing, "extra": extra}, description="; ".join(parts) or None
+    )
 
 
 Expected = Callable[[TableReader, dt.date], DataFrame]
@@ -89,8 +99,14 @@ def kpi_reconciliation(
         else:
             got = {r[group]: r["n"] for r in df.groupBy(group).agg(F.sum(total_column).alias("n")).collect()}
             want = {r[group]: r["count"] for r in source.groupBy(group).count().collect()}
+        wrong = sorted((g for g in got.keys() | want.keys() if got.get(g, 0) != want.get(g, 0)), key=str)
         return dg.AssetCheckResult(
-            passed=got == want, metadata={"kpi_total": dg.MetadataValue.json(got), "expected": dg.MetadataValue.json(want)}
+            passed=not wrong,
+            metadata={"kpi_total": dg.MetadataValue.json(got), "expected": dg.MetadataValue.json(want)},
+            description=naming(
+                f"total(s) of {total_column} off the fact's count (group: KPI total, expected)",
+                [f"{g}: {got.get(g, 0)}, {want.get(g, 0)}" for g in wrong[:20]], len(wrong),
+            ) if wrong else None,
         )
 
     return _body
@@ -100,8 +116,11 @@ def kpi_reconciliation(
                  blocking=True)
 def rating_shares(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
     sums = {r["type"]: r["s"] for r in df.groupBy("type").agg(F.sum("share").alias("s")).collect()}
+    wrong = sorted((t for t, s in sums.items() if s is None or abs(s - 1) >= 1e-9), key=str)
     return dg.AssetCheckResult(
-        passed=all(abs(s - 1) < 1e-9 for s in sums.values()), metadata={"share_sums": dg.MetadataValue.json(sums)}
+        passed=not wrong, metadata={"share_sums": dg.MetadataValue.json(sums)},
+        description=naming("type(s) whose shares do not sum to 1 (type: sum)", [f"{t}: {sums[t]}" for t in wrong])
+        if wrong else None,
     )
 
 

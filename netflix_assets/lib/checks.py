@@ -4,6 +4,10 @@ Every check is declared with the asset's partitions (so it reads one partition,
 never the whole table) and reads the persisted Delta table, not the in-memory
 DataFrame: it checks what consumers will actually see. The checks of one table run
 together in one step (`table_checks`).
+
+A check that fails says which rows broke the rule, not only how many: its description
+names up to `SAMPLE` offenders (keys, files, groups), with the helpers of
+`transforms/quality.py`, re-exported here for the layers' checks.
 """
 
 
@@ -20,6 +24,7 @@ from ..partitions import PARTITION_COLUMN, daily_partitions
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
 from ..resources.databricks import SPARK_STEP
+from ..transforms.quality import SAMPLE, key_verdict, naming, offenders  # noqa: F401 (re-exported)
 from .delta_log import partition_row_counts
 from .tables import partition_date, read_table
 
@@ -177,10 +182,14 @@ def row_count_drop_check(key: Sequence[str]) -> PartitionCheck:
         previous = max((d for d in counts if d < day), default=None)
         if previous is None:
             return dg.AssetCheckResult(passed=True, metadata={"rows": current, "previous_partition": "none"})
+        passed = current * 2 >= counts[previous]
         return dg.AssetCheckResult(
-            passed=current * 2 >= counts[previous],
+            passed=passed,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"rows": current, "previous_partition": str(previous), "previous_rows": counts[previous]},
+            description=None if passed else (
+                f"partition {day} holds {current} rows, under half of partition {previous}'s {counts[previous]}"
+            ),
         )
 
     return _body
@@ -192,22 +201,11 @@ def key_check(key: Sequence[str], columns: Sequence[str], *, blocking: bool = Tr
 
     @partition_check(key, name, f"({', '.join(columns)}) is not null and unique in the partition.", blocking=blocking)
     def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-        null_any = F.lit(False)
-        for column in columns:
-            null_any = null_any | F.col(column).isNull()
-        # One aggregation by key, then a tiny one over the groups: a count_distinct beside other
-        # aggregates makes Spark expand every row in two (an Expand before the shuffle).
-        groups = df.groupBy(*columns).agg(F.count(F.lit(1)).alias("n"))
-        row = groups.agg(
-            F.sum("n").alias("rows"),
-            F.sum(F.when(null_any, F.col("n"))).alias("nulls"),
-            F.count(F.when(~null_any, 1)).alias("distinct"),
-        ).first()
-        rows, nulls, distinct = row["rows"] or 0, row["nulls"] or 0, row["distinct"]
-        duplicates = rows - nulls - distinct
+        verdict = key_verdict(df, columns)
         return dg.AssetCheckResult(
-            passed=nulls == 0 and duplicates == 0,
-            metadata={"rows": rows, "null_keys": nulls, "duplicate_keys": duplicates},
+            passed=verdict.passed,
+            metadata={"rows": verdict.rows, "null_keys": verdict.null_keys, "duplicate_keys": verdict.duplicate_keys},
+            description=verdict.description,
         )
 
     return _body

@@ -56,7 +56,7 @@ DEFAULT_DBFS_PREFIX = "dbfs:/netflix-lakehouse/pipes"
 WHEEL_NAME = "netflix_lakehouse_transforms"
 WHEEL_VERSION = "0.1.0"
 # The sources the task imports: the transforms package only (no Dagster in it).
-WHEEL_SOURCES = ("transforms/__init__.py", "transforms/silver.py")
+WHEEL_SOURCES = ("transforms/__init__.py", "transforms/silver.py", "transforms/quality.py")
 # The wheel's own top-level package: no `definitions` import (the real
 # `netflix_assets/__init__.py` builds the Dagster code location).
 _WHEEL_INIT = '"""netflix_assets.transforms only, for Databricks tasks (see netflix_assets/pipes/assets.py)."""\n'

@@ -30,7 +30,7 @@ from dagster_pipes import (
 )
 
 PARTITION_COLUMN = "ingest_date"  # = netflix_assets.partitions.PARTITION_COLUMN (which imports dagster)
-CHECK_NAME = "show_id_unique_not_null"
+CHECK_NAME = "show_id_not_null_unique"  # = lib.checks.key_check(..., ["show_id"]) in the other deployments
 
 
 def _table(lake_uri: str, *path: str) -> str:
@@ -43,6 +43,7 @@ def build_silver_titles(pipes: PipesContext) -> None:
     from pyspark.sql import functions as F
 
     from netflix_assets.transforms import silver as t
+    from netflix_assets.transforms.quality import key_verdict
 
     lake_uri = pipes.get_extra("lake_uri")
     day = dt.date.fromisoformat(pipes.partition_key)
@@ -85,16 +86,16 @@ def build_silver_titles(pipes: PipesContext) -> None:
     )
 
     written = spark.read.format("delta").load(silver_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
-    stats = written.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.col("show_id").isNull().cast("int")).alias("nulls"),
-        F.countDistinct("show_id").alias("distinct"),
-    ).first()
-    rows, nulls, distinct = int(stats["rows"]), int(stats["nulls"] or 0), int(stats["distinct"])
+    verdict = key_verdict(written, ["show_id"])
     pipes.report_asset_check(
         check_name=CHECK_NAME,
-        passed=nulls == 0 and distinct == rows,
-        metadata={"rows": rows, "null_show_ids": nulls, "duplicate_show_ids": rows - nulls - distinct},
+        passed=verdict.passed,
+        metadata={
+            "rows": verdict.rows,
+            "null_keys": verdict.null_keys,
+            "duplicate_keys": verdict.duplicate_keys,
+            **({"offenders": verdict.description} if verdict.description else {}),  # Pipes checks carry no description
+        },
     )
 
 

@@ -2,12 +2,14 @@
 
 
 import datetime as dt
+from typing import Callable
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import PartitionCheck, TableReader, key_check, partition_check, row_count_drop_check
+from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
+from ..lib.refresh import file_rows
 from ..transforms import silver as t
 
 TITLES = ("silver", "netflix_titles")
@@ -18,7 +20,7 @@ def _reasons(quarantine: DataFrame) -> dict[str, int]:
     return {r["_reason"]: r["count"] for r in quarantine.groupBy("_reason").count().collect()}
 
 
-def _reconciliation(table: str, input_rows) -> PartitionCheck:
+def _reconciliation(table: str, input_rows: "InputRows", input_files: "InputFiles") -> PartitionCheck:
     @partition_check(
         ("silver", table),
         "reconciliation",
@@ -37,8 +39,9 @@ def _reconciliation(table: str, input_rows) -> PartitionCheck:
         silver_rows = reader.partition_rows(("silver", table), day)
         reasons = _reasons(quarantine)
         quarantined = sum(reasons.values())
+        passed = expected == silver_rows + quarantined
         return dg.AssetCheckResult(
-            passed=expected == silver_rows + quarantined,
+            passed=passed,
             metadata={
                 "input_rows": expected,
                 "silver_rows": silver_rows,
@@ -46,36 +49,76 @@ def _reconciliation(table: str, input_rows) -> PartitionCheck:
                 "duplicates_removed": reasons.get(t.DUPLICATE, 0),
                 "quarantine_reasons": dg.MetadataValue.json(reasons),
             },
+            description=None if passed else _unreconciled_files(
+                input_files(reader, day), [silver, quarantine], expected, silver_rows + quarantined
+            ),
         )
 
     return _body
 
 
+def _unreconciled_files(inputs: DataFrame, outputs: list[DataFrame], expected: int, got: int) -> str:
+    """The source files whose input rows differ from their silver + quarantine rows."""
+    outs = file_rows(outputs).withColumnRenamed("rows", "out")
+    diff = (
+        inputs.withColumnRenamed("rows", "in").join(outs, "_source_file", "full_outer")
+        .select("_source_file", F.coalesce("in", F.lit(0)).alias("input"), F.coalesce("out", F.lit(0)).alias("output"))
+        .where(F.col("input") != F.col("output"))
+    )
+    files = offenders(diff, ["_source_file", "input", "output"])
+    return f"{expected} input rows against {got} silver + quarantined rows; " + naming(
+        "file(s) whose (file, input rows, silver + quarantined rows) differ", files, diff.count()
+    )
+
+
+InputRows = Callable[[TableReader, dt.date], int]  # the check's input rows
+InputFiles = Callable[[TableReader, dt.date], DataFrame]  # the same, per file: (_source_file, rows)
+
+
 def _titles_input(reader: TableReader, day: dt.date) -> int:
-    return reader.partition_rows(("bronze", "netflix_titles"), day)
+    return reader.partition_rows(("bronze", "netflix_titles"), day)  # from the Delta log: no Spark job
 
 
-def _lookup_input(lookup: t.Lookup):
-    def rows(reader: TableReader, day: dt.date) -> int:
-        return t.lookup_candidate_count(
+def _titles_input_files(reader: TableReader, day: dt.date) -> DataFrame:
+    return file_rows([reader.partition(("bronze", "netflix_titles"), day)])
+
+
+def _lookup_input_files(lookup: t.Lookup) -> InputFiles:
+    def files(reader: TableReader, day: dt.date) -> DataFrame:
+        return t.lookup_candidate_counts(
             lookup,
             reader.partition(("bronze", lookup.table), day),
             reader.partition(("bronze", "netflix_titles"), day),
-        ).first()["rows"]
+        )
 
-    return rows
+    return files
+
+
+def _lookup_input(lookup: t.Lookup) -> InputRows:
+    files = _lookup_input_files(lookup)
+    return lambda reader, day: files(reader, day).agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long")).first()[0]
 
 
 @partition_check(TITLES, "type_allowed", f"type is one of {sorted(t.TYPES)} (warning).")
 def type_allowed(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    bad = df.where(~F.col("type").isin(*t.TYPES)).count()
-    return dg.AssetCheckResult(passed=bad == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"bad_rows": bad})
+    rows = df.where(~F.coalesce(F.col("type").isin(*t.TYPES), F.lit(False)))
+    bad = rows.count()
+    return dg.AssetCheckResult(
+        passed=bad == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"bad_rows": bad},
+        description=naming("title(s) of another type (show_id, type)", offenders(rows, ["show_id", "type"]), bad)
+        if bad else None,
+    )
 
 
 @partition_check(TITLES, "release_year_in_range", "release_year within [1925, year(D)+1] (warning).")
 def release_year_in_range(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    out = df.where(F.col("release_year").isNull() | ~F.col("release_year").between(1925, day.year + 1)).count()
-    return dg.AssetCheckResult(passed=out == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"rows_out_of_range": out})
+    rows = df.where(F.col("release_year").isNull() | ~F.col("release_year").between(1925, day.year + 1))
+    out = rows.count()
+    return dg.AssetCheckResult(
+        passed=out == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"rows_out_of_range": out},
+        description=naming(f"title(s) released outside [1925, {day.year + 1}] (show_id, release_year)",
+                           offenders(rows, ["show_id", "release_year"]), out) if out else None,
+    )
 
 
 @partition_check(TITLES, "date_added_null_share", f"Share of null date_added <= {MAX_NULL_DATE_ADDED_SHARE:.0%} (warning).")
@@ -83,16 +126,21 @@ def date_added_null_share(df: DataFrame, day: dt.date, reader: TableReader) -> d
     row = df.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("date_added").isNull().cast("int")).alias("nulls")).first()
     rows, nulls = row["rows"], row["nulls"] or 0
     share = nulls / rows if rows else 0.0
+    passed = share <= MAX_NULL_DATE_ADDED_SHARE
     return dg.AssetCheckResult(
-        passed=share <= MAX_NULL_DATE_ADDED_SHARE,
+        passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"rows": rows, "null_date_added": nulls, "share": share},
+        description=None if passed else (
+            f"{share:.1%} of the titles have no date_added (at most {MAX_NULL_DATE_ADDED_SHARE:.0%}); "
+            + naming("show_id(s) without one", offenders(df.where(F.col("date_added").isNull()), ["show_id"]), nulls)
+        ),
     )
 
 
 checks = [
     key_check(TITLES, ["show_id"]),
-    _reconciliation("netflix_titles", _titles_input),
+    _reconciliation("netflix_titles", _titles_input, _titles_input_files),
     type_allowed,
     release_year_in_range,
     date_added_null_share,
@@ -101,6 +149,6 @@ checks = [
 for _lookup in t.LOOKUPS.values():
     checks += [
         key_check(("silver", _lookup.table), ["show_id", _lookup.value_column]),
-        _reconciliation(_lookup.table, _lookup_input(_lookup)),
+        _reconciliation(_lookup.table, _lookup_input(_lookup), _lookup_input_files(_lookup)),
         row_count_drop_check(("silver", _lookup.table)),
     ]

@@ -219,12 +219,6 @@ def lookup_candidate_counts(lookup: Lookup, bronze_lookup: DataFrame, bronze_tit
     return from_file.unionByName(from_titles).groupBy("_source_file").agg(F.sum("n").alias("rows"))
 
 
-def lookup_candidate_count(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
-    """One row, `rows`: how many rows `lookup_candidates` yields (the reconciliation's input)."""
-    counts = lookup_candidate_counts(lookup, bronze_lookup, bronze_titles)
-    return counts.agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long").alias("rows"))
-
-
 def classify_lookup(candidates: DataFrame) -> DataFrame:
     show_id = blank_to_null(F.col("show_id"))
     value = blank_to_null(F.col("value"))

@@ -1,0 +1,70 @@
+"""Data-quality verdicts as plain PySpark: the rule and the rows that break it.
+
+The asset checks (`lib/checks.py`) and the Databricks Pipes task
+(`pipes/silver_titles_task.py`, which imports no Dagster) report the same rule with the
+same words, so the rule lives here, not in either of them. A failed verdict names up to
+`SAMPLE` offending rows; the names are looked up only once the counts have failed, so a
+passing check pays nothing for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+SAMPLE = 20  # offenders named in a failed check's description
+LINEAGE = ("_source_file", "_source_line")  # how a row without a key is named
+
+
+def offenders(df: DataFrame, columns: Sequence[str], limit: int = SAMPLE) -> list[str]:
+    """Up to `limit` distinct values of `columns` in `df`, sorted, as text ("a" or "(a, b)")."""
+    rows = df.select(*columns).distinct().orderBy(*columns).limit(limit).collect()
+    return [str(r[0]) if len(columns) == 1 else "(" + ", ".join(str(v) for v in r) + ")" for r in rows]
+
+
+def naming(what: str, names: Sequence[str], total: Optional[int] = None) -> str:
+    """'3 duplicated keys: a, b, c' (with '... and N more' when `total` exceeds the names)."""
+    total = len(names) if total is None else total
+    more = f" ... and {total - len(names)} more" if total > len(names) else ""
+    return f"{total} {what}: {', '.join(names)}{more}"
+
+
+@dataclass(frozen=True)
+class KeyVerdict:
+    rows: int
+    null_keys: int
+    duplicate_keys: int
+    description: Optional[str]  # None when the key holds
+
+    @property
+    def passed(self) -> bool:
+        return self.null_keys == 0 and self.duplicate_keys == 0
+
+
+def key_verdict(df: DataFrame, columns: Sequence[str]) -> KeyVerdict:
+    """The key columns are not null and unique in `df`."""
+    null_any = F.lit(False)
+    for column in columns:
+        null_any = null_any | F.col(column).isNull()
+    # One aggregation by key, then a tiny one over the groups: a count_distinct beside other
+    # aggregates makes Spark expand every row in two (an Expand before the shuffle).
+    groups = df.groupBy(*columns).agg(F.count(F.lit(1)).alias("n"))
+    row = groups.agg(
+        F.sum("n").alias("rows"),
+        F.sum(F.when(null_any, F.col("n"))).alias("nulls"),
+        F.count(F.when(~null_any, 1)).alias("distinct"),
+    ).first()
+    rows, nulls = int(row["rows"] or 0), int(row["nulls"] or 0)
+    duplicates = rows - nulls - int(row["distinct"])
+    parts = []
+    if duplicates:
+        repeated = groups.where(~null_any & (F.col("n") > 1))
+        parts.append(naming("duplicated key(s)", offenders(repeated, columns), repeated.count()))
+    if nulls:
+        # A null key names nothing: name those rows by their lineage where the table keeps it.
+        lineage = [c for c in LINEAGE if c in df.columns] or list(columns)
+        parts.append(naming("row(s) with a null key", offenders(df.where(null_any), lineage), nulls))
+    return KeyVerdict(rows, nulls, duplicates, "; ".join(parts) or None)

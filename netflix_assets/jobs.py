@@ -11,7 +11,10 @@ all_tables = dg.AssetSelection.all() - dg.AssetSelection.assets(landing_zone.key
 lakehouse_job = dg.define_asset_job(
     "lakehouse_job",
     selection=all_tables,
-    description="Materialize every table of the lakehouse for one ingest_date, with its checks.",
+    description=(
+        "Materialize every table of the lakehouse for one ingest_date, with its checks (the lookup pulls and "
+        "their bronze, silver and gold tables included: more assets and checks than landed_titles_job)."
+    ),
 )
 
 # A batch of landed titles files changes bronze titles and what is built from it, not the
@@ -25,7 +28,8 @@ landed_titles_job = dg.define_asset_job(
     description=(
         "A batch of landed titles files for one ingest_date: bronze titles and everything built from it "
         "(silver, gold, checks). The day's lookup pulls are read from the lake, not pulled again; existing "
-        "silver and gold partitions are refreshed for the show_ids the new files touch."
+        "silver and gold partitions are refreshed for the show_ids the new files touch. Fewer assets, so fewer "
+        "checks, than lakehouse_job: the sensor runs this job once the day's lookups are in the lake."
     ),
     tags={REFRESH_TAG: INCREMENTAL},
 )

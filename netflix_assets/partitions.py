@@ -1,9 +1,23 @@
-"""The one daily partitioning every table shares (contract: `ingest_date`, UTC)."""
+"""The one daily partitioning every table shares (contract: `ingest_date`, UTC).
+
+Where it starts: `NETFLIX_PARTITIONS_START` (YYYY-MM-DD), else 2024-01-01, which leaves room
+to backfill history into a production lake. A new local lake has no history: `make demo` and
+`make dev` start its partitions on the day its instance was created (the file
+`$DAGSTER_HOME/partitions_start`, written with the instance), so the UI does not show every
+asset with ~1,000 "missing" partitions before its first day. Every process of one deployment
+must see the same start (the Makefile passes it to the webserver, the daemon and their runs).
+"""
+
+import os
 
 import dagster as dg
 
 PARTITION_COLUMN = "ingest_date"
+PARTITIONS_START_ENV = "NETFLIX_PARTITIONS_START"
+DEFAULT_PARTITIONS_START = "2024-01-01"
 
 # end_offset=1: today's partition exists while today is still running, so the
 # files landing today can be ingested today (the demo materializes it).
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START, timezone="UTC", end_offset=1
+)

@@ -2,6 +2,7 @@
 ticks and launch their run requests. Used by `make demo` and the tests; under
 `dagster dev` the daemon does this itself every 30 s."""
 
+import logging
 from typing import Any, Optional
 
 import dagster as dg
@@ -10,10 +11,14 @@ from dagster._core.storage.tags import RUN_KEY_TAG
 SENSOR_NAME = "landing_zone_sensor"
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Optional[str] = None) -> dg.SensorResult:
-    """One evaluation of the sensor with the definitions' resources."""
+def tick(
+    defs: dg.Definitions, instance: dg.DagsterInstance, cursor: Optional[str] = None, log_level: int = logging.INFO
+) -> dg.SensorResult:
+    """One evaluation of the sensor with the definitions' resources; its log lines below
+    `log_level` are dropped (the daemon keeps them with the tick)."""
     sensor = defs.resolve_sensor_def(SENSOR_NAME)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources) as context:
+        context.log.setLevel(log_level)
         return sensor(context)
 
 

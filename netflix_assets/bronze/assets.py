@@ -41,7 +41,7 @@ TITLE_COLUMNS = union_columns(TITLE_FORMATS)
 landing_zone = dg.AssetSpec(
     ["raw", "netflix_titles"],
     description="Titles files dropped into the landing zone `<lake>/raw/netflix_titles/` (any *.csv, nested).",
-    group_name="bronze",
+    group_name="raw",
     kinds={"csv"},
 )
 
@@ -63,7 +63,7 @@ landing_zone = dg.AssetSpec(
     },
     partitions_def=daily_partitions,
     can_subset=True,
-    group_name="bronze",
+    group_name="raw",
 )
 def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSourceResource, lake: LakeResource):
     """Pull each configured (folder_name, file_name) and keep its bytes under
@@ -95,6 +95,27 @@ def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSource
         )
 
 
+# What to do about a lookup file bronze refuses: the pull keeps its bytes, so the fix is upstream.
+LOOKUP_REMEDY = (
+    "Nothing of it was loaded. Fix the file where the HTTP source serves it (or point the http_source "
+    "resource at a good copy), then materialize this partition's raw pull and this bronze table again."
+)
+
+
+def refused_lookup(uri: str, reason: str) -> dg.Failure:
+    return dg.Failure(f"{uri}: refused ({reason}). {LOOKUP_REMEDY}", metadata={"uri": uri, "reason": reason})
+
+
+def files_gone(day: dt.date | str, missing: list[str], landing_uri: str) -> dg.Failure:
+    return dg.Failure(
+        f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone {landing_uri} "
+        f"and its archive, so the partition cannot be rebuilt as it was: {', '.join(missing[:5])}"
+        f"{' ...' if len(missing) > 5 else ''}. Put them back under the same names and run the partition "
+        "again (its tables keep their last good Delta version meanwhile).",
+        metadata={"missing": missing[:100], "landing_zone": landing_uri},
+    )
+
+
 def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, Any]) -> None:
     """A lookup file that cannot be parsed stops the pipeline with a clear error."""
     import fsspec
@@ -106,14 +127,11 @@ def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, A
 
     defect = scan_file(opener)
     if defect is not None:
-        raise dg.Failure(f"{uri}: refused ({defect})", metadata={"uri": uri, "reason": defect})
+        raise refused_lookup(uri, defect)
     with opener() as stream:
         header = open_text(stream).readline()
     if detect_format(header, [fmt]) is None:
-        raise dg.Failure(
-            f"{uri}: unknown header {header.strip()[:200]!r}; expected {','.join(fmt.columns)}",
-            metadata={"uri": uri, "reason": "unknown_header"},
-        )
+        raise refused_lookup(uri, f"unknown header {header.strip()[:200]!r}; expected {','.join(fmt.columns)}")
 
 
 def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
@@ -123,7 +141,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         io_manager_key="delta_io_manager",
         group_name="bronze",
-        kinds={"spark", "delta"},
+        kinds={"spark", "delta", "bronze"},
         description=f"Rows of the {dataset} pull, strings as read, plus lineage columns.",
         metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
         required_resource_keys={"spark", "lake", *SPARK_STEP},
@@ -137,7 +155,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         try:
             # A defect found part-way (a line over the limit, an unterminated quote) refuses the pull.
             for uri, reason in refused_files(parsed).items():
-                raise dg.Failure(f"{uri}: refused ({reason})", metadata={"uri": uri, "reason": reason})
+                raise refused_lookup(uri, reason)
             bronze, _ = split_parsed(with_ingest_date(parsed, partition_date(context)), fmt.columns)
             yield dg.Output(bronze)
         finally:
@@ -250,13 +268,7 @@ def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitle
         c.path for c in claimed if c.readable and c.path not in present and not (fallback[c.path] and landing.exists(fallback[c.path]))
     )
     if missing:
-        raise dg.Failure(
-            f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone and its archive, "
-            f"so the partition cannot be rebuilt as it was: {', '.join(missing[:5])}"
-            f"{' ...' if len(missing) > 5 else ''}. Put them back under the same names (the partition's "
-            "Delta history keeps its last good version meanwhile).",
-            metadata={"missing": missing[:100]},
-        )
+        raise files_gone(day, missing, landing.uri)
     unhashed = [(c.path, c.size, fallback[c.path]) for c in claimed if c.readable and c.sha256 is None]
     digests, unreadable = file_digests(session, unhashed, landing.storage_options())
     claimed = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claimed], known)

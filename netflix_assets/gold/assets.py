@@ -120,7 +120,7 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         io_manager_key="delta_io_manager",
         group_name="gold",
-        kinds={"spark", "delta"},
+        kinds={"spark", "delta", "gold"},
         description=f"(show_id, {value_column}) snapshot as of D: each show's list from its latest pull.",
         metadata={
             LINEAGE_KEY: column_lineage(

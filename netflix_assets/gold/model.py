@@ -51,7 +51,7 @@ def gold_table(
         partitions_def=daily_partitions,
         io_manager_key="delta_io_manager",
         group_name="gold",
-        kinds={"spark", "delta"},
+        kinds={"spark", "delta", "gold"},
         description=description,
         metadata={LINEAGE_KEY: lineage},
         automation_condition=AUTOMATION,

@@ -28,12 +28,14 @@ REPLACE_WHERE = "replace_where"
 
 def delta_out(key: list[str], description: str, lineage: Optional[dg.TableColumnLineage] = None, **kwargs) -> dg.AssetOut:
     """An optional (subsettable) output of a multi-asset, stored as a Delta table,
-    with its column lineage declared (and repeated on every materialization)."""
+    with its column lineage declared (and repeated on every materialization). Its layer
+    (the key's first part) is a kind too: the graph's nodes show only the table's name, and
+    Dagster draws the medallion kinds `bronze`, `silver` and `gold` as icons on them."""
     return dg.AssetOut(
         key=key,
         io_manager_key="delta_io_manager",
         description=description,
-        kinds={"spark", "delta"},
+        kinds={"spark", "delta", key[0]},
         is_required=False,
         metadata={LINEAGE_KEY: lineage} if lineage is not None else None,
         **kwargs,

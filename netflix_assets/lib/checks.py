@@ -43,9 +43,14 @@ class TableReader:
         self.lake = lake
 
     def table(self, key: Sequence[str]) -> DataFrame:
-        df = read_table(self.session, self.lake.table_uri(*key))
+        uri = self.lake.table_uri(*key)
+        df = read_table(self.session, uri)
         if df is None:
-            raise dg.Failure(f"{'/'.join(key)} has no Delta table yet")
+            raise dg.Failure(
+                f"{'/'.join(key)} has no Delta table yet at {uri}: materialize it for this partition, "
+                "then run its checks again",
+                metadata={"uri": uri},
+            )
         return df
 
     def partition(self, key: Sequence[str], day: dt.date) -> DataFrame:

@@ -150,7 +150,7 @@ def silver_titles_pipes_asset(
         deps=[BRONZE_TITLES],
         partitions_def=daily_partitions,
         group_name="silver",
-        kinds={"databricks", "spark", "delta"},
+        kinds={"databricks", "spark", "delta", "silver"},
         description="Typed, trimmed titles; one row per show_id per partition. Computed on Databricks via Pipes.",
         check_specs=[
             dg.AssetCheckSpec(

@@ -27,13 +27,34 @@ def _figure(height: float = 3.2, ncols: int = 1) -> tuple["Figure", list]:
     return fig, list(axes)
 
 
+ADDED = "added = date_added, the day Netflix added the title to its catalogue (not its release)"
+
+
+def _partial(ax, last: object, unit: str) -> None:
+    """The snapshot's last period holds only the days up to its last date_added: say so on the
+    chart (its points are drawn hollow), rather than let a drop read as a trend."""
+    ax.annotate(
+        f"{last}: the data ends in this {unit}, which may be partial (hollow points)\n{ADDED}",
+        xy=(0, -0.02), xycoords="axes fraction", ha="left", va="top", fontsize=7, color="#555",
+        annotation_clip=False,
+    )
+
+
+def _last_hollow(ax, x, y, color) -> None:
+    ax.plot(x.iloc[-1:], y.iloc[-1:], marker="o", markersize=5, markerfacecolor="white", color=color, linestyle="none")
+
+
 def titles_added_by_month(df: "pd.DataFrame") -> "Figure":
-    fig, (ax,) = _figure()
+    fig, (ax,) = _figure(3.6)
+    last = df["month"].max()
     for kind, rows in df.sort_values("month").groupby("type"):
         ax.plot(rows["month"], rows["titles"], label=kind, color=TYPE_COLORS.get(kind), linewidth=1.4)
+        rows = rows[rows["month"] == last]
+        _last_hollow(ax, rows["month"], rows["titles"], TYPE_COLORS.get(kind))
     ax.set_title("Titles added per month")
     ax.set_ylabel("titles")
     ax.legend(frameon=False)
+    _partial(ax, str(last)[:7], "month")
     return fig
 
 
@@ -49,13 +70,17 @@ def top_countries(df: "pd.DataFrame") -> "Figure":
 
 
 def genre_by_year(df: "pd.DataFrame") -> "Figure":
-    fig, (ax,) = _figure()
+    fig, (ax,) = _figure(3.6)
     leaders = df.groupby("genre")["titles"].sum().nlargest(6).index
+    last = df["year_added"].max()
     for genre in leaders:
         rows = df[df["genre"] == genre].sort_values("year_added")
-        ax.plot(rows["year_added"], rows["titles"], marker="o", markersize=3, label=genre)
+        (line,) = ax.plot(rows["year_added"], rows["titles"], marker="o", markersize=3, label=genre)
+        rows = rows[rows["year_added"] == last]
+        _last_hollow(ax, rows["year_added"], rows["titles"], line.get_color())
     ax.set_title("Genre trends: titles added per year (6 largest genres)")
     ax.legend(frameon=False, fontsize=7, ncols=2)
+    _partial(ax, last, "year")
     return fig
 
 

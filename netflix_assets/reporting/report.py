@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Optional
 
 from ..resources.lake import DEFAULT_LAKE_URI, PROJECT_DIR, normalize_root
-from .charts import KPI_CHARTS, svg
+from .charts import ADDED, KPI_CHARTS, svg
 
 DEFAULT_OUT = PROJECT_DIR / "report" / "netflix_report.html"
+NOTE = (
+    f"Titles are counted when added: {ADDED}. The catalogue export ends on its last date_added, so "
+    "the last month and year drawn may be partial (their points are hollow)."
+)
 SECTIONS = [
     ("kpi_titles_added_by_month", "Titles added per month, by type"),
     ("kpi_top_countries", "Top countries"),
@@ -76,7 +80,7 @@ def build_html(lake_root: str) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Netflix catalog as of {day}</title><style>{STYLE}</style></head><body>"
         f"<h1>Netflix catalog</h1><div class=meta>Snapshot as of ingest_date {day} · lake {html.escape(lake_root)}"
-        f" · generated {generated}</div><div class=tiles>{tile_html}</div>{''.join(sections)}</body></html>"
+        f" · generated {generated}</div><p class=meta>{html.escape(NOTE)}</p><div class=tiles>{tile_html}</div>{''.join(sections)}</body></html>"
     )
 
 

@@ -107,14 +107,86 @@ def get_or_create_session(
         coordinate = delta_maven_coordinate()
         resolved = None if "spark.jars" in conf else resolved_jars(coordinate)
         if resolved:
-            builder = builder.config("spark.jars", ",".join(resolved))
+            conf["spark.jars"] = ",".join(resolved)
+            builder = builder.config("spark.jars", conf["spark.jars"])
         else:
+            conf["spark.jars.packages"] = coordinate
             builder = builder.config("spark.jars.packages", coordinate)
+        launch_quietly(
+            {**conf, "spark.master": master, "spark.app.name": app_name, "spark.driver.memory": driver_memory}, coordinate
+        )
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("ERROR")
         if not resolved and "spark.jars" not in conf:
             remember_jars(coordinate, session.sparkContext.getConf().get("spark.jars", ""))
         return session
+
+
+# What a local JVM prints on start that tells a user nothing (pyspark 4.2.0, Java 17; 5 lines
+# on every start, and ~190 lines of Ivy's resolution on a machine's first start).
+JVM_NOISE = (
+    "WARNING: Using incubator modules",
+    "Using Spark's default log4j profile",
+    "Setting default log level to",
+    "To adjust logging level use sc.setLogLevel",
+    "NativeCodeLoader: Unable to load native-hadoop library",
+)
+
+
+def launch_quietly(conf: dict[str, str], coordinate: str) -> None:
+    """Start the driver JVM with its standard error read through a filter.
+
+    Until the JVM is up, everything it prints (Ivy's dependency resolution, the launcher's
+    warnings) is held back: shown whole in the error if it never comes up, else dropped but
+    for log4j's warnings and errors. After that, its lines reach this process's standard error (so a Dagster step's log),
+    except `JVM_NOISE`. pyspark's `launch_gateway(popen_kwargs=...)` exists for this; the
+    session then uses the gateway started here.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    # The loopback warning: the driver binds to 127.0.0.1 anyway (LOCAL_SPARK_CONF).
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    read_end, write_end = os.pipe()
+    started = threading.Event()
+    held: list[str] = []
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", errors="replace") as lines:
+            for line in lines:
+                if not started.is_set():
+                    held.append(line)
+                elif not any(noise in line for noise in JVM_NOISE):
+                    os.write(2, line.encode())
+
+    reader = threading.Thread(target=pump, name="spark-jvm-stderr", daemon=True)
+    reader.start()
+    spark_conf = SparkConf()
+    for key, value in conf.items():
+        spark_conf.set(key, value)
+    try:
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": write_end})
+    except Exception as error:
+        os.close(write_end)
+        reader.join(timeout=10)
+        raise RuntimeError(
+            "Spark's JVM exited before it was up. What it printed:\n"
+            + "".join(held)
+            + f"\nIf Ivy could not resolve {coordinate} above: the first start on a machine downloads "
+            "Delta's jars from Maven Central into ~/.ivy2.5.2 (later starts read the jar files), so "
+            "Maven Central must be reachable once (a proxy: the JVM's -Dhttps.proxyHost, or "
+            "spark.jars.ivySettings in the spark resource's extra_conf), or set spark.jars in extra_conf "
+            "to Delta's jar files on disk. If Java is the problem: Java 17 on PATH or JAVA_HOME."
+        ) from error
+    os.close(write_end)
+    started.set()
+    # Held lines in log4j's format (Ivy's are not) came from the JVM itself once it was running.
+    for line in held:
+        if (" WARN " in line or " ERROR " in line) and not any(noise in line for noise in JVM_NOISE):
+            os.write(2, line.encode())
+    SparkContext._ensure_initialized(gateway=gateway)
 
 
 # Maven Central carries no Delta 4.4.1 jar (neither `delta-spark_2.13` nor

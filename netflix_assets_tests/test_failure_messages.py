@@ -1,0 +1,44 @@
+"""Every `dg.Failure` the product raises names what failed (file, table, partition) and what to
+do about it: one test per class of failure (audit: `grep -rn "dg.Failure(" netflix_assets`)."""
+
+import dagster as dg
+import pytest
+
+from netflix_assets.bronze.assets import LOOKUP_FORMATS, _check_lookup_file, files_gone
+from netflix_assets.io_managers.delta import SparkDeltaIOManager
+from netflix_assets.lib.checks import TableReader
+from netflix_assets.resources.lake import LakeResource
+from netflix_assets.resources.spark import SparkResource
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"who,what\n1,2\n", "unknown header 'who,what'"), (b"show_id,cast\n1,caf\xe9\n", "refused (not_utf8")],
+)
+def test_a_refused_lookup_file_names_the_file_and_how_to_load_it_again(tmp_path, content, reason):
+    bad = tmp_path / "cast.csv"
+    bad.write_bytes(content)
+    with pytest.raises(dg.Failure) as failure:
+        _check_lookup_file(str(bad), LOOKUP_FORMATS["netflix_cast"], {})
+    message = failure.value.description
+    assert message.startswith(f"{bad}: refused (") and reason in message, message
+    assert "Fix the file where the HTTP source serves it" in message and "materialize this partition's raw pull" in message
+
+
+def test_files_gone_from_the_landing_zone_are_named_with_where_to_put_them_back():
+    message = files_gone("2026-12-03", ["a.csv", "sub/b.csv"], "file:///lake/raw/netflix_titles").description
+    assert "partition 2026-12-03: 2 file(s)" in message and "a.csv, sub/b.csv" in message, message
+    assert "file:///lake/raw/netflix_titles" in message and "Put them back under the same names" in message
+
+
+def test_a_table_not_materialized_yet_is_named_with_its_path_and_the_remedy(spark, tmp_path):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    io = SparkDeltaIOManager(lake=lake, spark=SparkResource())
+    with pytest.raises(dg.Failure) as failure:
+        io.load_input(dg.build_input_context(asset_key=dg.AssetKey(["silver", "netflix_titles"])))
+    assert "silver/netflix_titles has no Delta table at " in failure.value.description
+    assert "materialize it first" in failure.value.description
+    with pytest.raises(dg.Failure) as failure:
+        TableReader(SparkResource(), lake).table(["gold", "dim_title"])
+    assert f"gold/dim_title has no Delta table yet at {lake.table_uri('gold', 'dim_title')}" in failure.value.description
+    assert "materialize it for this partition" in failure.value.description

@@ -39,7 +39,7 @@ $(AZURITE): tools/azurite/package.json tools/azurite/package-lock.json
 $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
-	test -s $(DAGSTER_HOME)/partitions_start || echo $${NETFLIX_TODAY:-$$(date -u +%F)} > $(DAGSTER_HOME)/partitions_start
+	@test -s $(DAGSTER_HOME)/partitions_start || echo $${NETFLIX_TODAY:-$$(date -u +%F)} > $(DAGSTER_HOME)/partitions_start
 
 # The instance's first day, unless NETFLIX_PARTITIONS_START says otherwise.
 WITH_START = NETFLIX_PARTITIONS_START=$${NETFLIX_PARTITIONS_START:-$$(cat $(DAGSTER_HOME)/partitions_start 2>/dev/null)}

@@ -1009,6 +1009,17 @@ def _merge(total: Stats, part: Stats) -> None:
         setattr(total, attr, pick(values) if values else None)
 
 
+def _pool_context():
+    """Worker processes for `jobs` > 1. Not "fork": forking a multi-threaded parent (a test session
+    with a JVM gateway and its threads) can leave a child waiting for ever on a lock held at the
+    fork (a CI run hung 17 min on a worker in futex_wait). A forkserver forks from a clean process."""
+    import multiprocessing
+
+    return multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+
+
 def _write_segment(job: tuple) -> tuple[Stats, str, dict[str, tuple[list[str], int]]]:
     """One segment drawn into temporary files (a worker process of write_catalog)."""
     seed, fmt, rates, seg_start, seg_n, tmp = job
@@ -1065,10 +1076,7 @@ def write_catalog(
                 parts = {kind: [b.close()] for kind, b in buckets.items()}
                 rows = {kind: b.rows for kind, b in buckets.items()}
             else:
-                import multiprocessing
-
-                context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                                      else None)
+                context = _pool_context()
                 parts = {kind: [] for _, _, kind in LOOKUP_FILES} if tutorial else {}
                 rows = dict.fromkeys(parts, 0)
                 tasks = [(seed, fmt, rates, seg_start, seg_n, str(tmp)) for seg_start, seg_n in segments]
@@ -1128,10 +1136,7 @@ def incremental_files(
         next_id += rows_per_file - n_upd
     if jobs <= 1 or k <= 1:
         return [_write_incremental_file(task) for task in tasks]
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(min(jobs, k)) as pool:
+    with _pool_context().Pool(min(jobs, k)) as pool:
         return pool.map(_write_incremental_file, tasks, chunksize=max(1, k // (4 * jobs)))
 
 

@@ -137,10 +137,10 @@ def launch_quietly(conf: dict[str, str], coordinate: str) -> None:
     """Start the driver JVM with its standard error read through a filter.
 
     Until the JVM is up, everything it prints (Ivy's dependency resolution, the launcher's
-    warnings) is held back: shown whole in the error if it never comes up, else dropped but
-    for log4j's warnings and errors. After that, its lines reach this process's standard error (so a Dagster step's log),
-    except `JVM_NOISE`. pyspark's `launch_gateway(popen_kwargs=...)` exists for this; the
-    session then uses the gateway started here.
+    warnings) is held back: shown whole in the error if it never comes up, else dropped but for
+    log4j's warnings and errors. After that, its lines reach this process's standard error (so
+    a Dagster step's log), except `JVM_NOISE`. pyspark's `launch_gateway(popen_kwargs=...)`
+    exists for this; the session then uses the gateway started here.
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway

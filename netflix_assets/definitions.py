@@ -8,16 +8,20 @@ from .bronze import assets as bronze
 from .bronze import sensors as bronze_sensors
 from .deployments import executor_for, resources_for
 from .gold import assets as gold
+from .lib.lineage import declared_graph, set_graph
+from .serving.assets import build_sql_catalog
 from .silver import assets as silver
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    tables = (bronze.defs, silver.defs, gold.defs)
+    keys = [key for d in tables for a in d.assets or () for key in getattr(a, "keys", ())]
+    set_graph(declared_graph(a for d in tables for a in d.assets or ()))
     return dg.Definitions.merge(
-        bronze.defs,
+        *tables,
+        dg.Definitions(assets=[build_sql_catalog(keys)]),
         bronze_sensors.defs,
         bronze_archive.defs,
-        silver.defs,
-        gold.defs,
         jobs.defs,
         dg.Definitions(resources=resources if resources is not None else resources_for(), executor=executor_for()),
     )

@@ -139,6 +139,7 @@ def summarize(
         f"quarantined rows (incl. duplicates): {quarantined:,}",
         f"lake: {lake.root_uri}",
         f"open the UI: make dev, then {UI_URL}/runs/{run.run_id}",
+        "query it over JDBC (BI tools): make serve, then make sql Q='SELECT * FROM gold.kpi_top_countries LIMIT 5'",
     ]
     return "\n".join(line for line in lines if line)
 

@@ -30,6 +30,7 @@ from .resources.lake import DEFAULT_LAKE_URI, LakeResource
 from .resources.landing import LandingZoneResource
 from .resources.databricks import STEP_LAUNCHER_KEY, databricks_step_launcher, local_step_launcher
 from .resources.spark import SparkResource
+from .resources.sql_endpoint import DEFAULT_PORT as SQL_PORT, SqlEndpointResource
 
 DEPLOYMENTS = ("local", "prod", "staging")
 
@@ -53,6 +54,8 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
         JSON_IO_MANAGER_KEY: JsonRecordsIOManager(lake=lake),
         STEP_LAUNCHER_KEY: local_step_launcher(),
+        # `make serve` on NETFLIX_SQL_PORT (its tables are registered by `serving/sql_catalog`).
+        "sql_endpoint": SqlEndpointResource(port=int(os.environ.get("NETFLIX_SQL_PORT") or SQL_PORT)),
     }
     resources.update(overrides)
     return resources
@@ -93,6 +96,9 @@ def prod_resources(default_prefix: str = "netflix", **overrides: Any) -> dict[st
         "delta_io_manager": SparkDeltaIOManager(lake=lake, spark=spark),
         JSON_IO_MANAGER_KEY: JsonRecordsIOManager(lake=lake),
         STEP_LAUNCHER_KEY: databricks_step_launcher(),
+        # Production serves through a Databricks SQL warehouse over Unity Catalog tables, registered
+        # once per table by the platform team (DEPLOYMENT.md), not by the pipeline's runs.
+        "sql_endpoint": SqlEndpointResource(enabled=False),
     }
     resources.update(overrides)
     return resources

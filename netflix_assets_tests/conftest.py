@@ -26,6 +26,11 @@ from netflix_assets.lib import clock
 # crash-point children) inherit it. Only "today" is pinned: clock.now() stays the real time.
 os.environ.setdefault(clock.TODAY_ENV, clock.now().date().isoformat())
 
+# The runs of the tests' lakes end with `serving/sql_catalog`, which would re-point the catalog of a
+# `make serve` running on this machine at a test's temporary lake: they look for an endpoint on a
+# port where nothing listens (port 1: connections are refused at once). test_serving.py starts its own.
+os.environ["NETFLIX_SQL_PORT"] = "1"
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "netflix_assets" / "data"
 TUTORIAL_DIR = DATA_DIR / "netflix_tutorial"
 KAGGLE_TITLES = DATA_DIR / "netflix_kaggle" / "netflix_titles.csv"

@@ -8,6 +8,7 @@ import datetime as dt
 import shutil
 import statistics
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +194,18 @@ def test_movie_minutes_of_one_decade(built, expected):
     assert row["avg_minutes"] == pytest.approx(round(statistics.fmean(minutes), 1))
 
 
+def _screenshot(browser: str, page: Path, size: str, tmp_path: Path) -> Path:
+    """A PNG of `page` in headless Chromium, offline (no background network, a fresh profile)."""
+    shot = tmp_path / f"{page.stem}.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--hide-scrollbars", f"--window-size={size}", f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    return shot
+
+
 def test_report_renders_offline_in_headless_chromium(built, tmp_path):
     from PIL import Image
 
@@ -205,16 +218,21 @@ def test_report_renders_offline_in_headless_chromium(built, tmp_path):
         assert fetch not in text, fetch
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "make test installs Debian's chromium"
-    shot = tmp_path / "report.png"
-    subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )
-    image = Image.open(shot).convert("RGB")
+    image = Image.open(_screenshot(browser, page, "1200,2400", tmp_path)).convert("RGB")
     colors = image.getcolors(maxcolors=1 << 20) or []
     non_white = sum(n for n, rgb in colors if rgb != (255, 255, 255))
     netflix_red = sum(n for n, (r, g, b) in colors if r > 180 and g < 60 and b < 60)
     assert non_white > 0.05 * image.width * image.height, "the page is blank"
     assert netflix_red > 2000, "the charts' bars are drawn"
+
+    # The column lineage page beside it, linked from the dashboard: drawn, and offline too.
+    lineage_page = page.parent / report.LINEAGE_PAGE
+    assert f'href="{report.LINEAGE_PAGE}"' in text
+    lineage_text = lineage_page.read_text()
+    for fetch in ('src="http', 'href="http', "<script", "<link"):
+        assert fetch not in lineage_text, fetch
+    assert 'id="gold/kpi_top_countries.titles"' in lineage_text and 'id="raw/netflix_countries.show_id"' in lineage_text
+    colors = Image.open(_screenshot(browser, lineage_page, "1700,1400", tmp_path)).convert("RGB").getcolors(maxcolors=1 << 20) or []
+    gold_boxes = sum(n for n, rgb in colors if rgb == (0xC9, 0xA2, 0x27))
+    bronze_boxes = sum(n for n, rgb in colors if rgb == (0xA0, 0x52, 0x2D))
+    assert gold_boxes > 2000 and bronze_boxes > 2000, "the lineage pictures' gold and bronze boxes are drawn"

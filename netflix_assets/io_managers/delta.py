@@ -10,9 +10,12 @@ from ..partitions import PARTITION_COLUMN
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
 from ..lib.delta_log import partition_row_counts
+from ..lib import lineage as declared
 from ..lib.lineage import LINEAGE_KEY
+from ..reporting import lineage as lineage_picture
 from ..lib.refresh import Replace
-from ..lib.tables import commit_metadata, save_table, table_metadata, write_partitions
+from ..lib.columns import describe
+from ..lib.tables import comment_columns, commit_metadata, save_table, table_metadata, with_comments, write_partitions
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -77,11 +80,17 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             obj, narrower = obj.df, obj.where
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
+        descriptions = describe(context.asset_key.to_user_string(), obj.columns)
+        obj = with_comments(obj, descriptions)
         if window is not None:
             marker = write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
         else:
             marker = save_table(obj, uri)
         spark = self.spark.get_session()
+        try:
+            comment_columns(spark, uri, descriptions, self.lake.storage_options() or None)
+        except Exception as err:  # noqa: BLE001: comments are documentation, never worth a failed run
+            context.log.warning(f"{uri}: column comments not updated ({type(err).__name__}: {err}); the next write retries")
         # This run's own commit (another run may have committed to the table since).
         metadata = {
             **commit_metadata(spark, uri, self.lake.storage_options(), marker),
@@ -95,8 +104,14 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
                 metadata["dagster/row_count"] = sum(n for d, n in rows.items() if window[0] <= d < window[1])
         lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
         if lineage is not None:
-            # The UI draws column lineage from the materialization's metadata.
+            # The UI draws column lineage from the materialization's metadata (in Dagster+ only:
+            # the open-source UI shows the entry raw, so gold tables carry a picture of it too).
             metadata[LINEAGE_KEY] = lineage
+            graph = declared.graph()
+            if graph and context.asset_key.path[0] == "gold":
+                metadata["column_lineage_picture"] = dg.MetadataValue.md(
+                    lineage_picture.markdown(graph, context.asset_key.to_user_string())
+                )
         context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> "DataFrame":

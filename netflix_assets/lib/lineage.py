@@ -28,3 +28,34 @@ def column_lineage(
 
 def same_columns(upstream: Sequence[str], columns: Sequence[str]) -> dg.TableColumnLineage:
     return column_lineage({}, upstream, columns)
+
+
+# The code location's declared column lineage as plain data: {"layer/table": {column: [(table, column)]}}.
+Graph = dict[str, dict[str, list[tuple[str, str]]]]
+_GRAPH: Optional[Graph] = None
+
+
+def declared_graph(assets: Iterable[object]) -> Graph:
+    """The column lineage every asset of `assets` declares (`dagster/column_lineage`)."""
+    graph: Graph = {}
+    for asset in assets:
+        for key, spec_metadata in getattr(asset, "metadata_by_key", {}).items():
+            lineage = spec_metadata.get(LINEAGE_KEY)
+            if lineage is not None:
+                graph[key.to_user_string()] = {
+                    column: [(d.asset_key.to_user_string(), d.column_name) for d in deps]
+                    for column, deps in lineage.deps_by_column.items()
+                }
+    return graph
+
+
+def set_graph(graph: Graph) -> None:
+    """Set once when the code location's definitions are built (`definitions.py`): the Delta IO
+    manager draws each gold table's lineage picture from the whole graph, which no single asset's
+    output context holds."""
+    global _GRAPH
+    _GRAPH = graph
+
+
+def graph() -> Optional[Graph]:
+    return _GRAPH

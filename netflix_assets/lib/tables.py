@@ -6,11 +6,12 @@ import datetime as dt
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import dagster as dg
 
 from ..partitions import PARTITION_COLUMN
+from .columns import describe
 from .delta_layout import new_table_options
 
 if TYPE_CHECKING:
@@ -151,12 +152,14 @@ def save_table(df: DataFrame, uri: str) -> str:
     )
 
 
-def column_schema(schema: StructType) -> dg.TableSchema:
+def column_schema(schema: StructType, descriptions: Optional[Mapping[str, str]] = None) -> dg.TableSchema:
+    descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=field.name,
                 type=field.dataType.simpleString(),
+                description=descriptions.get(field.name),
                 constraints=dg.TableColumnConstraints(nullable=field.nullable),
             )
             for field in schema.fields
@@ -166,10 +169,44 @@ def column_schema(schema: StructType) -> dg.TableSchema:
 
 def table_metadata(key: dg.AssetKey, schema: StructType, uri: str) -> dict[str, Any]:
     return {
-        "dagster/column_schema": column_schema(schema),
+        "dagster/column_schema": column_schema(schema, describe(key.to_user_string(), schema.names)),
         "dagster/table_name": ".".join(key.path),
         "dagster/uri": dg.MetadataValue.path(uri),
     }
+
+
+def with_comments(df: DataFrame, descriptions: Mapping[str, str]) -> DataFrame:
+    """`df` with each described column's comment in its schema: a new Delta table is born documented."""
+    for column, text in descriptions.items():
+        df = df.withMetadata(column, {**df.schema[column].metadata, "comment": text})
+    return df
+
+
+def comment_columns(spark: SparkSession, uri: str, descriptions: Mapping[str, str],
+                    storage_options: Optional[Mapping[str, str]] = None) -> list[str]:
+    """Set the column comments of the Delta table at `uri` that differ from `descriptions`, in one
+    metadata commit; returns the columns changed ([] on every write but a table's first with new text).
+
+    Why a separate commit: an append or a `replaceWhere` overwrite with `mergeSchema` keeps an
+    existing column's metadata (measured on Delta 4.4), so a table created before its columns
+    were described, or whose text changed, is updated here. Cosmetic: a lost race is retried,
+    and after that the next write tries again."""
+    from deltalake import DeltaTable
+
+    current = {f.name: (f.metadata or {}).get("comment") for f in DeltaTable(uri, storage_options=storage_options).schema().fields}
+    changed = [c for c, text in descriptions.items() if c in current and current[c] != text]
+    if not changed:
+        return []
+    clauses = ", ".join(f"`{c}` COMMENT '" + descriptions[c].replace("\\", "\\\\").replace("'", "\\'") + "'" for c in changed)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            spark.sql(f"ALTER TABLE delta.`{uri}` ALTER COLUMN {clauses}")
+            return changed
+        except Exception as err:  # noqa: BLE001: only a lost race is retried
+            if attempt == COMMIT_ATTEMPTS or not is_conflict(err):
+                raise
+            time.sleep(COMMIT_BACKOFF_SECONDS * attempt)
+    return changed
 
 
 def read_table(spark: SparkSession, uri: str) -> Optional[DataFrame]:

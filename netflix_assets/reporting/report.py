@@ -1,6 +1,8 @@
 """`make report`: a static HTML dashboard of the latest gold partition (the Power BI
 stand-in). Reads the KPI tables with delta-rs (no Spark), draws the charts as
 inline SVG: one self-contained file that works offline (no CDN, no script).
+Beside it, `lineage.html`: every gold column followed back to the bronze fields and
+raw files it comes from (`reporting/lineage.py`), linked from the dashboard.
 
     python -m netflix_assets.reporting.report [--lake DIR] [--out FILE]
 """
@@ -40,7 +42,13 @@ h1 { color: #e50914; margin-bottom: 0.2rem; }
 .tile b { display: block; font-size: 1.6rem; }
 section { border-top: 1px solid #ddd; padding: 1rem 0; }
 section svg { width: 100%; height: auto; }
+.lineage { overflow-x: auto; }
+.lineage svg { width: auto; max-width: none; }
+table { border-collapse: collapse; font-size: 0.85rem; margin-top: 0.6rem; }
+td, th { border-bottom: 1px solid #eee; padding: 0.2rem 0.6rem; text-align: left; vertical-align: top; }
+tr:target { background: #fff3c4; }
 """
+LINEAGE_PAGE = "lineage.html"
 
 
 class ReportError(RuntimeError):
@@ -80,13 +88,32 @@ def build_html(lake_root: str) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Netflix catalog as of {day}</title><style>{STYLE}</style></head><body>"
         f"<h1>Netflix catalog</h1><div class=meta>Snapshot as of ingest_date {day} · lake {html.escape(lake_root)}"
-        f" · generated {generated}</div><p class=meta>{html.escape(NOTE)}</p><div class=tiles>{tile_html}</div>{''.join(sections)}</body></html>"
+        f" · generated {generated} · <a href=\"{LINEAGE_PAGE}\">column lineage</a></div><p class=meta>{html.escape(NOTE)}</p><div class=tiles>{tile_html}</div>{''.join(sections)}</body></html>"
+    )
+
+
+def lineage_html(dashboard: str = DEFAULT_OUT.name) -> str:
+    """The lineage page: the code location's declared column lineage (no lake read)."""
+    from ..definitions import build_definitions
+    from ..deployments import local_resources
+    from ..lib.lineage import declared_graph
+    from .lineage import page
+
+    graph = declared_graph(build_definitions(local_resources()).assets or ())
+    gold = sorted(t for t in graph if t.startswith("gold/"))
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Netflix lakehouse: column lineage</title>"
+        f"<style>{STYLE} body {{ max-width: 1700px; }}</style></head><body><h1>Column lineage</h1><div class=meta>Each gold column, the columns it is "
+        "computed from (links), the bronze fields and the raw files it comes from, as the assets declare it "
+        f"(<code>dagster/column_lineage</code>). <a href=\"{html.escape(dashboard)}\">back to the dashboard</a></div>"
+        f"{page(graph, gold)}</body></html>"
     )
 
 
 def write_report(lake_root: str, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(build_html(lake_root), encoding="utf-8")
+    (out.parent / LINEAGE_PAGE).write_text(lineage_html(out.name), encoding="utf-8")
     return out
 
 

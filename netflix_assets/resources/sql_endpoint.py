@@ -1,0 +1,50 @@
+"""The SQL endpoint BI tools query: a HiveServer2 (Spark's Thrift JDBC/ODBC server, `make serve`).
+
+The pipeline only registers tables there (`serving/catalog.py`); it never needs the endpoint
+to build the lake, so a run without a server answering skips the registration and says so,
+and `make serve` registers every table when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from typing import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+DEFAULT_PORT = 10000
+
+
+class SqlEndpointResource(dg.ConfigurableResource):
+    host: str = Field(default="127.0.0.1", description="HiveServer2 host (`make serve` binds 127.0.0.1).")
+    port: int = Field(default=DEFAULT_PORT, description="HiveServer2 binary Thrift port (NETFLIX_SQL_PORT).")
+    username: str = Field(default="netflix", description="User name sent with SASL PLAIN (no password locally).")
+    enabled: bool = Field(default=True, description="False: this deployment registers no tables.")
+
+    @property
+    def url(self) -> str:
+        return f"jdbc:hive2://{self.host}:{self.port}/default"
+
+    def answers(self, timeout: float = 2.0) -> bool:
+        """Whether something accepts connections on the port (no query is sent)."""
+        if not self.enabled:
+            return False
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator:
+        from pyhive import hive
+
+        connection = hive.connect(host=self.host, port=self.port, username=self.username)
+        try:
+            cursor = connection.cursor()
+            yield cursor
+            cursor.close()
+        finally:
+            connection.close()

@@ -1,0 +1,73 @@
+"""`serving/sql_catalog`: keeps the SQL endpoint's catalog equal to the lake's tables.
+
+It depends on every table, so each job that writes tables ends with it, and a table added,
+dropped or renamed in the code is registered or unregistered by the next run. New partitions
+need nothing (`catalog.py`). Without an endpoint answering it only says so: the lake is built
+either way, and `make serve` registers everything when it starts.
+"""
+
+
+from typing import Iterable, Sequence
+
+import dagster as dg
+
+from ..bronze.ledger import LEDGER_TABLE
+from ..io_managers.json_records import JSON_IO_MANAGER_KEY
+from ..partitions import daily_partitions
+from ..resources.lake import LakeResource
+from .catalog import SCHEMAS, Table, sync
+
+KEY = dg.AssetKey(["serving", "sql_catalog"])
+
+
+def served_keys(keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The Delta tables of the asset graph that the endpoint serves, plus the file ledger."""
+    served = {key for key in keys if len(key.path) == 2 and key.path[0] in SCHEMAS}
+    return sorted(served | {dg.AssetKey(["bronze", LEDGER_TABLE])}, key=lambda key: key.path)
+
+
+def lake_tables(lake: LakeResource, keys: Sequence[dg.AssetKey]) -> list[Table]:
+    """`keys` as tables over their lake paths, for those that exist as Delta tables yet."""
+    from deltalake import DeltaTable
+
+    tables = [Table(key.path[0], key.path[1], lake.table_uri(*key.path)) for key in keys]
+    options = lake.storage_options() or None
+    return [t for t in tables if DeltaTable.is_deltatable(t.location, storage_options=options)]
+
+
+def build_sql_catalog(keys: Iterable[dg.AssetKey]) -> dg.AssetsDefinition:
+    served = served_keys(keys)
+    upstream = [key for key in served if key.path[1] != LEDGER_TABLE]
+
+    @dg.asset(
+        key=KEY,
+        deps=upstream,
+        partitions_def=daily_partitions,
+        group_name="serving",
+        kinds={"sql"},
+        description=(
+            "Registers every bronze, silver, gold and quarantine Delta table (and the file ledger) as an "
+            "external table of the SQL endpoint (`make serve`: Spark's Thrift JDBC/ODBC server), in a schema "
+            "named after its layer: SELECT * FROM gold.kpi_top_countries. Skipped when no endpoint answers."
+        ),
+        required_resource_keys={"lake", "sql_endpoint"},
+        # It returns no value, so nothing is stored; named so that no output is ever a pickle.
+        io_manager_key=JSON_IO_MANAGER_KEY,
+    )
+    def sql_catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        endpoint = context.resources.sql_endpoint
+        if not endpoint.enabled:
+            return dg.MaterializeResult(metadata={"registered": "no SQL endpoint in this deployment (DEPLOYMENT.md)"})
+        tables = lake_tables(context.resources.lake, served)
+        metadata = {"endpoint": endpoint.url, "tables": len(tables)}
+        if not endpoint.answers():
+            context.log.info(f"No SQL endpoint answers at {endpoint.url}: nothing registered (`make serve` registers the tables when it starts)")
+            return dg.MaterializeResult(metadata={**metadata, "registered": "no endpoint answering"})
+        with endpoint.cursor() as cursor:
+            statements = sync(cursor, tables)
+        return dg.MaterializeResult(
+            metadata={**metadata, "registered": f"{len(statements)} statement(s)",
+                      "ddl": dg.MetadataValue.md("\n".join(f"    {s}" for s in statements) or "up to date")}
+        )
+
+    return sql_catalog

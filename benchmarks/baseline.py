@@ -116,6 +116,7 @@ from pyspark.sql import types as T
 
 from netflix_assets.lib.delta_layout import new_table_options
 from netflix_assets.transforms import dimensional as d
+from netflix_assets.transforms import identity as ident
 from netflix_assets.transforms import gold as g
 from netflix_assets.transforms import kpis as k
 from netflix_assets.transforms import silver as s
@@ -143,7 +144,7 @@ QUARANTINE_TABLES = [
     "quarantine/gold_netflix_titles",
 ]
 GOLD_MODEL_TABLES = [
-    "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
+    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
     "gold/bridge_title_person", "gold/bridge_title_country", "gold/bridge_title_genre", "gold/fact_title_added",
 ]
 KPI_TABLES = [
@@ -376,15 +377,20 @@ def run_baseline(
     gold_titles = lake.read("gold/netflix_titles")
     cast, directors = lake.read("gold/netflix_cast"), lake.read("gold/netflix_directors")
     countries, category = lake.read("gold/netflix_countries"), lake.read("gold/netflix_category")
-    lake.write("gold/dim_title", d.dim_title(gold_titles))
+    pairs = ident.scored_pairs(gold_titles, cast, directors).persist()
+    lake.write("gold/title_source_ids", ident.source_ids(gold_titles, pairs))
+    lake.write("gold/title_match_review", ident.review(pairs))
+    pairs.unpersist()
+    ids = lake.read("gold/title_source_ids")
+    lake.write("gold/dim_title", d.dim_title(gold_titles, ids))
     lake.write("gold/dim_person", d.dim_person(cast, directors))
     lake.write("gold/dim_country", d.dim_value(countries, "country", "country"))
     lake.write("gold/dim_genre", d.dim_value(category, "category", "genre"))
     lake.write("gold/dim_date", d.dim_date(gold_titles))
-    lake.write("gold/bridge_title_person", d.bridge_title_person(cast, directors))
-    lake.write("gold/bridge_title_country", d.bridge_title_value(countries, "country", "country"))
-    lake.write("gold/bridge_title_genre", d.bridge_title_value(category, "category", "genre"))
-    lake.write("gold/fact_title_added", d.fact_title_added(gold_titles))
+    lake.write("gold/bridge_title_person", d.bridge_title_person(cast, directors, ids))
+    lake.write("gold/bridge_title_country", d.bridge_title_value(countries, "country", "country", ids))
+    lake.write("gold/bridge_title_genre", d.bridge_title_value(category, "category", "genre", ids))
+    lake.write("gold/fact_title_added", d.fact_title_added(gold_titles, ids))
 
     # gold: KPIs
     fact = lake.read("gold/fact_title_added")
@@ -412,8 +418,10 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     **{f"bronze/{t}": ("show_id", LOOKUP_FORMATS[t].columns[0]) for t in LOOKUP_FORMATS},
     **{f"{layer}/{t}": ("show_id", lookup.value_column) for t, lookup in s.LOOKUPS.items()
        for layer in ("silver", "gold", "quarantine")},
-    "gold/dim_title": ("show_id",),
-    "gold/fact_title_added": ("show_id",),
+    "gold/title_source_ids": ("show_id",),
+    "gold/title_match_review": ("show_id", "candidate_show_id"),
+    "gold/dim_title": ("title_key",),
+    "gold/fact_title_added": ("title_key",),
     "gold/dim_person": ("person_key",),
     "gold/dim_country": ("country_key",),
     "gold/dim_genre": ("genre_key",),

@@ -43,8 +43,12 @@ def land_bundled_titles(landing: LandingZoneResource) -> str:
 
 
 def _warning_detail(evaluation) -> str:
-    orphans = evaluation.metadata.get("orphan_show_ids")
-    return f"({orphans.value} show_ids of the lookups are not titles)" if orphans is not None else ""
+    orphans, pairs = evaluation.metadata.get("orphan_show_ids"), evaluation.metadata.get("pairs")
+    if orphans is not None:
+        return f"({orphans.value} show_ids of the lookups are not titles)"
+    if pairs is not None:
+        return f"({pairs.value} cross-source pairs wait for review in gold/title_match_review)"
+    return ""
 
 
 def one_line(text: str, width: int = 240) -> str:

@@ -23,6 +23,7 @@ import csv
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
@@ -242,8 +243,92 @@ GOLD_TITLE_COLUMNS = ["show_id", "type", "title", "short_title", "description", 
                       "_source_format", "_source_file", "_source_line", "duration_ranking", "newflag"]
 # AMBIGUITY: the contract names dim_title's grain, not its columns: the title's descriptive silver
 # attributes (no lineage), as the product serves them.
-DIM_TITLE_COLUMNS = ["show_id", "title", "short_title", "type", "type_flag", "rating", "rating_group",
+DIM_TITLE_COLUMNS = ["title_key", "show_id", "title", "short_title", "type", "type_flag", "rating", "rating_group",
                      "release_year", "date_added", "duration_minutes", "duration_seasons", "description"]
+
+
+# ------------------------------------------------------------------ title identity (contract: "Title identity")
+
+
+def normalised(text: Optional[str]) -> str:
+    """Lower case; a Latin letter with diacritics becomes its base letter; '&' reads 'and'; every
+    run of characters that are neither letters nor digits (any script) is one space; trimmed."""
+    chars = []
+    for ch in (text or "").lower():
+        if "LATIN" in unicodedata.name(ch, ""):
+            base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+            ch = base if len(base) == 1 else ch
+        chars.append(ch)
+    return " ".join(re.sub(r"[\W_]+", " ", "".join(chars).replace("&", " and ")).split())
+
+
+def identity(titles: list[dict], people: dict[str, set], ingest_order: Sequence[str]) -> tuple[list[dict], list[dict]]:
+    """(title_source_ids rows, title_match_review rows), keyed by the members of each title: the
+    oracle's `title_key` is "|".join(sorted show_ids of the title), the natural value the
+    product's hash stands for."""
+    file_rank = {uri: i for i, uri in enumerate(ingest_order)}
+    order = {r["show_id"]: (file_rank[r["_source_file"]], r["_source_line"]) for r in titles}
+    blocks = defaultdict(lambda: defaultdict(list))
+    for r in titles:
+        key = normalised(r["title"])
+        if key:
+            blocks[(r["type"], key)][r["_source_format"]].append(r)
+    pairs = []
+    for by_format in blocks.values():
+        formats = sorted(by_format)
+        for i, fa in enumerate(formats):
+            for fb in formats[i + 1:]:
+                for a in by_format[fa]:
+                    for b in by_format[fb]:
+                        pairs.append(_evidence(a, b, people))
+    passing = [p for p in pairs if p["rule"]]
+    per_a = Counter((p["a"]["show_id"], p["b"]["_source_format"]) for p in passing)
+    per_b = Counter((p["b"]["show_id"], p["a"]["_source_format"]) for p in passing)
+    partner = {}
+    for p in pairs:
+        a, b = p["a"], p["b"]
+        p["rivals"] = max(per_a[(a["show_id"], b["_source_format"])], per_b[(b["show_id"], a["_source_format"])]) \
+            if p["rule"] else 0
+        if p["rivals"] == 1:
+            partner[a["show_id"]] = (b["show_id"], p)
+            partner[b["show_id"]] = (a["show_id"], p)
+    review = []
+    for p in pairs:
+        a, b = p["a"], p["b"]
+        # A pair with no evidence but the year is a question only while neither title is merged.
+        unmerged = a["show_id"] not in partner and b["show_id"] not in partner
+        reason = "several_candidates" if p["rivals"] > 1 else \
+            "title_and_year_only" if not p["rule"] and p["year_equal"] and unmerged else None
+        if reason:
+            review.append({"show_id": a["show_id"], "candidate_show_id": b["show_id"], "source_format": a["_source_format"],
+                           "candidate_source_format": b["_source_format"], "type": a["type"], "title": a["title"],
+                           "release_year": a["release_year"], "candidate_release_year": b["release_year"],
+                           "description_similarity": p["similarity"], "shared_people": p["shared"], "reason": reason})
+    ids = []
+    for r in titles:
+        other, p = partner.get(r["show_id"], (None, None))
+        members = sorted([r["show_id"]] + ([other] if other else []))
+        ids.append({"title_key": "|".join(members), "show_id": r["show_id"], "source_format": r["_source_format"],
+                    "type": r["type"], "is_representative": other is None or order[r["show_id"]] > order[other],
+                    "match_rule": p["rule"] if p else "no_match", "match_score": p["score"] if p else None,
+                    "matched_show_id": other})
+    return ids, review
+
+
+def _evidence(a: dict, b: dict, people: dict[str, set]) -> dict:
+    """The contract's evidence and rule for one candidate pair (a's format sorts first)."""
+    wa, wb = set(normalised(a["description"]).split()), set(normalised(b["description"]).split())
+    similarity = _round_half_up(Fraction(len(wa & wb), len(wa | wb)), 6) if wa | wb else 0.0
+    pa, pb = people.get(a["show_id"], set()), people.get(b["show_id"], set())
+    shared = len(pa & pb)
+    year_equal = a["release_year"] is not None and a["release_year"] == b["release_year"]
+    rule = score = None
+    if similarity >= 0.8:
+        rule, score = "description", similarity
+    elif year_equal and shared > 0:
+        rule, score = "people_and_year", _round_half_up(Fraction(shared, min(len(pa), len(pb))), 6)
+    return {"a": a, "b": b, "similarity": similarity, "shared": shared, "year_equal": year_equal, "rule": rule,
+            "score": score}
 
 
 def gold_titles(snap: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -287,11 +372,13 @@ def _ranks(counts: dict, within=lambda key: None) -> dict:
     return ranks
 
 
-def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: str | dt.date) -> dict[str, Table]:
+def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: str | dt.date,
+               ingest_order: Optional[Sequence[str]] = None) -> dict[str, Table]:
     """Every gold table of partition `day`, from the titles files landed on that day
     ((path, the URI the lake records as `_source_file`)) and the lookup files pulled for it
     (`lookup_dir` holds the bytes the HTTP source serves). One partition: its snapshot is its
-    silver (the snapshot rule is applied all the same)."""
+    silver (the snapshot rule is applied all the same). `ingest_order`: the files' URIs in the
+    order they were ingested (default: as given)."""
     as_of = dt.date.fromisoformat(day) if isinstance(day, str) else day
     title_records = [rec for path, uri in titles_files for rec in read_records(Path(path), uri, TITLE_FORMATS)]
     silver = {as_of: silver_titles(title_records)}
@@ -311,11 +398,25 @@ def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: 
         lookups[table] = [r for r in lookup_snap if r["show_id"] is not None]
         out[f"gold/{table}"] = _table(["show_id", value_column], lookups[table])
 
-    # ---- dimensional model
-    titles = served
-    out["gold/dim_title"] = _table(DIM_TITLE_COLUMNS, titles)
+    # ---- title identity: one title per real title across sources, described by its representative
     cast = [(r["show_id"], r["cast_name"]) for r in lookups["netflix_cast"]]
     directors = [(r["show_id"], r["director_name"]) for r in lookups["netflix_directors"]]
+    credited = defaultdict(set)
+    for show_id, name in cast + directors:
+        if name and name.strip(" "):
+            credited[show_id].add(name.strip(" ").lower())
+    ids, review = identity(served, credited, ingest_order or [uri for _, uri in titles_files])
+    out["gold/title_source_ids"] = _table(["title_key", "show_id", "source_format", "type", "is_representative",
+                                           "match_rule", "match_score", "matched_show_id"], ids)
+    out["gold/title_match_review"] = _table(
+        ["show_id", "candidate_show_id", "source_format", "candidate_source_format", "type", "title", "release_year",
+         "candidate_release_year", "description_similarity", "shared_people", "reason"], review)
+    key_of = {r["show_id"]: r["title_key"] for r in ids}
+    others = {r["show_id"] for r in ids if not r["is_representative"]}
+
+    # ---- dimensional model
+    titles = [{**r, "title_key": key_of[r["show_id"]]} for r in served if r["show_id"] not in others]
+    out["gold/dim_title"] = _table(DIM_TITLE_COLUMNS, titles)
     countries = [(r["show_id"], r["country"]) for r in lookups["netflix_countries"]]
     genres = [(r["show_id"], r["category"]) for r in lookups["netflix_category"]]
     # AMBIGUITY: the dimensions and bridges hold every value of the gold lookups, including rows of
@@ -324,12 +425,17 @@ def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: 
     out["gold/dim_person"] = Table(["name"], [(n,) for n in sorted({n for _, n in cast + directors})])
     out["gold/dim_country"] = Table(["country"], [(c,) for c in sorted({c for _, c in countries})])
     out["gold/dim_genre"] = Table(["genre"], [(g,) for g in sorted({g for _, g in genres})])
+    # A bridge keeps the rows of representative titles (and of orphans, title_key null): the other
+    # source's lists of a merged title are not its attributes.
     out["gold/bridge_title_person"] = Table(
-        ["show_id", "name", "role"],
-        sorted({(s, n, "cast") for s, n in cast} | {(s, n, "director") for s, n in directors}),
+        ["show_id", "title_key", "name", "role"],
+        sorted({(s, key_of.get(s), n, role) for role, pairs in (("cast", cast), ("director", directors))
+                for s, n in pairs if s not in others}, key=repr),
     )
-    out["gold/bridge_title_country"] = Table(["show_id", "country"], sorted(set(countries)))
-    out["gold/bridge_title_genre"] = Table(["show_id", "genre"], sorted(set(genres)))
+    out["gold/bridge_title_country"] = Table(
+        ["show_id", "title_key", "country"], sorted({(s, key_of.get(s), c) for s, c in countries if s not in others}, key=repr))
+    out["gold/bridge_title_genre"] = Table(
+        ["show_id", "title_key", "genre"], sorted({(s, key_of.get(s), g) for s, g in genres if s not in others}, key=repr))
 
     dates = [r["date_added"] for r in titles if r["date_added"] is not None]
     calendar = []
@@ -348,7 +454,7 @@ def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: 
     # AMBIGUITY: one fact row per served title, a null date_added included (KPIs on time skip it).
     fact = [
         {
-            "show_id": r["show_id"], "date_added": r["date_added"], "type": r["type"], "release_year": r["release_year"],
+            "title_key": r["title_key"], "show_id": r["show_id"], "date_added": r["date_added"], "type": r["type"], "release_year": r["release_year"],
             "duration_minutes": r["duration_minutes"], "duration_seasons": r["duration_seasons"],
             "years_to_netflix": (r["date_added"].year - r["release_year"])
             if r["date_added"] is not None and r["release_year"] is not None else None,
@@ -356,7 +462,7 @@ def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: 
         for r in titles
     ]
     out["gold/fact_title_added"] = _table(
-        ["show_id", "date_added", "type", "release_year", "duration_minutes", "duration_seasons", "years_to_netflix"], fact
+        ["title_key", "show_id", "date_added", "type", "release_year", "duration_minutes", "duration_seasons", "years_to_netflix"], fact
     )
 
     # ---- KPIs: counted over titles of the fact (an orphan bridge row has no title to count).

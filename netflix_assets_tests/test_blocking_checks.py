@@ -40,14 +40,19 @@ def test_a_failing_blocking_gold_check_stops_the_kpis(spark, lookup_server, tmp_
 
     real = dimensional.fact_title_added
     # A regression that duplicates fact rows: the fact's blocking key check must stop the KPIs on it.
-    monkeypatch.setattr(dimensional, "fact_title_added", lambda titles: real(titles).unionByName(real(titles).limit(2)))
+    monkeypatch.setattr(dimensional, "fact_title_added",
+                        lambda titles, ids: real(titles, ids).unionByName(real(titles, ids).limit(2)))
     lake = Lakehouse.create(tmp_path / "lake", lookup_server)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    chain = TITLES_CHAIN + [dg.AssetKey(["gold", t]) for t in ("fact_title_added", "kpi_titles_added_by_month", "kpi_movie_minutes_by_decade")]
+    kpis = [dg.AssetKey(["gold", t]) for t in ("kpi_titles_added_by_month", "kpi_movie_minutes_by_decade")]
+    # The fact and everything it reads, each with its multi-asset's other outputs (the quarantines).
+    upstream = dg.AssetSelection.assets(dg.AssetKey(["gold", "fact_title_added"])).upstream()
+    keys = upstream.resolve(lake.defs.resolve_asset_graph())
+    chain = sorted({k for key in keys for k in lake.defs.get_assets_def(key).keys}) + kpis
     result = lake.run(clock.today().isoformat(), asset_selection=chain)
 
     checks = check_results(result)
-    assert checks["gold/fact_title_added:show_id_not_null_unique"] is False
+    assert checks["gold/fact_title_added:title_key_not_null_unique"] is False
     mats = materialized(result)
     assert "gold/fact_title_added" in mats
     assert "gold/kpi_titles_added_by_month" not in mats and "gold/kpi_movie_minutes_by_decade" not in mats

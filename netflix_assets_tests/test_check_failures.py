@@ -183,6 +183,21 @@ def fact_off_dim_title() -> Case:
                 ["missing from the fact: s2", "not in dim_title: s3"])
 
 
+def mixed_types() -> Case:
+    """One title_key over a Movie and a TV Show; the repair gives the show its own key."""
+    ids = [{"title_key": 7, "show_id": "81", "type": "Movie"}, {"title_key": 8, "show_id": "s2", "type": "TV Show"}]
+    bad = {"title_key": 7, "show_id": "s1", "type": "TV Show"}
+    return Case({"gold/title_source_ids": ids + [bad]}, {"gold/title_source_ids": ids + [{**bad, "title_key": 9}]},
+                ["(7, 81, Movie)", "(7, s1, TV Show)"])
+
+
+def pair_in_review() -> Case:
+    """One candidate pair waiting for review; the repair (decided) leaves the table empty."""
+    pair = {"show_id": "s7", "candidate_show_id": "80162246", "title": "Veronica", "reason": "title_and_year_only"}
+    return Case({"gold/title_match_review": [pair]}, {"gold/title_match_review": []},
+                ["(s7, 80162246, Veronica, title_and_year_only)"])
+
+
 FACT = [  # three titles: s1 and s2 added, s3 without date_added; s2 a movie of 0 minutes
     {"show_id": "s1", "type": "Movie", "date_added": dt.date(2020, 5, 1), "release_year": 2001, "duration_minutes": 90},
     {"show_id": "s2", "type": "Movie", "date_added": dt.date(2020, 5, 2), "release_year": 2002, "duration_minutes": 0},
@@ -230,13 +245,17 @@ CASES: dict[str, Callable[[], Case]] = {
     "gold/netflix_titles:parity_expectations": gold_parity,
     "gold/netflix_titles:duration_ranking_dense": rank_gap,
     **{f"gold/{t}:show_id_not_null": null_show_id(f"gold/{t}") for t in LOOKUPS},
+    # gold: the title identity
+    "gold/title_source_ids:show_id_not_null_unique": duplicated_key("gold/title_source_ids", "show_id"),
+    "gold/title_source_ids:one_type_per_title_key": mixed_types,
+    "gold/title_match_review:no_unmerged_duplicates": pair_in_review,
     # gold: the dimensional model
-    "gold/dim_title:show_id_not_null_unique": duplicated_key("gold/dim_title", "show_id"),
+    "gold/dim_title:title_key_not_null_unique": duplicated_key("gold/dim_title", "title_key"),
     "gold/dim_person:person_key_not_null_unique": duplicated_key("gold/dim_person", "person_key"),
     "gold/dim_country:country_key_not_null_unique": duplicated_key("gold/dim_country", "country_key"),
     "gold/dim_genre:genre_key_not_null_unique": duplicated_key("gold/dim_genre", "genre_key"),
     "gold/dim_date:date_not_null_unique": duplicated_key("gold/dim_date", "date"),
-    "gold/fact_title_added:show_id_not_null_unique": duplicated_key("gold/fact_title_added", "show_id"),
+    "gold/fact_title_added:title_key_not_null_unique": duplicated_key("gold/fact_title_added", "title_key"),
     "gold/bridge_title_person:show_id_person_key_role_not_null_unique":
         duplicated_key("gold/bridge_title_person", "show_id", "person_key", "role"),
     "gold/fact_title_added:matches_dim_title": fact_off_dim_title,

@@ -66,7 +66,9 @@ def test_surrogate_keys_are_stable_across_partitions_and_runs(spark):
     keys = lambda df: {r["name"]: r["person_key"] for r in df.collect()}  # noqa: E731
     assert keys(first) == keys(later)
     assert len(set(keys(first).values())) == 2
-    bridge = d.bridge_title_person(lookup("2026-11-20", [("9", "Bo")], "cast_name"), lookup("2026-11-20", [("9", "Bo")], "director_name"))
+    ids = spark.createDataFrame([("9", 9, True)], "show_id string, title_key bigint, is_representative boolean")
+    bridge = d.bridge_title_person(lookup("2026-11-20", [("9", "Bo")], "cast_name"),
+                                   lookup("2026-11-20", [("9", "Bo")], "director_name"), ids)
     assert sorted((r["person_key"], r["role"]) for r in bridge.collect()) == [(keys(first)["Bo"], "cast"), (keys(first)["Bo"], "director")]
 
 

@@ -2,11 +2,13 @@
 
 `independent_model.py` computes the gold layer from the raw CSV files with plain Python (no code of
 `netflix_assets`), from the data contract. Here the real pipeline builds a lake once per dataset
-(the bundled tutorial titles, and the Kaggle titles file landed instead of them; the lookups are
-the tutorial ones, pulled over HTTP by both), and each gold table is compared IN FULL with the
+(the bundled tutorial titles, the Kaggle titles file landed instead of them, and both files landed
+together, where the same titles arrive under two keys; the lookups are the tutorial ones, pulled
+over HTTP by all three), and each gold table is compared IN FULL with the
 oracle's, as a multiset of rows (`ingest_date` dropped, floats rounded to 9 places). Hash keys
 the contract does not define (person_key, country_key, genre_key) are compared through the
-natural value they stand for, after checking each dimension maps keys to values one-to-one.
+natural value they stand for, after checking each dimension maps keys to values one-to-one; a
+title_key through the show_ids it groups (the product's gold/title_source_ids).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from .lakehouse import Lakehouse
 # The session's today (NETFLIX_TODAY, pinned by conftest.py): the same day in every module.
 DAY = clock.today().isoformat()
 
-DATASETS = {"tutorial": TUTORIAL_DIR / "netflix_titles.csv", "kaggle": KAGGLE_TITLES}
+DATASETS = {"tutorial": [TUTORIAL_DIR / "netflix_titles.csv"], "kaggle": [KAGGLE_TITLES],
+            # Both exports in one lake: the same titles under two keys, conformed by title_key.
+            "tutorial+kaggle": [TUTORIAL_DIR / "netflix_titles.csv", KAGGLE_TITLES]}
 
 TABLES = [
     "gold/netflix_titles", "quarantine/gold_netflix_titles",
     "gold/netflix_cast", "gold/netflix_directors", "gold/netflix_countries", "gold/netflix_category",
-    "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
+    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
     "gold/bridge_title_person", "gold/bridge_title_country", "gold/bridge_title_genre", "gold/fact_title_added",
     "gold/kpi_titles_added_by_month", "gold/kpi_top_countries", "gold/kpi_genre_by_year", "gold/kpi_rating_mix",
     "gold/kpi_top_people", "gold/kpi_movie_minutes_by_decade",
@@ -66,12 +70,16 @@ def built(request, spark, lookup_server, tmp_path_factory):
         shared = request.getfixturevalue("tutorial_lake")
         assert shared.day == DAY
         lake, uri, result = shared.lake, shared.landed_uri, shared.result
+        files = [(DATASETS[dataset][0], uri)]
     else:
-        lake = Lakehouse.create(tmp_path_factory.mktemp(f"independent_{dataset}"), lookup_server)
-        uri = lake.land(DATASETS[dataset], "netflix_titles.csv")
+        lake = Lakehouse.create(tmp_path_factory.mktemp("independent"), lookup_server)
+        files = [(path, lake.land(path, f"{i}_{path.parent.name}.csv")) for i, path in enumerate(DATASETS[dataset])]
         result = lake.run(DAY)
+    # The order the lake ingested the files in (its lineage): which source describes a merged title.
+    titles = lake.rows("gold/netflix_titles", DAY)
+    ingest_order = [f for _, f in sorted({(r["_ingested_at"], r["_source_file"]) for r in titles})]
     # The lookup server serves the bundled tutorial folder: the oracle reads the same bytes.
-    expected = oracle.gold_layer([(DATASETS[dataset], uri)], TUTORIAL_DIR, DAY)
+    expected = oracle.gold_layer(files, TUTORIAL_DIR, DAY, ingest_order)
     return Built(lake, result, expected)
 
 
@@ -88,8 +96,20 @@ def _key_to_value(built: Built, dimension: str) -> dict:
     return mapping
 
 
+def _title_members(built: Built) -> dict:
+    """The product's title_key -> "|".join(its sorted show_ids): the value the oracle keys titles by."""
+    members: dict = {}
+    for r in built.rows("gold/title_source_ids"):
+        members.setdefault(r["title_key"], []).append(r["show_id"])
+    return {key: "|".join(sorted(ids)) for key, ids in members.items()}
+
+
 def _product_rows(built: Built, table: str, columns: list[str]) -> list[tuple]:
     rows = built.rows(table)
+    if "title_key" in columns:
+        titles = _title_members(built)
+        rows = [{**r, "title_key": None if r["title_key"] is None else titles.get(r["title_key"], f"<{r['title_key']}>")}
+                for r in rows]
     if table in BRIDGES:  # resolve the hash key through the product's own dimension
         key, value = DIMENSIONS[BRIDGES[table]]
         names = _key_to_value(built, BRIDGES[table])

@@ -17,15 +17,22 @@ def graph():
     return declared_graph(build_definitions().assets)
 
 
-def test_kpi_top_countries_titles_reaches_the_countries_and_titles_bronze_fields(graph):
+def test_kpi_top_countries_titles_reaches_the_countries_titles_and_identity_bronze_fields(graph):
     reached = lineage.reaches(graph, "gold/kpi_top_countries", "titles")
     bronze = {node for node in reached if node[0].startswith("bronze/")}
-    # show_id from the countries lookup and from the Kaggle titles' country list; type from the titles.
+    # show_id from the countries lookup and from the Kaggle titles' country list; type from the titles;
+    # and what decides which titles are one (title_key): the titles' evidence, the credits, the ingest order.
+    identity = {("bronze/netflix_titles", c) for c in ("title", "release_year", "description", "_source_format",
+                                                       "_ingested_at", "_source_file", "_source_line", "cast", "director")}
+    credits = {(f"bronze/netflix_{t}", c) for t, c in (("cast", "cast"), ("cast", "show_id"), ("directors", "director"),
+                                                      ("directors", "show_id"))}
     assert bronze == {("bronze/netflix_countries", "show_id"), ("bronze/netflix_titles", "show_id"),
-                      ("bronze/netflix_titles", "type")}
-    assert {t for t, _ in reached if t.startswith("raw/")} == {"raw/netflix_countries", "raw/netflix_titles"}
+                      ("bronze/netflix_titles", "type")} | identity | credits
+    assert {t for t, _ in reached if t.startswith("raw/")} == {"raw/netflix_countries", "raw/netflix_titles",
+                                                                "raw/netflix_cast", "raw/netflix_directors"}
     # Through the model, not around it.
-    assert {("gold/bridge_title_country", "show_id"), ("gold/fact_title_added", "type"),
+    assert {("gold/bridge_title_country", "show_id"), ("gold/bridge_title_country", "title_key"),
+            ("gold/title_source_ids", "title_key"), ("gold/fact_title_added", "type"),
             ("silver/netflix_countries", "show_id")} <= reached
 
 

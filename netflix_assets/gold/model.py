@@ -19,7 +19,9 @@ from ..automation import FOLLOW_UPSTREAM
 from ..lib.lineage import LINEAGE_KEY, Source, column_lineage, same_columns
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
+from ..io_managers.delta import delta_out
 from ..transforms import dimensional as d
+from ..transforms import identity as ident
 from ..transforms import kpis as k
 from ..resources.databricks import SPARK_STEP
 
@@ -32,6 +34,8 @@ DIRECTORS = ("gold", "netflix_directors")
 COUNTRIES = ("gold", "netflix_countries")
 CATEGORY = ("gold", "netflix_category")
 FACT = ("gold", "fact_title_added")
+IDS = ("gold", "title_source_ids")
+REVIEW = ("gold", "title_match_review")
 
 AUTOMATION = FOLLOW_UPSTREAM
 KPI_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=24))
@@ -64,13 +68,57 @@ def _from(*sources: tuple[Sequence[str], str]) -> list[Source]:
     return list(sources)
 
 
+# ------------------------------------------------------------------ title identity
+
+# A match decision reads the titles' evidence and their credits; which show_id keys a title and
+# which describes it, the ingest order.
+_EVIDENCE = _from((TITLES, "show_id"), (TITLES, "_source_format"), (TITLES, "type"), (TITLES, "title"),
+                  (TITLES, "release_year"), (TITLES, "description"), (CAST, "show_id"), (CAST, "cast_name"),
+                  (DIRECTORS, "show_id"), (DIRECTORS, "director_name"))
+_ORDER = _from(*[(TITLES, c) for c in ident.ORDER])
+
+
+@dg.multi_asset(
+    name="gold_title_identity",
+    outs={
+        "ids": delta_out(list(IDS), "One row per show_id: the conformed title_key of the real title it names, "
+                         "and the evidence of its cross-source match (transforms/identity.py).",
+                         column_lineage({"title_key": _EVIDENCE + _ORDER, "is_representative": _EVIDENCE + _ORDER,
+                                         "match_rule": _EVIDENCE, "match_score": _EVIDENCE,
+                                         "matched_show_id": _EVIDENCE, "source_format": _from((TITLES, "_source_format"))},
+                                        TITLES, ["show_id", "type", "ingest_date"]),
+                         automation_condition=AUTOMATION),
+        "review": delta_out(list(REVIEW), "Cross-source candidate pairs left unmerged for a person to decide: "
+                            "several candidates, or the same title and year without other evidence.",
+                            column_lineage({c: _EVIDENCE for c in ident.REVIEW_COLUMNS}),
+                            automation_condition=AUTOMATION),
+    },
+    ins={"titles": dg.AssetIn(list(TITLES)), "cast": dg.AssetIn(list(CAST)), "directors": dg.AssetIn(list(DIRECTORS))},
+    partitions_def=daily_partitions,
+    group_name="gold",
+    can_subset=True,
+    required_resource_keys=SPARK_STEP,
+)
+def gold_title_identity(context: dg.AssetExecutionContext, titles: DataFrame, cast: DataFrame, directors: DataFrame):
+    # Persisted: both outputs read the scored pairs (one self-join of the catalogue).
+    pairs = ident.scored_pairs(titles, cast, directors).persist()
+    outputs = {"ids": lambda: ident.source_ids(titles, pairs), "review": lambda: ident.review(pairs)}
+    try:
+        for name in context.op_execution_context.selected_output_names:
+            yield dg.Output(outputs[name](), name)
+    finally:
+        pairs.unpersist()
+
+
 # ------------------------------------------------------------------ dimensions
 
 
-@gold_table("dim_title", {"titles": TITLES}, "One row per show_id: the title's attributes.",
-            same_columns(TITLES, d.DIM_TITLE_COLUMNS))
-def dim_title(titles: DataFrame) -> DataFrame:
-    return d.dim_title(titles)
+@gold_table("dim_title", {"titles": TITLES, "ids": IDS},
+            "One row per title_key (a real title, whichever sources named it): its representative's attributes.",
+            column_lineage({"title_key": _from((IDS, "title_key"))}, TITLES,
+                           [c for c in d.DIM_TITLE_COLUMNS if c != "title_key"]))
+def dim_title(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.dim_title(titles, ids)
 
 
 _PERSON_NAME = _from((CAST, "cast_name"), (DIRECTORS, "director_name"))
@@ -107,32 +155,40 @@ def dim_date(titles: DataFrame) -> DataFrame:
 # ------------------------------------------------------------------ bridges and fact
 
 
-@gold_table("bridge_title_person", {"cast": CAST, "directors": DIRECTORS},
-            "(show_id, person_key, role): role is 'cast' or 'director'.",
-            column_lineage({"show_id": _from((CAST, "show_id"), (DIRECTORS, "show_id")), "person_key": _PERSON_NAME,
-                            "role": []}))
-def bridge_title_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
-    return d.bridge_title_person(cast, directors)
+_TITLE_KEY = _from((IDS, "title_key"))
 
 
-@gold_table("bridge_title_country", {"countries": COUNTRIES}, "(show_id, country_key).",
-            column_lineage({"show_id": _from((COUNTRIES, "show_id")), "country_key": _from((COUNTRIES, "country"))}))
-def bridge_title_country(countries: DataFrame) -> DataFrame:
-    return d.bridge_title_value(countries, "country", "country")
+@gold_table("bridge_title_person", {"cast": CAST, "directors": DIRECTORS, "ids": IDS},
+            "(show_id, title_key, person_key, role) of representative titles: role is 'cast' or 'director'.",
+            column_lineage({"show_id": _from((CAST, "show_id"), (DIRECTORS, "show_id")), "title_key": _TITLE_KEY,
+                            "person_key": _PERSON_NAME, "role": []}))
+def bridge_title_person(cast: DataFrame, directors: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.bridge_title_person(cast, directors, ids)
 
 
-@gold_table("bridge_title_genre", {"category": CATEGORY}, "(show_id, genre_key).",
-            column_lineage({"show_id": _from((CATEGORY, "show_id")), "genre_key": _from((CATEGORY, "category"))}))
-def bridge_title_genre(category: DataFrame) -> DataFrame:
-    return d.bridge_title_value(category, "category", "genre")
+def _value_bridge(dimension: str, lookup: Sequence[str], value_column: str) -> dg.AssetsDefinition:
+    """bridge_title_<country|genre>: (show_id, title_key, <dimension>_key) of representative titles."""
+    @gold_table(f"bridge_title_{dimension}", {"lookup": lookup, "ids": IDS},
+                f"(show_id, title_key, {dimension}_key) of representative titles.",
+                column_lineage({"show_id": _from((lookup, "show_id")), "title_key": _TITLE_KEY,
+                                f"{dimension}_key": _from((lookup, value_column))}))
+    def _asset(lookup: DataFrame, ids: DataFrame) -> DataFrame:
+        return d.bridge_title_value(lookup, value_column, dimension, ids)
+
+    return _asset
 
 
-@gold_table("fact_title_added", {"titles": TITLES},
-            "One row per title in the catalog: when it was added and its measures.",
-            column_lineage({"years_to_netflix": _from((TITLES, "date_added"), (TITLES, "release_year"))},
-                           TITLES, [c for c in d.FACT_COLUMNS if c != "years_to_netflix"]))
-def fact_title_added(titles: DataFrame) -> DataFrame:
-    return d.fact_title_added(titles)
+bridge_title_country = _value_bridge("country", COUNTRIES, "country")
+bridge_title_genre = _value_bridge("genre", CATEGORY, "category")
+
+
+@gold_table("fact_title_added", {"titles": TITLES, "ids": IDS},
+            "One row per title (title_key) in the catalog: when it was added and its measures.",
+            column_lineage({"years_to_netflix": _from((TITLES, "date_added"), (TITLES, "release_year")),
+                            "title_key": _TITLE_KEY},
+                           TITLES, [c for c in d.FACT_COLUMNS if c not in ("years_to_netflix", "title_key")]))
+def fact_title_added(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.fact_title_added(titles, ids)
 
 
 # ------------------------------------------------------------------ KPIs
@@ -179,35 +235,35 @@ DIM_TITLE = ("gold", "dim_title")
 kpi_assets = [
     _kpi("kpi_titles_added_by_month", {"fact": FACT}, "Titles added per month and type.",
          column_lineage({"month": _from((FACT, "date_added")), "type": _from((FACT, "type")),
-                         "titles": _from((FACT, "show_id"))}),
+                         "titles": _from((FACT, "title_key"))}),
          k.kpi_titles_added_by_month),
     _kpi("kpi_top_countries", {"bridge_country": BRIDGE_COUNTRY, "dim_country": DIM_COUNTRY, "fact": FACT},
          "Titles per country (movies, TV shows) and the country's rank by titles.",
          column_lineage({"country": _from((DIM_COUNTRY, "country")),
-                         **{c: _from((BRIDGE_COUNTRY, "show_id"), (FACT, "type")) for c in ("titles", "movies", "tv_shows", "rank")}}),
+                         **{c: _from((BRIDGE_COUNTRY, "show_id"), (BRIDGE_COUNTRY, "title_key"), (FACT, "type")) for c in ("titles", "movies", "tv_shows", "rank")}}),
          k.kpi_top_countries),
     _kpi("kpi_genre_by_year", {"bridge_genre": BRIDGE_GENRE, "dim_genre": DIM_GENRE, "fact": FACT},
          "Titles added per year and genre.",
          column_lineage({"year_added": _from((FACT, "date_added")), "genre": _from((DIM_GENRE, "genre")),
-                         "titles": _from((BRIDGE_GENRE, "show_id"))}),
+                         "titles": _from((BRIDGE_GENRE, "show_id"), (BRIDGE_GENRE, "title_key"))}),
          k.kpi_genre_by_year),
     _kpi("kpi_rating_mix", {"dim_title": DIM_TITLE}, "Titles per rating and type; share = share of the rating within its type.",
          column_lineage({"rating": _from((DIM_TITLE, "rating")), "type": _from((DIM_TITLE, "type")),
-                         "titles": _from((DIM_TITLE, "show_id")), "share": _from((DIM_TITLE, "show_id"), (DIM_TITLE, "type"))}),
+                         "titles": _from((DIM_TITLE, "title_key")), "share": _from((DIM_TITLE, "title_key"), (DIM_TITLE, "type"))}),
          k.kpi_rating_mix),
     _kpi("kpi_top_people", {"bridge_person": BRIDGE_PERSON, "dim_person": DIM_PERSON, "fact": FACT},
          "Cast and directors ranked separately by their number of titles.",
          column_lineage({"role": _from((BRIDGE_PERSON, "role")), "name": _from((DIM_PERSON, "name")),
-                         "titles": _from((BRIDGE_PERSON, "show_id")), "rank": _from((BRIDGE_PERSON, "show_id"))}),
+                         "titles": _from((BRIDGE_PERSON, "title_key")), "rank": _from((BRIDGE_PERSON, "title_key"))}),
          k.kpi_top_people),
     _kpi("kpi_movie_minutes_by_decade", {"fact": FACT},
          "Movies with a known duration per release decade: count, average, median and 90th percentile minutes.",
-         column_lineage({"release_decade": _from((FACT, "release_year")), "movies": _from((FACT, "show_id")),
+         column_lineage({"release_decade": _from((FACT, "release_year")), "movies": _from((FACT, "title_key")),
                          **{c: _from((FACT, "duration_minutes")) for c in ("avg_minutes", "median_minutes", "p90_minutes")}}),
          k.kpi_movie_minutes_by_decade),
 ]
 
 model_assets = [
-    dim_title, dim_person, dim_country, dim_genre, dim_date,
+    gold_title_identity, dim_title, dim_person, dim_country, dim_genre, dim_date,
     bridge_title_person, bridge_title_country, bridge_title_genre, fact_title_added,
 ]

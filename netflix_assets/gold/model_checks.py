@@ -1,6 +1,7 @@
-"""Checks of the dimensional model and KPIs (data contract: dim_title key unique
-(blocking); every bridge show_id exists in dim_title (warning); KPI totals
-reconcile with fact_title_added (blocking); row count drop (warning))."""
+"""Checks of the title identity, the dimensional model and KPIs (data contract: a show_id has
+one title_key and a title_key one type (blocking); no cross-source candidate left for review
+(warning); dim_title key unique (blocking); every bridge show_id exists in dim_title (warning);
+KPI totals reconcile with fact_title_added (blocking); row count drop (warning))."""
 
 
 import datetime as dt
@@ -15,6 +16,8 @@ from ..transforms import kpis as k
 
 DIM_TITLE = ("gold", "dim_title")
 FACT = ("gold", "fact_title_added")
+IDS = ("gold", "title_source_ids")
+REVIEW = ("gold", "title_match_review")
 BRIDGES = {
     "bridge_title_person": ("gold", "bridge_title_person"),
     "bridge_title_country": ("gold", "bridge_title_country"),
@@ -64,6 +67,30 @@ def fact_matches_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> 
         parts.append(naming("fact show_id(s) not in dim_title", offenders(more, ["show_id"]), extra))
     return dg.AssetCheckResult(
         passed=missing == extra == 0, metadata={"missing": missing, "extra": extra}, description="; ".join(parts) or None
+    )
+
+
+@partition_check(IDS, "one_type_per_title_key", "No title_key groups titles of different types (a Movie and a "
+                 "TV Show are never one title).", blocking=True)
+def one_type_per_title_key(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    mixed = df.groupBy("title_key").agg(F.count_distinct("type").alias("types")).where(F.col("types") > 1)
+    sample = offenders(df.join(mixed, "title_key", "left_semi"), ["title_key", "show_id", "type"])
+    count = mixed.count() if sample else 0
+    return dg.AssetCheckResult(
+        passed=count == 0, metadata={"mixed_title_keys": count},
+        description=naming("title_key(s) over several types (title_key, show_id, type)", sample, count) if count else None,
+    )
+
+
+@partition_check(REVIEW, "no_unmerged_duplicates", "No probable cross-source duplicate is waiting for review "
+                 "(warning: such titles count once per source until a person decides).")
+def no_unmerged_duplicates(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    count = df.count()
+    sample = offenders(df, ["show_id", "candidate_show_id", "title", "reason"]) if count else []
+    return dg.AssetCheckResult(
+        passed=count == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"pairs": count},
+        description=naming("candidate pair(s) left unmerged (show_id, candidate, title, reason)", sample, count)
+        if count else None,
     )
 
 
@@ -134,12 +161,15 @@ def _people_with_role(reader: TableReader, day: dt.date) -> DataFrame:
 
 
 checks = [
-    key_check(DIM_TITLE, ["show_id"]),
+    key_check(IDS, ["show_id"]),
+    one_type_per_title_key,
+    no_unmerged_duplicates,
+    key_check(DIM_TITLE, ["title_key"]),
     key_check(("gold", "dim_person"), ["person_key"]),
     key_check(("gold", "dim_country"), ["country_key"]),
     key_check(("gold", "dim_genre"), ["genre_key"]),
     key_check(("gold", "dim_date"), ["date"]),
-    key_check(FACT, ["show_id"]),
+    key_check(FACT, ["title_key"]),
     key_check(BRIDGES["bridge_title_person"], ["show_id", "person_key", "role"]),
     fact_matches_dim_title,
     *[bridge_integrity(b) for b in BRIDGES.values()],

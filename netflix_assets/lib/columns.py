@@ -48,6 +48,18 @@ COMMON: dict[str, str] = {
     "cast": "Kaggle: the title's cast, comma-separated, as read.",
     "duration": "Kaggle: '<N> min' for a movie or '<N> Season(s)' for a show, as read.",
     "listed_in": "Kaggle: the title's genres, comma-separated, as read.",
+    # title identity (transforms/identity.py)
+    "title_key": "The conformed title: the same for the same real title across sources (xxhash64 of its first-ingested show_id).",
+    "source_format": "The source export the show_id comes from (tutorial or kaggle).",
+    "is_representative": "True for the show_id whose attributes describe its title_key (the last-ingested source).",
+    "match_rule": "How the show_id was matched to one of another source: description, people_and_year, or no_match.",
+    "match_score": "The match's evidence: the descriptions' word Jaccard (description) or the shared people over the smaller cast (people_and_year).",
+    "matched_show_id": "The other source's show_id of the same title, else null.",
+    "candidate_show_id": "The other source's show_id of the candidate pair.",
+    "candidate_source_format": "The source export of candidate_show_id.",
+    "candidate_release_year": "The release_year of candidate_show_id.",
+    "description_similarity": "Word Jaccard of the two descriptions (0-1; 0.8 or more merges by the description rule).",
+    "shared_people": "Cast members and directors the two titles have in common.",
     # dimensions and bridges
     "person_key": "Surrogate key of a person (xxhash64 of the name: stable across runs).",
     "name": "A person's name as credited (a cast member or a director).",
@@ -85,6 +97,13 @@ TABLES: dict[str, dict[str, str]] = {
     "gold/kpi_rating_mix": {"type": "'Movie' or 'TV Show': the share's denominator."},
     "gold/dim_country": {"country": "A production country's name."},
     "gold/bridge_title_person": {"role": "'cast' or 'director': how the person is credited on the title."},
+    "gold/title_match_review": {
+        "reason": "several_candidates (a rule holds but a rival pair contests it) or title_and_year_only (same type, title and year, no other evidence, neither title merged).",
+        "title": "The title as published by show_id's source.",
+        "type": "'Movie' or 'TV Show' (both sides).",
+    },
+    "gold/dim_title": {"show_id": "The representative show_id of the title_key (its last-ingested source's id)."},
+    "gold/fact_title_added": {"show_id": "The representative show_id of the title_key (its last-ingested source's id)."},
 }
 
 

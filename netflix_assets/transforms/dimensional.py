@@ -7,6 +7,11 @@ rule; `ingest_date` (= D) is carried through.
 Surrogate keys are hashes of the natural value (`xxhash64`), not sequence
 numbers: the same person, country or genre gets the same key in every
 partition and every run, so BI tools can join across snapshots.
+
+A title is a `title_key` (`transforms.identity`): the same real title landed from two sources is
+one row, described by its representative show_id (the last-ingested source); the other source's
+show_id and its lookups stay in the parity tables and in gold/title_source_ids. Every function
+that takes `ids` (gold/title_source_ids) keeps representatives only.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from pyspark.sql import functions as F
 PERSON_ROLES = ("cast", "director")
 
 DIM_TITLE_COLUMNS = [
-    "show_id", "title", "short_title", "type", "type_flag", "rating", "rating_group", "release_year",
+    "title_key", "show_id", "title", "short_title", "type", "type_flag", "rating", "rating_group", "release_year",
     "date_added", "duration_minutes", "duration_seasons", "description",
 ]
 FACT_COLUMNS = [
-    "show_id", "date_added", "type", "release_year", "duration_minutes", "duration_seasons", "years_to_netflix",
+    "title_key", "show_id", "date_added", "type", "release_year", "duration_minutes", "duration_seasons", "years_to_netflix",
 ]
 
 
@@ -30,9 +35,23 @@ def surrogate_key(value: Column) -> Column:
     return F.xxhash64(value)
 
 
-def dim_title(titles: DataFrame) -> DataFrame:
-    """One row per show_id: the descriptive attributes of the title."""
-    return titles.select(*DIM_TITLE_COLUMNS, "ingest_date")
+def representatives(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    """The titles that stand for their title_key, with it."""
+    keys = ids.where(F.col("is_representative")).select("show_id", "title_key")
+    return titles.join(keys, "show_id")
+
+
+def _representative_rows(rows: DataFrame, ids: DataFrame) -> DataFrame:
+    """Lookup rows of representative titles, with their title_key; a row whose show_id is in no
+    title (an orphan, which the bridge checks report) stays, with a null title_key."""
+    keys = ids.select("show_id", "title_key", "is_representative")
+    return rows.join(keys, "show_id", "left").where(F.coalesce(F.col("is_representative"), F.lit(True))).drop(
+        "is_representative")
+
+
+def dim_title(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    """One row per title_key: the descriptive attributes of its representative show_id."""
+    return representatives(titles, ids).select(*DIM_TITLE_COLUMNS, "ingest_date")
 
 
 def _values(lookup: DataFrame, value_column: str, name: str) -> DataFrame:
@@ -78,31 +97,33 @@ def dim_date(titles: DataFrame) -> DataFrame:
     )
 
 
-def bridge_title_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
-    """(show_id, person_key, role) for every cast member and director of a title.
+def bridge_title_person(cast: DataFrame, directors: DataFrame, ids: DataFrame) -> DataFrame:
+    """(show_id, title_key, person_key, role) for every cast member and director of a title.
 
     No distinct: a gold lookup holds each (show_id, name) once (silver dedups the pairs and the
     snapshot takes one partition per show_id), so the rows are unique per role already; the
     bridge's blocking key check proves it on every partition."""
     cast_rows = _values(cast, "cast_name", "name").withColumn("role", F.lit("cast"))
     director_rows = _values(directors, "director_name", "name").withColumn("role", F.lit("director"))
-    return cast_rows.unionByName(director_rows).select(
-        "show_id", surrogate_key(F.col("name")).alias("person_key"), "role", "ingest_date"
+    rows = _representative_rows(cast_rows.unionByName(director_rows), ids)
+    return rows.select(
+        "show_id", "title_key", surrogate_key(F.col("name")).alias("person_key"), "role", "ingest_date"
     )
 
 
-def bridge_title_value(lookup: DataFrame, value_column: str, name: str) -> DataFrame:
-    """(show_id, <name>_key) for a one-column dimension."""
+def bridge_title_value(lookup: DataFrame, value_column: str, name: str, ids: DataFrame) -> DataFrame:
+    """(show_id, title_key, <name>_key) for a one-column dimension."""
     return (
-        _values(lookup, value_column, name)
-        .select("show_id", surrogate_key(F.col(name)).alias(f"{name}_key"), "ingest_date")
+        _representative_rows(_values(lookup, value_column, name), ids)
+        .select("show_id", "title_key", surrogate_key(F.col(name)).alias(f"{name}_key"), "ingest_date")
         .distinct()
     )
 
 
-def fact_title_added(titles: DataFrame) -> DataFrame:
-    """One row per title added to the catalog, with its measures."""
-    return titles.select(
+def fact_title_added(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    """One row per title (title_key) in the catalog, with its measures."""
+    return representatives(titles, ids).select(
+        "title_key",
         "show_id",
         "date_added",
         "type",

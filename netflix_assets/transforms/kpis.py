@@ -1,7 +1,8 @@
 """Gold KPIs: small tables a dashboard plots directly, computed from the
 dimensional model of the same partition. Each has a `reconcile` rule: its
 total must equal what the fact (and bridges) say, which the blocking checks
-assert."""
+assert.
+A title is counted by its `title_key` (one per real title, whichever sources named it)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ MOVIE, TV_SHOW = "Movie", "TV Show"
 
 
 def _titles_by(df: DataFrame, *keys) -> DataFrame:
-    return df.groupBy(*keys, "ingest_date").agg(F.count_distinct("show_id").alias("titles"))
+    return df.groupBy(*keys, "ingest_date").agg(F.count_distinct("title_key").alias("titles"))
 
 
 def added(fact: DataFrame) -> DataFrame:
@@ -32,9 +33,9 @@ def _with_type(bridge: DataFrame, fact: DataFrame) -> DataFrame:
 def kpi_top_countries(bridge_country: DataFrame, dim_country: DataFrame, fact: DataFrame) -> DataFrame:
     rows = _with_type(bridge_country, fact).join(dim_country.drop("ingest_date"), "country_key")
     counts = rows.groupBy("country", "ingest_date").agg(
-        F.count_distinct("show_id").alias("titles"),
-        F.count_distinct(F.when(F.col("type") == MOVIE, F.col("show_id"))).alias("movies"),
-        F.count_distinct(F.when(F.col("type") == TV_SHOW, F.col("show_id"))).alias("tv_shows"),
+        F.count_distinct("title_key").alias("titles"),
+        F.count_distinct(F.when(F.col("type") == MOVIE, F.col("title_key"))).alias("movies"),
+        F.count_distinct(F.when(F.col("type") == TV_SHOW, F.col("title_key"))).alias("tv_shows"),
     )
     ranking = Window.partitionBy("ingest_date").orderBy(F.col("titles").desc())
     return counts.withColumn("rank", F.rank().over(ranking))
@@ -77,7 +78,7 @@ def kpi_movie_minutes_by_decade(fact: DataFrame) -> DataFrame:
     movies = movies_with_minutes(fact).where(F.col("release_year").isNotNull())
     decade = (F.floor(F.col("release_year") / 10) * 10).cast("int")
     return movies.groupBy(decade.alias("release_decade"), "ingest_date").agg(
-        F.count_distinct("show_id").alias("movies"),
+        F.count_distinct("title_key").alias("movies"),
         F.round(F.avg("duration_minutes"), 1).alias("avg_minutes"),
         F.percentile(F.col("duration_minutes"), F.lit(0.5)).alias("median_minutes"),
         F.percentile(F.col("duration_minutes"), F.lit(0.9)).alias("p90_minutes"),

@@ -42,8 +42,6 @@ DESCRIPTION_MIN_JACCARD = 0.8
 NO_MATCH = "no_match"
 ORDER = ("_ingested_at", "_source_file", "_source_line")  # ingest order (silver's LATEST_FIRST)
 
-SOURCE_IDS_COLUMNS = ["title_key", "show_id", "source_format", "type", "is_representative", "match_rule",
-                      "match_score", "matched_show_id"]
 REVIEW_COLUMNS = ["show_id", "candidate_show_id", "source_format", "candidate_source_format", "type", "title",
                   "release_year", "candidate_release_year", "description_similarity", "shared_people", "reason"]
 
@@ -160,7 +158,7 @@ def scored_pairs(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> Da
 
 
 def source_ids(titles: DataFrame, pairs: DataFrame) -> DataFrame:
-    """gold/title_source_ids: one row per show_id of the snapshot (SOURCE_IDS_COLUMNS)."""
+    """gold/title_source_ids: one row per show_id of the snapshot, with its title_key and match evidence."""
     return _source_ids(titles, pairs.where(F.col("rivals") == 1))
 
 

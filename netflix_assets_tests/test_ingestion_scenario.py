@@ -181,7 +181,9 @@ def test_rematerialized_partition_holds_both_sources_once(scenario):
     assert bronze_files(steps["rerun"])["dagster/row_count"].value == sum(
         bronze_files(steps[run])["rows_written"].value for run in ("run1", "run2", "run3")
     ) == bronze_files(steps["run3"])["dagster/row_count"].value
-    assert unexpected_failures(steps["rerun"]) == []
+    # Both exports together hold titles that need a human (docs/title_matching/review.csv):
+    # the review warning must say so, and nothing else may fail.
+    assert unexpected_failures(steps["rerun"]) == ["gold/title_match_review:no_unmerged_duplicates"]
 
 
 @pytest.mark.parametrize("table", list(LOOKUP_FILES))

@@ -80,15 +80,15 @@ def lookup_server():
 
 
 @dataclasses.dataclass(frozen=True)
-class TutorialLake:
+class SharedLake:
     lake: "Lakehouse"  # noqa: F821 (lakehouse.py imports this module)
     day: str
     result: object  # the run's ExecuteInProcessResult
-    landed_uri: str
+    landed_uris: tuple[str, ...]  # the titles files landed, in order
 
 
 @pytest.fixture(scope="session")
-def tutorial_lake(spark, lookup_server, tmp_path_factory) -> TutorialLake:
+def tutorial_lake(spark, lookup_server, tmp_path_factory) -> SharedLake:
     """The bundled tutorial titles landed and built by the whole job for today, once per session:
     a full pipeline run costs ~100 s here, so the modules that only READ such a lake
     (test_gold_model.py, test_independent_model.py) share this one. Never write to it."""
@@ -97,7 +97,22 @@ def tutorial_lake(spark, lookup_server, tmp_path_factory) -> TutorialLake:
     lake = Lakehouse.create(tmp_path_factory.mktemp("tutorial_lake"), lookup_server)
     uri = lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     day = clock.today().isoformat()
-    return TutorialLake(lake, day, lake.run(day), uri)
+    return SharedLake(lake, day, lake.run(day), (uri,))
+
+
+@pytest.fixture(scope="session")
+def both_exports_lake(spark, lookup_server, tmp_path_factory) -> SharedLake:
+    """The tutorial titles and the Kaggle titles landed together and built by one run of the whole
+    job for today, once per session (the 15,043-title run costs minutes on 2 cores): the baseline
+    comparison (test_baseline.py) and the independent model (test_independent_model.py) only READ
+    it. Never write to it."""
+    from .lakehouse import Lakehouse
+
+    lake = Lakehouse.create(tmp_path_factory.mktemp("both_exports_lake"), lookup_server)
+    uris = (lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv"),
+            lake.land(KAGGLE_TITLES, "kaggle/netflix_titles.csv"))
+    day = clock.today().isoformat()
+    return SharedLake(lake, day, lake.run(day), uris)
 
 
 @pytest.fixture

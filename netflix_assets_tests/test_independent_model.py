@@ -66,11 +66,12 @@ class Built:
 @pytest.fixture(scope="module", params=list(DATASETS))
 def built(request, spark, lookup_server, tmp_path_factory):
     dataset = request.param
-    if dataset == "tutorial":  # the session's shared tutorial lake (conftest.py), read only
-        shared = request.getfixturevalue("tutorial_lake")
+    shared_lakes = {"tutorial": "tutorial_lake", "tutorial+kaggle": "both_exports_lake"}  # conftest.py, read only
+    if dataset in shared_lakes:
+        shared = request.getfixturevalue(shared_lakes[dataset])
         assert shared.day == DAY
-        lake, uri, result = shared.lake, shared.landed_uri, shared.result
-        files = [(DATASETS[dataset][0], uri)]
+        lake, result = shared.lake, shared.result
+        files = list(zip(DATASETS[dataset], shared.landed_uris, strict=True))
     else:
         lake = Lakehouse.create(tmp_path_factory.mktemp("independent"), lookup_server)
         files = [(path, lake.land(path, f"{i}_{path.parent.name}.csv")) for i, path in enumerate(DATASETS[dataset])]

@@ -1,33 +1,31 @@
-"""What a warm Spark Connect server would save each run: time to first query from a fresh process.
+"""What the warm Spark Connect server of `make dev` saves each run: time to first query from a fresh process.
 
     python -m benchmarks.spark_connect [--reps 3] [--table DELTA_DIR]
 
 Runs launched from the UI are separate processes, and each starts its own JVM (`local`
-deployment): that start is paid per run. A long-lived Spark Connect server (shipped in the
-pyspark wheel: `spark-connect_2.13-<version>.jar`, class `SparkConnectServer`), started once with
-Delta's jars, would leave each run only a gRPC connection. This measures both, alternately, in
-fresh Python processes:
+deployment) unless it is a client of a long-lived Spark Connect server, as under `make dev`
+(`netflix_assets/resources/spark_connect.py`, started once with Delta's jars), which leaves each
+run only a gRPC connection. This measures both, alternately, in fresh Python processes:
 
 - local: `get_or_create_session()` (the project's session: Delta jars, laptop conf) + a first
   query (`spark.range(10).count()`), then a Delta read of `--table` when given;
 - connect: `SparkSession.builder.remote("sc://127.0.0.1:PORT")` + the same queries.
 
-The server listens on 127.0.0.1 only and is stopped at the end. This is a measurement; the
-pipeline does not use Connect yet (its IO manager calls the `DeltaTable` Python API, which over
-Connect needs Delta's Connect server plugin; see BENCHMARKS.md).
+The server listens on 127.0.0.1 only and is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from netflix_assets.resources import spark_connect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,40 +48,10 @@ print(json.dumps({"session_s": t1 - t0, "first_query_s": t2 - t0, "delta_read_s"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port: int) -> tuple[subprocess.Popen, float]:
-    """The Connect server with the project's local Spark conf and Delta; returns (process, seconds to ready)."""
-    import pyspark
-
-    from netflix_assets.resources.spark import LOCAL_SPARK_CONF, delta_maven_coordinate, resolved_jars
-
-    submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    conf = {**LOCAL_SPARK_CONF, "spark.connect.grpc.binding.address": "127.0.0.1",
-            "spark.connect.grpc.binding.port": str(port), "spark.driver.memory": "4g"}
-    jars = resolved_jars(delta_maven_coordinate())  # as the project's sessions: no Ivy run when resolved before
-    cmd = [str(submit), "--master", "local[2]", "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-           *(["--jars", ",".join(jars)] if jars else ["--packages", delta_maven_coordinate()])]
-    for key, value in conf.items():
-        cmd += ["--conf", f"{key}={value}"]
-    cmd.append("spark-internal")
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    while time.perf_counter() - started < 180:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Spark Connect server exited {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc, time.perf_counter() - started
-        except OSError:
-            time.sleep(0.25)
-    proc.kill()
-    raise RuntimeError("Spark Connect server not ready after 180 s")
+    """The server `make dev` runs (`resources/spark_connect.py`); returns (process, seconds to ready)."""
+    proc = spark_connect.start(port, Path(tempfile.mkdtemp(prefix="bench-spark-connect-")))
+    return proc, spark_connect.wait_ready(proc, port)
 
 
 def client(mode: str, url: str, table: str) -> dict:
@@ -97,7 +65,7 @@ def client(mode: str, url: str, table: str) -> dict:
 
 
 def measure(reps: int = 3, table: str = "") -> dict:
-    port = _free_port()
+    port = spark_connect.free_port()
     proc, ready_s = start_server(port)
     url = f"sc://127.0.0.1:{port}"
     runs: dict[str, list[dict]] = {"local": [], "connect": []}
@@ -107,8 +75,7 @@ def measure(reps: int = 3, table: str = "") -> dict:
             for mode in (("local", "connect") if rep % 2 == 0 else ("connect", "local")):
                 runs[mode].append(client(mode, url, table))
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=60)
+        spark_connect.stop(proc)
 
     def med(mode: str, field: str):
         values = [r[field] for r in runs[mode] if r.get(field) is not None]

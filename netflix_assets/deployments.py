@@ -1,6 +1,7 @@
 """Resources per deployment, chosen by `NETFLIX_DEPLOYMENT` (default `local`).
 
-local: one SparkSession in the Dagster process, the lake on local disk.
+local: one SparkSession in the Dagster process (or a client of `make dev`'s warm Spark
+Connect server, `NETFLIX_SPARK_REMOTE`), the lake on local disk.
 The local executor is the in-process one on purpose: a SparkSession (JVM)
 takes ~10 s to start on a 2-core laptop, and the multiprocess executor would
 start one per step; in process, every step of a run shares one session.
@@ -29,7 +30,7 @@ from .resources.http_source import HttpSourceResource
 from .resources.lake import DEFAULT_LAKE_URI, LakeResource
 from .resources.landing import LandingZoneResource
 from .resources.databricks import STEP_LAUNCHER_KEY, databricks_step_launcher, local_step_launcher
-from .resources.spark import SparkResource
+from .resources.spark import REMOTE_ENV, SparkResource
 from .resources.sql_endpoint import DEFAULT_PORT as SQL_PORT, SqlEndpointResource
 
 DEPLOYMENTS = ("local", "prod", "staging")
@@ -45,7 +46,8 @@ def deployment_name() -> str:
 def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, Any]:
     """The embedded deployment. `NETFLIX_LAKE_URI` (a directory) moves the lake."""
     lake = LakeResource(root=lake_uri or os.environ.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
-    spark = SparkResource()
+    # Runs launched under `make dev` use its warm Spark Connect server (resources/spark.py).
+    spark = SparkResource(remote=os.environ.get(REMOTE_ENV) or None)
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake,

@@ -8,6 +8,12 @@ and `dg dev` with it, waiting. So `dg dev` runs in a process group of its own; t
 this process gets is passed on to that group once, and what is left of the group GRACE seconds
 later is killed. A run killed that way stays STARTED until run monitoring fails it
 (deploy/local/dagster.yaml).
+
+It also runs the warm Spark Connect server every run of this UI uses (`resources/spark_connect.py`):
+started in the background on NETFLIX_SPARK_CONNECT_PORT (15002) unless NETFLIX_SPARK_REMOTE
+already names one, its log under DAGSTER_HOME/spark-connect, and stopped with `dg dev`. A
+server that already answers on the port (another `make dev`) is used, not replaced. Runs that
+start before the server is up (~10 s) warn and use their own JVM.
 """
 
 from __future__ import annotations
@@ -32,9 +38,42 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
+def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
+    """The Spark Connect endpoint for this UI's runs (None: each run starts its own JVM), and the
+    server process if this started it."""
+    from pathlib import Path
+
+    from .resources import spark_connect
+    from .resources.spark import REMOTE_ENV, answers, speaks_grpc
+
+    if os.environ.get(REMOTE_ENV):
+        return os.environ[REMOTE_ENV], None
+    port = int(os.environ.get(spark_connect.PORT_ENV) or spark_connect.DEFAULT_PORT)
+    remote = spark_connect.url(port)
+    if answers(remote, timeout=1.0):
+        if speaks_grpc(remote):
+            print(f"make dev: runs use the Spark Connect server already on port {port}", file=sys.stderr, flush=True)
+            return remote, None
+        print(f"make dev: port {port} is taken by something that is not a Spark Connect server, so each run "
+              f"starts its own Spark JVM; `{spark_connect.PORT_ENV}=<free port> make dev` starts the server "
+              "on another port", file=sys.stderr, flush=True)
+        return None, None
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+    return remote, spark_connect.start(port, home / "spark-connect")
+
+
 def main(argv: list[str]) -> int:
+    from .resources import spark_connect
+    from .resources.spark import REMOTE_ENV
+
+    remote, server = _spark_server()
     dg = os.path.join(os.path.dirname(sys.executable), "dg")
-    child = subprocess.Popen([dg, "dev", *argv], preexec_fn=os.setpgrp)
+    try:
+        env = {**os.environ, **({REMOTE_ENV: remote} if remote else {})}
+        child = subprocess.Popen([dg, "dev", *argv], preexec_fn=os.setpgrp, env=env)
+    except BaseException:
+        spark_connect.stop(server)
+        raise
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame) -> None:
@@ -49,6 +88,9 @@ def main(argv: list[str]) -> int:
         signal.signal(signum, on_signal)
     while child.poll() is None and not stopping.wait(0.5):
         pass
+    # The server stops while `dg dev` does: both within GRACE.
+    stopper = threading.Thread(target=spark_connect.stop, args=(server, GRACE - 2), daemon=True)
+    stopper.start()
     if stopping.is_set():
         deadline = time.monotonic() + GRACE
         while _group_alive(child.pid) and time.monotonic() < deadline:
@@ -60,7 +102,9 @@ def main(argv: list[str]) -> int:
                 os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    return child.wait()
+    code = child.wait()
+    stopper.join(timeout=GRACE)
+    return code
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ os.environ.setdefault(clock.TODAY_ENV, clock.now().date().isoformat())
 # `make serve` running on this machine at a test's temporary lake: they look for an endpoint on a
 # port where nothing listens (port 1: connections are refused at once). test_serving.py starts its own.
 os.environ["NETFLIX_SQL_PORT"] = "1"
+# The suite's runs use its own session (test_spark_connect.py and `make dev` in test_ui_e2e.py start
+# their own Spark Connect servers), whatever the developer's shell points at.
+os.environ.pop("NETFLIX_SPARK_REMOTE", None)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "netflix_assets" / "data"
 TUTORIAL_DIR = DATA_DIR / "netflix_tutorial"

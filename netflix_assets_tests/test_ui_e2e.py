@@ -22,6 +22,7 @@ import pytest
 
 from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
+from netflix_assets.resources.spark_connect import PORT_ENV
 
 from .conftest import TUTORIAL_DIR
 
@@ -98,7 +99,8 @@ def dagster_dev(tmp_path_factory):
     shutil.copy(PROJECT / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
     lake = tmp_path_factory.mktemp("lake")
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "NETFLIX_LAKE_URI": str(lake)}
+    # `make dev` starts its Spark Connect server on this port (not 15002: a developer's own `make dev`).
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NETFLIX_LAKE_URI": str(lake), PORT_ENV: str(_free_port())}
     log = open(tmp_path_factory.mktemp("logs") / "dagster_dev.log", "w")
     # The user's command: `make dev` (its own process group, as a terminal's job would be).
     process = subprocess.Popen(
@@ -207,6 +209,14 @@ def walked(dagster_dev):
             break
         time.sleep(5)
     found["sensor_runs"] = sensor_runs
+    found["sensor_run_messages"] = [
+        e.get("message") or ""
+        for run in sensor_runs[:1]
+        for e in client.gql(
+            "query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { ... on MessageEvent { message } } } } }",
+            id=run["runId"],
+        )["logsForRun"]["events"]
+    ]
     found["sensor_run_times"] = [client.run_times(run["runId"]) for run in sensor_runs]
     found["gold_checks"] = client.gql(
         """{ assetNodeOrError(assetKey: {path: ["gold", "netflix_titles"]}) { ... on AssetNode {
@@ -277,6 +287,10 @@ def test_the_sensor_runs_the_landed_file_through_gold(walked):
     assert (mat["partition"], rows) == (found["day"], 6232)
     blocking = {c["name"]: c["executionForLatestMaterialization"]["status"] for c in found["gold_checks"] if c["blocking"]}
     assert blocking and set(blocking.values()) == {"SUCCEEDED"}
+    # Through `make dev`'s warm Spark Connect server, not a JVM of the run's own.
+    messages = found["sensor_run_messages"]
+    assert any("Spark: a Spark Connect client of sc://127.0.0.1:" in m for m in messages), messages[:20]
+    assert not any("starts its own Spark JVM" in m for m in messages)
 
 
 def _shoot(page, url: str, name: str, expect: list[str], click: str = "", element: str = "") -> Path:
@@ -365,11 +379,12 @@ def test_make_dev_stops_within_10_s_of_sigterm_with_a_run_in_progress(dagster_de
     sends SIGINT to the same process group; measured by hand, it stops as fast (~7 s)."""
     client, _, log, process = dagster_dev
     day = (clock.today() - dt.timedelta(days=1)).isoformat()
-    client.launch("lakehouse_job", [{"path": ["raw", "netflix_cast"]}, {"path": ["bronze", "netflix_cast"]}], day)
+    run_id = client.launch("lakehouse_job", [{"path": ["raw", "netflix_cast"]}, {"path": ["bronze", "netflix_cast"]}], day)
     deadline = time.monotonic() + 300
-    while not any("java" in p for p in _session(process)):  # the run's worker has started its JVM
-        assert time.monotonic() < deadline, f"no run started its JVM in 300 s; see {log}"
-        time.sleep(1)
+    while (status := client.run_times(run_id)["status"]) in ("QUEUED", "NOT_STARTED", "STARTING"):
+        assert time.monotonic() < deadline, f"the run did not start in 300 s; see {log}"
+        time.sleep(0.2)
+    assert status == "STARTED", status  # its steps run on the Connect server, which stops too
     running = _session(process)
     os.killpg(process.pid, signal.SIGTERM)
     stop = time.monotonic() + 10

@@ -15,7 +15,9 @@ from ..lib.lineage import LINEAGE_KEY
 from ..reporting import lineage as lineage_picture
 from ..lib.refresh import Replace
 from ..lib.columns import describe
-from ..lib.tables import comment_columns, commit_metadata, save_table, table_metadata, with_comments, write_partitions
+from ..lib.tables import (
+    comment_columns, commit_metadata, read_table, save_table, table_metadata, with_comments, write_partitions,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -119,15 +121,12 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
 
         key = context.asset_key
         uri = self._uri(key)
-        spark = self.spark.get_session()
-        from delta.tables import DeltaTable
-
-        if not DeltaTable.isDeltaTable(spark, uri):
+        df = read_table(self.spark.get_session(), uri)
+        if df is None:
             raise dg.Failure(
                 f"{key.to_user_string()} has no Delta table at {uri}: materialize it first",
                 metadata={"uri": uri},
             )
-        df = spark.read.format("delta").load(uri)
         window = _window(context)
         if window is None:
             return df

@@ -12,7 +12,7 @@ import dagster as dg
 
 from ..partitions import PARTITION_COLUMN
 from .columns import describe
-from .delta_layout import new_table_options
+from .delta_layout import new_table_options, portable_types
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -126,6 +126,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
     predicate = f"{PARTITION_COLUMN} >= DATE'{start}' AND {PARTITION_COLUMN} < DATE'{end}'"
     if narrower:
         predicate = f"{predicate} AND ({narrower})"
+    df = portable_types(df)
     return committed(
         lambda marker: (
             df.write.format("delta")
@@ -144,6 +145,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
 
 def save_table(df: DataFrame, uri: str) -> str:
     """Replace a whole unpartitioned table with `df`; returns the commit's marker."""
+    df = portable_types(df)
     return committed(
         lambda marker: df.write.format("delta").options(**new_table_options(df.columns)).option("userMetadata", marker)
         .mode("overwrite").option("overwriteSchema", "true").save(uri),
@@ -209,12 +211,24 @@ def comment_columns(spark: SparkSession, uri: str, descriptions: Mapping[str, st
     return changed
 
 
-def read_table(spark: SparkSession, uri: str) -> Optional[DataFrame]:
-    from delta.tables import DeltaTable
+# How Spark says there is no Delta table at a path (no folder; a folder or file without a Delta
+# log), on Delta 4.4 locally and on Databricks.
+_NO_TABLE = frozenset({"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_PATH_DOES_NOT_EXIST"})
 
-    if not DeltaTable.isDeltaTable(spark, uri):
-        return None
-    return spark.read.format("delta").load(uri)
+
+def read_table(spark: SparkSession, uri: str) -> Optional[DataFrame]:
+    """The Delta table at `uri`, or None when there is none. Through the DataFrame API only (no
+    py4j `DeltaTable.isDeltaTable`), so it works on a classic and a Spark Connect session alike."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        df = spark.read.format("delta").load(uri)
+        df.schema  # a Spark Connect frame is analysed lazily: a missing table must fail here
+    except AnalysisException as err:
+        if err.getCondition() in _NO_TABLE:
+            return None
+        raise
+    return df
 
 
 def partition_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> dt.date:

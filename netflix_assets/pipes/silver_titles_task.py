@@ -38,10 +38,10 @@ def _table(lake_uri: str, *path: str) -> str:
 
 
 def build_silver_titles(pipes: PipesContext) -> None:
-    from delta.tables import DeltaTable
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
+    from netflix_assets.lib.delta_layout import portable_types
     from netflix_assets.transforms import silver as t
     from netflix_assets.transforms.quality import key_verdict
 
@@ -54,7 +54,7 @@ def build_silver_titles(pipes: PipesContext) -> None:
     bronze = spark.read.format("delta").load(bronze_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
     classified = t.classify_titles(bronze).persist()
     try:
-        silver = t.silver_titles(classified)
+        silver = portable_types(t.silver_titles(classified))
         refused_rows = t.refused(classified).count()
         # As lib.tables.write_partitions: replace exactly this day, never append.
         predicate = f"{PARTITION_COLUMN} >= DATE'{day}' AND {PARTITION_COLUMN} < DATE'{day + dt.timedelta(days=1)}'"
@@ -72,7 +72,8 @@ def build_silver_titles(pipes: PipesContext) -> None:
         classified.unpersist()
 
     # Row count and version from the Delta commit just made (as lib.tables.commit_metadata).
-    last = DeltaTable.forPath(spark, silver_uri).history(1).select("version", "operation", "operationMetrics").first()
+    # SQL, not the py4j DeltaTable API: serverless compute speaks only Spark Connect.
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{silver_uri}` LIMIT 1").select("version", "operation", "operationMetrics").first()
     metrics = last["operationMetrics"] or {}
     pipes.report_asset_materialization(
         metadata={

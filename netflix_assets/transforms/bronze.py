@@ -52,9 +52,9 @@ def file_tasks(spark: SparkSession, files: int) -> int:
     one per file. A task costs scheduling plus a Python-worker round trip, and its partition
     becomes one more small file in every Delta write downstream: 100 files made 100 tasks,
     and 1,000 landed files made 1,000. Files are dealt round-robin; each task streams its own."""
-    try:
-        cores = spark.sparkContext.defaultParallelism
-    except Exception:  # no SparkContext (Spark Connect)
+    try:  # a setting, which a Spark Connect session can read too (it has no SparkContext)
+        cores = int(spark.conf.get("spark.default.parallelism"))
+    except Exception:  # noqa: BLE001 - unset (Databricks), or not readable on serverless
         cores = 8
     return max(1, min(files, 2 * cores))
 

@@ -6,7 +6,12 @@
    `lakehouse_job` (every asset and check) for today's partition in process, the way
    a run launched from the UI executes it: one local SparkSession, in-process executor.
 2. With `--incremental FILE`: lands one more file, then ticks the landing-zone sensor
-   and runs what it requests, timing from the drop to gold being rewritten.
+   and runs what it requests, timing from the drop to gold being rewritten. With
+   `--incremental-only`, the lake is already built and step 1 is skipped: the process is
+   then what the daemon launches for a sensor's run request.
+
+The session is the deployment's (`NETFLIX_SPARK_REMOTE` set: a client of that Spark Connect
+server, as a run under `make dev`; else this process's own JVM).
 
 Prints one JSON line with the timings (whole runs and each step, from the event log)
 and the row counts taken from the materializations (Delta commit metrics).
@@ -93,28 +98,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookups", required=True, type=Path, help="folder serving the four lookup files")
     parser.add_argument("--lake", required=True, type=Path)
     parser.add_argument("--incremental", type=Path, help="one more titles file to drop after the full run")
+    parser.add_argument("--incremental-only", action="store_true", help="the lake is built: skip the full run")
+    parser.add_argument("--instance-dir", type=Path, help="a Dagster instance kept between processes (default: ephemeral)")
     args = parser.parse_args(argv)
 
-    from netflix_assets import sensor_runs
     from netflix_assets.definitions import build_definitions
     from netflix_assets.deployments import local_resources
     from netflix_assets.resources.http_source import HttpSourceResource
     from netflix_assets.resources.landing import LandingZoneResource
-    from netflix_assets.resources.spark import get_or_create_session
 
     landing = LandingZoneResource(uri=str(args.lake / "raw" / "netflix_titles"), settle_seconds=0)
     resources = local_resources(
         lake_uri=str(args.lake), landing=landing, http_source=HttpSourceResource(base_url=args.lookups.resolve().as_uri())
     )
     defs = build_definitions(resources)
-    instance = dg.DagsterInstance.ephemeral()
+    # A sensor's run request reads what earlier runs recorded (the day's lookup pulls): a run in
+    # another process than the full run needs the instance the full run wrote to.
+    instance = dg.DagsterInstance.local_temp(str(args.instance_dir)) if args.instance_dir else dg.DagsterInstance.ephemeral()
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     out: dict = {"day": day}
 
     started = time.perf_counter()
-    get_or_create_session()
+    out["session"] = type(resources["spark"].get_session()).__module__
     out["session_start_s"] = time.perf_counter() - started
+    if not args.incremental_only:
+        full_run(args, defs, instance, landing, day, out)
+    if args.incremental:
+        incremental_run(args, defs, instance, landing, out)
+    print(json.dumps(out), flush=True)
+    return 0 if out.get("success", True) and out.get("incremental_success", True) else 1
 
+
+def full_run(args, defs, instance, landing, day: str, out: dict) -> None:
     files = sorted(args.titles_dir.glob("*.csv"))
     t0 = time.perf_counter()
     for path in files:
@@ -131,39 +146,40 @@ def main(argv: list[str] | None = None) -> int:
     out["failed_checks"] = _failed_checks(result)
     out["steps"] = _step_seconds(instance, result.run_id)
 
-    if args.incremental:
-        after_full = time.perf_counter()
+
+def incremental_run(args, defs, instance, landing, out: dict) -> None:
+    from netflix_assets import sensor_runs
+
+    after_full = time.perf_counter()
+    if not args.incremental_only:
         # The full run's lake is what the baseline is compared with: keep a copy before the drop
         # (not timed; Delta logs hold relative paths, so the copy is a valid lake).
         full = args.lake.with_name(args.lake.name + "_full")
         shutil.rmtree(full, ignore_errors=True)
         shutil.copytree(args.lake, full, copy_function=_link_data_files)
         out["full_lake"] = str(full)
-        t0 = time.perf_counter()
-        landing.put_file(str(args.incremental), f"zz_incremental_{args.incremental.name}")
-        cursor, runs, tick_s = None, [], 0.0
-        for _ in range(3):  # a new file is requested once it is seen unchanged (settle_seconds=0)
-            t1 = time.perf_counter()
-            tick = sensor_runs.tick(defs, instance, cursor)
-            tick_s += time.perf_counter() - t1
-            cursor = tick.cursor
-            if tick.run_requests:
-                runs = [sensor_runs.launch(defs, instance, r, QUIET) for r in tick.run_requests]
-                break
-        out["incremental_s"] = time.perf_counter() - t0
-        out["incremental_tick_s"] = tick_s
-        out["incremental_success"] = bool(runs) and all(r.success for r in runs)
-        out["incremental_rows"] = _rows(runs[0]) if runs else {}
-        out["incremental_job"] = runs[0].job_def.name if runs else None
-        out["incremental_refresh"] = _refresh_modes(runs[0]) if runs else {}
-        out["incremental_steps"] = _step_seconds(instance, runs[0].run_id) if runs else {}
-        out["incremental_gold_updated"] = bool(runs) and GOLD in out["incremental_rows"]
-        # What the process spent after the full run (lake copy, drop, tick, run): the caller takes
-        # it out of the process's wall time, which then measures the full run alone.
-        out["incremental_phase_s"] = time.perf_counter() - after_full
-
-    print(json.dumps(out), flush=True)
-    return 0 if out["success"] else 1
+    t0 = time.perf_counter()
+    landing.put_file(str(args.incremental), f"zz_incremental_{args.incremental.name}")
+    cursor, runs, tick_s = None, [], 0.0
+    for _ in range(3):  # a new file is requested once it is seen unchanged (settle_seconds=0)
+        t1 = time.perf_counter()
+        tick = sensor_runs.tick(defs, instance, cursor)
+        tick_s += time.perf_counter() - t1
+        cursor = tick.cursor
+        if tick.run_requests:
+            runs = [sensor_runs.launch(defs, instance, r, QUIET) for r in tick.run_requests]
+            break
+    out["incremental_s"] = time.perf_counter() - t0
+    out["incremental_tick_s"] = tick_s
+    out["incremental_success"] = bool(runs) and all(r.success for r in runs)
+    out["incremental_rows"] = _rows(runs[0]) if runs else {}
+    out["incremental_job"] = runs[0].job_def.name if runs else None
+    out["incremental_refresh"] = _refresh_modes(runs[0]) if runs else {}
+    out["incremental_steps"] = _step_seconds(instance, runs[0].run_id) if runs else {}
+    out["incremental_gold_updated"] = bool(runs) and GOLD in out["incremental_rows"]
+    # What the process spent after the full run (lake copy, drop, tick, run): the caller takes
+    # it out of the process's wall time, which then measures the full run alone.
+    out["incremental_phase_s"] = time.perf_counter() - after_full
 
 
 if __name__ == "__main__":

@@ -71,6 +71,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
+def connect_url(tmp_path_factory):
+    """One local Spark Connect server with Delta (`make dev`'s), shared by the tests that need
+    one (the classic-vs-Connect comparison, the emulated serverless task): a JVM start each less."""
+    from netflix_assets.resources import spark_connect
+
+    port = spark_connect.free_port()
+    server = spark_connect.start(port, tmp_path_factory.mktemp("spark_connect"))
+    try:
+        spark_connect.wait_ready(server, port)
+        yield spark_connect.url(port)
+    finally:
+        spark_connect.stop(server)
+
+
+@pytest.fixture(scope="session")
 def lookup_server():
     """Serves the bundled tutorial folder over real HTTP on loopback."""
     handler = functools.partial(_QuietHandler, directory=str(TUTORIAL_DIR))

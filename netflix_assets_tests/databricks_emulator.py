@@ -8,11 +8,13 @@
 * DBFS (`/api/2.0/dbfs/...`): create / add-block / close / put / read / get-status /
   list / mkdirs / move / delete, stored under `<root_dir>/dbfs`;
 * Jobs (`/api/2.2/jobs/runs/...`, also `/api/2.1`): submit / get / get-output / cancel;
-* Clusters (`/api/2.1/clusters/get`, also `/api/2.0`) and job/cluster permissions.
+* Clusters (`/api/2.1/clusters/get`, also `/api/2.0`) and job/cluster permissions;
+* Files (`/api/2.0/fs/files/Volumes/...`, `/api/2.0/fs/directories/Volumes/...`): Unity Catalog
+  volumes, stored under `<root_dir>/volumes` (what `PipesDatabricksServerlessClient` uses).
 
 Requests are validated the way Databricks validates them (bearer token, one task
-with a `task_key`, a `spark_python_task` on DBFS, a known `existing_cluster_id` or
-a well-formed `new_cluster`, well-formed `libraries`), and errors come back as
+with a `task_key`, a `spark_python_task` on DBFS or a volume, a known `existing_cluster_id`,
+a well-formed `new_cluster` or a serverless `environment_key`, well-formed `libraries`), and errors come back as
 Databricks does: `{"error_code": ..., "message": ...}` with the same HTTP status,
 which databricks-sdk turns into its typed exceptions.
 
@@ -25,7 +27,7 @@ the way a Databricks driver does:
   attribute access only, through `spark_session_factory`) and `dbutils`
   (`dbutils.secrets.get` reads the emulator's `secrets`, `dbutils.fs` the DBFS);
 * the `/dbfs` mount for Python file APIs (`open`, `os.stat`, `os.listdir`, ...: see
-  `_mount_dbfs`), and the `spark.databricks.clusterUsageTags.*` confs of the session;
+  `_mount`), and the `spark.databricks.clusterUsageTags.*` confs of the session;
   `SparkSession.builder.getOrCreate()` / `getActiveSession()` return that same
   runtime session (as on a cluster, where the session already exists);
 * the cluster's libraries only: the process may import the standard library, the
@@ -43,6 +45,11 @@ the way a Databricks driver does:
 * a minimal environment (`passthrough_env` plus the cluster's `spark_env_vars`),
   `DATABRICKS_RUNTIME_VERSION` set, and the runtime's native SDK authentication.
 
+Serverless runs (a task with an `environment_key`, when the emulator is given
+`serverless_remote`): the environment's `dependencies` are the libraries; the driver has
+no `sc`, no `/dbfs` and no JVM of its own: `spark` is a Spark Connect session against
+`serverless_remote` (a local `SparkConnectServer`), as Databricks serverless compute is.
+
 Runs go PENDING (library installation) -> RUNNING -> TERMINATED with `result_state`
 SUCCESS / FAILED / CANCELED / TIMEDOUT; a failed run's `state_message` carries the
 exception that ended it. The driver's stdout/stderr are captured under
@@ -51,10 +58,10 @@ exception that ended it. The driver's stdout/stderr are captured under
 The emulator process itself uses the standard library only; the emulated
 `pip install` (run inside `runtime_python`) uses `packaging`, as pip does.
 
-Limitations: one task per submission, `spark_python_task` on DBFS only; every run
+Limitations: one task per submission, `spark_python_task` on DBFS or a volume only; every run
 starts its own JVM (a real all-purpose cluster shares one); `/dbfs/...` paths
 resolve for the driver's Python file APIs only (a stand-in for the FUSE mount, see
-`_mount_dbfs`: not for the JVM, native code or subprocesses);
+`_mount`: not for the JVM, native code or subprocesses);
 maven libraries are validated but not resolved (jar libraries reach the session as
 `spark.jars`); Spark's Python worker processes are not guarded.
 """
@@ -80,7 +87,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "DBR_BASE_DISTRIBUTIONS",
@@ -233,6 +240,10 @@ DEFAULT_PASSTHROUGH_ENV: tuple[str, ...] = (
     "NETFLIX_DELTA_JAR_VERSION",
 )
 
+# What a serverless environment adds to the runtime set: the Spark Connect client's own
+# requirements (`pyspark[connect]`), which serverless drivers have preinstalled.
+SERVERLESS_EXTRA_DISTRIBUTIONS: frozenset[str] = frozenset({"zstandard"})
+
 DEFAULT_SPARK_SESSION_FACTORY = f"{REPO_ROOT / 'netflix_assets' / 'resources' / 'spark.py'}:get_or_create_session"
 
 _MAX_BLOCK = 1024 * 1024  # DBFS add-block / put / read limit (1 MB)
@@ -303,6 +314,7 @@ class EmulatedRun:
     cluster_id: str
     new_cluster: Optional[Mapping[str, Any]]
     run_dir: Path
+    environment: Optional[Mapping[str, Any]] = None  # a serverless run's `environments` entry
     timeout_seconds: int = 0
     life_cycle_state: str = "PENDING"
     result_state: Optional[str] = None
@@ -343,8 +355,14 @@ class EmulatedRun:
 
     @property
     def spark_started(self) -> bool:
-        """Whether the run's driver started a SparkSession (a JVM)."""
+        """Whether the run's driver made its SparkSession (a JVM; on serverless, a Connect client)."""
         return (self.run_dir / "spark-started").exists()
+
+    @property
+    def spark_session_module(self) -> Optional[str]:
+        """The module of the driver's session class (`pyspark.sql.connect.session` for a Connect client)."""
+        marker = self.run_dir / "spark-started"
+        return marker.read_text() if marker.exists() else None
 
     @property
     def life_cycle_states(self) -> list[str]:
@@ -374,6 +392,8 @@ class DatabricksEmulator:
         spark_session_kwargs: keyword arguments for the factory.
         passthrough_env: variables copied from this process into the driver's environment.
         cluster_env: extra variables for every driver.
+        serverless_remote: the Spark Connect URL (`sc://127.0.0.1:<port>`) of serverless runs'
+            `spark`; None: the workspace has no serverless compute (such a task is refused).
     """
 
     def __init__(
@@ -390,9 +410,12 @@ class DatabricksEmulator:
         spark_session_kwargs: Optional[Mapping[str, Any]] = None,
         passthrough_env: Sequence[str] = DEFAULT_PASSTHROUGH_ENV,
         cluster_env: Optional[Mapping[str, str]] = None,
+        serverless_remote: Optional[str] = None,
     ):
         self.root_dir = Path(root_dir).resolve()
         self.dbfs_root = self.root_dir / "dbfs"
+        self.volumes_root = self.root_dir / "volumes"
+        self.serverless_remote = serverless_remote
         self.runs_root = self.root_dir / "runs"
         self.secrets: dict[tuple[str, str], str] = dict(secrets or {})
         self.token = token
@@ -458,6 +481,7 @@ class DatabricksEmulator:
         if self._server is not None:
             return self
         self.dbfs_root.mkdir(parents=True, exist_ok=True)
+        self.volumes_root.mkdir(parents=True, exist_ok=True)
         self.runs_root.mkdir(parents=True, exist_ok=True)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
@@ -547,6 +571,9 @@ class DatabricksEmulator:
             raise TimeoutError(f"run {run_id} still {run.life_cycle_state} after {timeout}s")
         return run
 
+    def _file_local_path(self, path: str) -> Path:
+        return self.volume_local_path(path) if path.startswith("/Volumes/") else self.dbfs_local_path(path)
+
     def dbfs_local_path(self, path: str) -> Path:
         """The file behind a DBFS path (`dbfs:/x`, `/x`) or a driver-local `/dbfs/x` path."""
         if path.startswith("/dbfs/") or path == "/dbfs":
@@ -555,14 +582,16 @@ class DatabricksEmulator:
 
     # ------------------------------------------------------------------ HTTP plumbing
 
-    def _handle(self, method: str, raw_path: str, headers: Any, raw_body: bytes) -> tuple[int, Mapping[str, Any]]:
+    def _handle(self, method: str, raw_path: str, headers: Any, raw_body: bytes) -> tuple[int, Any]:
+        """(status, payload): a JSON-able mapping, or the raw bytes of a Files API download."""
         parts = urlsplit(raw_path)
-        path = parts.path
+        path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         body: Optional[dict[str, Any]] = None
         status, error_code = 200, None
+        files = re.fullmatch(r"/api/2\.0/fs/(files|directories)(/.*)", path)
         try:
-            if raw_body.strip():
+            if raw_body.strip() and not files:  # the Files API's bodies are raw bytes
                 try:
                     body = json.loads(raw_body)
                 except ValueError:
@@ -576,7 +605,9 @@ class DatabricksEmulator:
             self._authenticate(headers)
             route = self._routes.get((method, path))
             match = re.fullmatch(r"/api/2\.0/permissions/(jobs|clusters)/([^/]+)", path)
-            if route is None and match and method in ("GET", "PATCH", "PUT"):
+            if files:
+                payload = self._files(method, files.group(1), files.group(2), query, raw_body)
+            elif route is None and match and method in ("GET", "PATCH", "PUT"):
                 payload = self._permissions(method, match.group(1), match.group(2), body or {})
             elif route is None:
                 raise DatabricksApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
@@ -601,6 +632,69 @@ class DatabricksEmulator:
             )
         if self.token is not None and credential.strip() not in (self.token, *self._run_tokens):
             raise DatabricksApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+    # ------------------------------------------------------------------ Files API (volumes)
+
+    def volume_local_path(self, path: str) -> Path:
+        """The file behind a volume path `/Volumes/<catalog>/<schema>/<volume>/...`."""
+        if not isinstance(path, str) or not path.startswith("/Volumes/"):
+            raise _invalid(f"Path {path!r} is not a Unity Catalog volume path (/Volumes/<catalog>/<schema>/<volume>/...)")
+        relative = posixpath.normpath(path).lstrip("/").split("/")[1:]
+        if len(relative) < 3 or ".." in relative:
+            raise _invalid(f"Path {path!r} does not name a file or directory inside a volume")
+        return self.volumes_root.joinpath(*relative)
+
+    def _files(self, method: str, kind: str, path: str, query: Mapping[str, str], data: bytes) -> Any:
+        local = self.volume_local_path(path)
+        missing = DatabricksApiError(404, "NOT_FOUND", f"The file or directory {path} does not exist.")
+        if kind == "files":
+            if method == "PUT":
+                if local.is_dir():
+                    raise DatabricksApiError(409, "ALREADY_EXISTS", f"{path} is a directory.")
+                if local.exists() and query.get("overwrite", "false").lower() != "true":
+                    raise DatabricksApiError(409, "ALREADY_EXISTS", f"The file {path} already exists.")
+                local.parent.mkdir(parents=True, exist_ok=True)  # parents are created implicitly
+                local.write_bytes(data)
+                return {}
+            if not local.is_file():
+                raise missing
+            if method == "GET":
+                return local.read_bytes()
+            if method == "HEAD":
+                return {}
+            if method == "DELETE":
+                local.unlink()
+                return {}
+        else:
+            if method == "PUT":
+                if local.is_file():
+                    raise DatabricksApiError(409, "ALREADY_EXISTS", f"{path} is a file.")
+                local.mkdir(parents=True, exist_ok=True)
+                return {}
+            if not local.is_dir():
+                raise missing
+            if method == "HEAD":
+                return {}
+            if method == "GET":
+                entries = sorted(local.iterdir())
+                return {
+                    "contents": [
+                        {
+                            "path": f"{path.rstrip('/')}/{e.name}",
+                            "name": e.name,
+                            "is_directory": e.is_dir(),
+                            **({} if e.is_dir() else {"file_size": e.stat().st_size}),
+                            "last_modified": int(e.stat().st_mtime * 1000),
+                        }
+                        for e in entries
+                    ]
+                }
+            if method == "DELETE":
+                if any(local.iterdir()):
+                    raise DatabricksApiError(400, "DIRECTORY_NOT_EMPTY", f"The directory {path} is not empty.")
+                local.rmdir()
+                return {}
+        raise DatabricksApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /api/2.0/fs/{kind}{path}'")
 
     # ------------------------------------------------------------------ DBFS
 
@@ -851,8 +945,8 @@ class DatabricksEmulator:
             raise _invalid(f"Invalid source {spt['source']!r}")
         if spt.get("source") == "GIT":
             raise _invalid("Task source GIT requires a git_source on the run")
-        if not spt["python_file"].startswith("dbfs:/"):
-            raise _invalid(f"The emulator runs python files on DBFS (dbfs:/...) only, got {spt['python_file']}")
+        if not spt["python_file"].startswith(("dbfs:/", "/Volumes/")):
+            raise _invalid(f"The emulator runs python files on DBFS (dbfs:/...) or a volume (/Volumes/...) only, got {spt['python_file']}")
         params = spt.get("parameters", [])
         if not isinstance(params, list) or not all(isinstance(x, str) for x in params):
             raise _invalid("spark_python_task.parameters must be an array of strings")
@@ -861,14 +955,14 @@ class DatabricksEmulator:
         if len(compute) > 1:
             raise _invalid(f"Task {task['task_key']} may specify only one of {', '.join(compute)}")
         if not compute:
-            raise _invalid(
-                f"Task {task['task_key']}: serverless compute needs an environment; the emulator needs existing_cluster_id or new_cluster"
-            )
-        if compute[0] in ("job_cluster_key", "environment_key"):
-            raise _invalid(f"The emulator does not support {compute[0]} on runs/submit")
+            raise _invalid(f"Task {task['task_key']}: a Python task on serverless compute needs an environment_key")
+        if compute[0] == "job_cluster_key":
+            raise _invalid("The emulator does not support job_cluster_key on runs/submit")
         existing = task.get("existing_cluster_id")
         new_cluster = task.get("new_cluster")
-        if existing is not None:
+        if compute[0] == "environment_key":
+            self._serverless_environment(p, task)
+        elif existing is not None:
             if not isinstance(existing, str) or existing not in self.clusters or self.clusters[existing].get("job_cluster"):
                 raise _invalid(f"Cluster {existing} does not exist")
         else:
@@ -886,6 +980,24 @@ class DatabricksEmulator:
         if token is not None and (not isinstance(token, str) or len(token) > 64):
             raise _invalid("idempotency_token must be a string of at most 64 characters")
         return task, existing, new_cluster
+
+    def _serverless_environment(self, p: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+        """The `environments` entry of a serverless task, validated."""
+        if self.serverless_remote is None:
+            raise _invalid("Serverless compute is not enabled for this workspace")
+        if task.get("libraries"):
+            raise _invalid("Libraries field is not supported for serverless task, please specify libraries in environment")
+        key = task["environment_key"]
+        found = [e for e in p.get("environments") or [] if isinstance(e, dict) and e.get("environment_key") == key]
+        if len(found) != 1:
+            raise _invalid(f"Task {task['task_key']}: environment_key {key!r} must match exactly one of the run's environments")
+        spec = found[0].get("spec")
+        if not isinstance(spec, dict) or not (spec.get("environment_version") or spec.get("client")):
+            raise _invalid(f"Environment {key!r}: spec.environment_version (or the older spec.client) is required")
+        dependencies = spec.get("dependencies", [])
+        if not isinstance(dependencies, list) or not all(isinstance(d, str) and d for d in dependencies):
+            raise _invalid(f"Environment {key!r}: dependencies must be an array of strings")
+        return dict(found[0])
 
     @staticmethod
     def _validate_new_cluster(cluster: Any) -> None:
@@ -923,7 +1035,10 @@ class DatabricksEmulator:
             if token and token in self._idempotency:
                 return {"run_id": self._idempotency[token]}
             run_id, task_run_id, job_id = next(self._ids), next(self._ids), next(self._job_ids)
-            if existing is not None:
+            environment = self._serverless_environment(p, task) if task.get("environment_key") else None
+            if environment is not None:
+                cluster_id = ""  # serverless: no cluster of the workspace's
+            elif existing is not None:
                 cluster_id = existing
             else:
                 cluster_id = "{}-{}".format(
@@ -946,6 +1061,7 @@ class DatabricksEmulator:
                 task=task,
                 cluster_id=cluster_id,
                 new_cluster=new_cluster,
+                environment=environment,
                 run_dir=self.runs_root / str(run_id),
                 timeout_seconds=max(int(p.get("timeout_seconds") or 0), int(task.get("timeout_seconds") or 0)),
                 start_time=_now_ms(),
@@ -1014,11 +1130,17 @@ class DatabricksEmulator:
                 "status": self._status_json(run),
                 "attempt_number": 0,
                 "run_page_url": self.run_page_url(run, run.task_run_id),
-                "cluster_instance": {"cluster_id": run.cluster_id, "spark_context_id": str(run.run_id * 7919)},
+                **self._cluster_instance(run),
                 **self._durations(run),
             }
         )
         return task
+
+    @staticmethod
+    def _cluster_instance(run: EmulatedRun) -> dict[str, Any]:
+        if not run.cluster_id:  # serverless
+            return {}
+        return {"cluster_instance": {"cluster_id": run.cluster_id, "spark_context_id": str(run.run_id * 7919)}}
 
     def _run_json(self, run: EmulatedRun) -> dict[str, Any]:
         return {
@@ -1034,7 +1156,7 @@ class DatabricksEmulator:
             "state": self._state_json(run),
             "status": self._status_json(run),
             "tasks": [self._task_json(run)],
-            "cluster_instance": {"cluster_id": run.cluster_id, "spark_context_id": str(run.run_id * 7919)},
+            **self._cluster_instance(run),
             "run_page_url": self.run_page_url(run),
             **self._durations(run),
         }
@@ -1130,44 +1252,53 @@ class DatabricksEmulator:
         driver_dir, tmp_dir = run.run_dir / "driver", run.run_dir / "tmp"
         driver_dir.mkdir(exist_ok=True)
         tmp_dir.mkdir(exist_ok=True)
-        cluster = self.clusters[run.cluster_id]
+        serverless = run.environment is not None
+        cluster = {} if serverless else self.clusters[run.cluster_id]
         with self._lock:
             if cluster.get("job_cluster"):
                 cluster["state"] = "RUNNING"
         spt = run.task["spark_python_task"]
 
-        # Library files on DBFS must exist before anything runs.
+        # Library files (on DBFS or a volume) must exist before anything runs. A serverless
+        # environment's dependencies are pip specs or paths of wheels on a volume.
+        requested = (
+            [{"whl": d} if d.startswith("/Volumes/") else {"pypi": {"package": d}} for d in run.environment["spec"].get("dependencies", [])]
+            if serverless
+            else run.task.get("libraries", [])
+        )
         libraries: list[dict[str, Any]] = []
-        for lib in run.task.get("libraries", []):
+        for lib in requested:
             kind = next(k for k in _LIBRARY_KINDS if k in lib)
             if kind in ("whl", "jar", "egg", "requirements"):
                 location = lib[kind]
-                if not location.startswith("dbfs:/"):
-                    return self._library_failure(run, lib, f"the emulator installs {kind} files from dbfs:/ only")
-                local = self.dbfs_local_path(location)
+                if not location.startswith(("dbfs:/", "/Volumes/")):
+                    return self._library_failure(run, lib, f"the emulator installs {kind} files from dbfs:/ or /Volumes/ only")
+                local = self._file_local_path(location)
                 if not local.is_file():
                     return self._library_failure(run, lib, f"java.io.FileNotFoundException: {location} (No such file or directory)")
                 libraries.append({kind: str(local), "location": location})
             else:
                 libraries.append(dict(lib))
 
-        python_file = self.dbfs_local_path(spt["python_file"])
+        python_file = self._file_local_path(spt["python_file"])
         if not python_file.is_file():
             return self._finish(
                 run, "TERMINATED", "FAILED",
-                f"Cannot read the python file {spt['python_file']}: no such file on DBFS.",
+                f"Cannot read the python file {spt['python_file']}: no such file.",
                 "RESOURCE_NOT_FOUND", "CLIENT_ERROR",
             )
         parameters = [
-            str(self.dbfs_local_path(x)) if x.startswith("/dbfs/") else x for x in spt.get("parameters", [])
+            str(self.dbfs_local_path(x)) if x.startswith("/dbfs/") and not serverless else x for x in spt.get("parameters", [])
         ]
 
-        spark_conf = {**_cluster_usage_tags(run.cluster_id, cluster), **cluster.get("spark_conf", {})}
+        spark_conf = {} if serverless else {**_cluster_usage_tags(run.cluster_id, cluster), **cluster.get("spark_conf", {})}
         jars = [lib["jar"] for lib in libraries if "jar" in lib]
         if jars:
             spark_conf["spark.jars"] = ",".join(jars)
         version_match = _SPARK_VERSION_RE.match(cluster.get("spark_version", DBR_SPARK_VERSION))
         runtime_version = f"{version_match.group(1)}.{version_match.group(2)}" if version_match else "17.3"
+        if serverless:
+            runtime_version = f"client.{run.environment['spec'].get('environment_version') or run.environment['spec'].get('client')}"
         api_token = "dapi" + "".join(random.choices("0123456789abcdef", k=32))
         with self._lock:
             self._run_tokens.add(api_token)
@@ -1175,13 +1306,16 @@ class DatabricksEmulator:
             "python_file": str(python_file),
             "parameters": parameters,
             "libraries": libraries,
-            "runtime_libraries": sorted(self.runtime_libraries),
+            "runtime_libraries": sorted(self.runtime_libraries | (SERVERLESS_EXTRA_DISTRIBUTIONS if serverless else set())),
             "enforce": self.enforce_cluster_libraries,
             "cluster_roots": [str(self.root_dir)],
-            "dbfs_root": str(self.dbfs_root),
+            "dbfs_root": None if serverless else str(self.dbfs_root),
+            "volumes_root": str(self.volumes_root),
+            "serverless": serverless,
             "secrets_file": str(run.run_dir / "secrets.json"),
-            "spark_factory": self.spark_session_factory,
-            "spark_kwargs": self.spark_session_kwargs,
+            # Serverless compute is Spark Connect: the driver gets a client session, never a JVM.
+            "spark_factory": f"{Path(__file__).resolve()}:connect_session" if serverless else self.spark_session_factory,
+            "spark_kwargs": {"remote": self.serverless_remote} if serverless else self.spark_session_kwargs,
             "spark_conf": spark_conf,
             "workspace_url": f"127.0.0.1:{self.port}",
             "api_token": api_token,
@@ -1197,7 +1331,7 @@ class DatabricksEmulator:
         env.update(
             {
                 "DATABRICKS_RUNTIME_VERSION": runtime_version,
-                "DB_CLUSTER_ID": run.cluster_id,
+                **({} if serverless else {"DB_CLUSTER_ID": run.cluster_id}),
                 "DB_IS_DRIVER": "TRUE",
                 "TMPDIR": str(tmp_dir),
                 "PYSPARK_PYTHON": self.runtime_python,
@@ -1292,14 +1426,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         emulator: DatabricksEmulator = self.server.emulator  # type: ignore[attr-defined]
         status, payload = emulator._handle(self.command, self.path, self.headers, raw)
-        data = json.dumps(payload).encode()
+        binary = isinstance(payload, bytes)
+        data = payload if binary else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output readable
         pass
@@ -1608,6 +1744,16 @@ class _ClusterImportGuard:
             return self._hooked(fullname, self._delegate(fullname, path, target, restrict=False))
         if path is not None:
             spec = self._delegate(fullname, path, target, restrict=False)
+            origin = getattr(spec, "origin", None)
+            if (
+                origin not in (None, "namespace", "built-in", "frozen")
+                and fullname.partition(".")[0] not in sys.stdlib_module_names
+                and not _under(origin, self.site_dirs)
+                and not _under(origin, self.cluster_roots)
+            ):
+                # A submodule that an editable install's finder maps into a directory of this
+                # machine (the repository), whatever its parent's path: the cluster lacks it too.
+                return None
             if spec is not None and fullname.count(".") == 1:
                 parent = sys.modules.get(fullname.partition(".")[0])
                 if parent is not None and getattr(parent, "__file__", None) is None:  # a namespace package
@@ -1733,7 +1879,7 @@ class _Runtime:
                         if "extra_conf" in inspect.signature(factory).parameters:
                             kwargs["extra_conf"] = {**kwargs.get("extra_conf", {}), **self.spec["spark_conf"]}
                     self._session = factory(**kwargs)
-                Path(self.spec["run_dir"], "spark-started").write_text(str(time.time()))
+                Path(self.spec["run_dir"], "spark-started").write_text(type(self._session).__module__)
             finally:
                 self._creating = False
         return self._session
@@ -1928,7 +2074,8 @@ class _Fs:
 class _DbUtils:
     def __init__(self, spec: Mapping[str, Any]):
         self.secrets = _Secrets(spec["secrets_file"])
-        self.fs = _Fs(spec["dbfs_root"])
+        # Serverless: no DBFS (the emulator's dbutils.fs serves DBFS paths only).
+        self.fs = _Fs(spec["dbfs_root"]) if spec["dbfs_root"] else None
 
     def __repr__(self) -> str:
         return "<emulated Databricks dbutils>"
@@ -1973,22 +2120,30 @@ def _install_dbruntime(spec: Mapping[str, Any], namespace: Mapping[str, Any]) ->
         sys.modules.setdefault(module.__name__, module)
 
 
-def _mount_dbfs(dbfs_root: str) -> None:
-    """A stand-in for the driver's `/dbfs` FUSE mount, for Python file APIs only.
+def connect_session(remote: str) -> Any:
+    """A serverless driver's `spark`: a Spark Connect client session of `remote`."""
+    from pyspark.sql import SparkSession
 
-    Paths `/dbfs` and `/dbfs/...` given to `open` (`builtins`, `io`, hence `pathlib`),
-    `os.open`, `os.stat` / `os.lstat` (hence `os.path.exists` / `isdir` / `isfile`),
-    `os.listdir`, `os.scandir`, `os.mkdir` (hence `os.makedirs`), `os.remove` / `os.unlink`,
-    `os.rmdir` (hence `shutil.rmtree`) and `os.rename` / `os.replace` resolve under the
-    emulator's DBFS directory (what dagster-pipes' `PipesDbfsContextLoader` /
-    `PipesDbfsMessageWriter` use). Spark (the JVM), native code and subprocesses do not
-    see the mount: give them `dbfs:/` URIs.
+    os.environ["SPARK_REMOTE"] = remote  # `SparkSession.builder.getOrCreate()` in the task finds it
+    return SparkSession.builder.remote(remote).getOrCreate()
+
+
+def _mount(mounts: Mapping[str, str]) -> None:
+    """A stand-in for the driver's FUSE mounts (`/dbfs`, `/Volumes`), for Python file APIs only.
+
+    Paths under a mount point (`/dbfs`, `/dbfs/...`; `/Volumes/...`) given to `open`
+    (`builtins`, `io`, hence `pathlib`), `os.open`, `os.stat` / `os.lstat` (hence
+    `os.path.exists` / `isdir` / `isfile`), `os.listdir`, `os.scandir`, `os.mkdir` (hence
+    `os.makedirs`), `os.remove` / `os.unlink`, `os.rmdir` (hence `shutil.rmtree`) and
+    `os.rename` / `os.replace` resolve under the emulator's DBFS or volumes directory (what
+    dagster-pipes' DBFS and Unity Catalog volume loaders and writers use). Spark (the JVM),
+    native code and subprocesses do not see the mounts: give them `dbfs:/` URIs.
     """
     import builtins
     import functools
     import io
 
-    root = os.path.realpath(dbfs_root)
+    roots = {point: os.path.realpath(root) for point, root in mounts.items()}
 
     def local(path: Any) -> Any:
         if isinstance(path, int):
@@ -1997,10 +2152,11 @@ def _mount_dbfs(dbfs_root: str) -> None:
             text = os.fsdecode(os.fspath(path))
         except TypeError:
             return path
-        if text != "/dbfs" and not text.startswith("/dbfs/"):
+        point = next((p for p in roots if text == p or text.startswith(p + "/")), None)
+        if point is None:
             return path
-        relative = posixpath.normpath("/" + text[len("/dbfs") :].lstrip("/")).lstrip("/")
-        return os.path.join(root, relative) if relative else root
+        relative = posixpath.normpath("/" + text[len(point) :].lstrip("/")).lstrip("/")
+        return os.path.join(roots[point], relative) if relative else roots[point]
 
     def wrap(func: Callable[..., Any], arity: int = 1) -> Callable[..., Any]:
         @functools.wraps(func)
@@ -2068,12 +2224,13 @@ def _runtime_main(spec_path: str) -> int:
     else:
         _PatchOnImport.install("pyspark.sql.session", runtime.patch_pyspark_session)
     init_globals = {
-        "sc": _LazyProxy(lambda: runtime.session().sparkContext, "sc"),
         "spark": _LazyProxy(runtime.session, "spark"),
         "dbutils": _DbUtils(spec),
     }
+    if not spec["serverless"]:  # serverless compute has no SparkContext
+        init_globals["sc"] = _LazyProxy(lambda: runtime.session().sparkContext, "sc")
     _install_dbruntime(spec, init_globals)
-    _mount_dbfs(spec["dbfs_root"])
+    _mount({"/Volumes": spec["volumes_root"], **({"/dbfs": spec["dbfs_root"]} if spec["dbfs_root"] else {})})
 
     # 3. The task.
     sys.argv = [spec["python_file"], *spec["parameters"]]

@@ -113,6 +113,7 @@ CLUSTER_SECRET_VALUES = {
     LANDING_ENV["account_key"]: "TEFORElORy1LRVktU0VDUkVU",
     LANDING_ENV["sas_token"]: "sv=2024&sig=LANDINGSIGNATURE",
     LANDING_ENV["connection_string"]: "DefaultEndpointsProtocol=https;AccountName=land;AccountKey=CONNSTRINGKEY",
+    "AZURE_CLIENT_SECRET": "c3AtY2xpZW50LXNlY3JldA==",
 }
 
 
@@ -154,6 +155,24 @@ def test_only_the_secrets_in_use_are_read_from_the_scope(prod_env, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     keys = {s["key"] for s in step_launcher_config()["secrets_to_env_variables"]}
     assert keys == {"adls-account-key"}  # Spark's storage.adls2 reads it in any case
+
+
+def test_standard_access_mode_sets_no_key_through_the_jvm(prod_env, monkeypatch):
+    """NETFLIX_LAKE_AUTH=cluster: the compute's own access (a Unity Catalog external location):
+    no `storage.adls2` (the launcher's `sc._jsc` call), no account key read from the scope; the
+    step's Python readers get a service principal instead, its secret from the scope."""
+    monkeypatch.setenv("NETFLIX_LAKE_AUTH", "cluster")
+    monkeypatch.delenv("NETFLIX_ADLS_ACCOUNT_KEY", raising=False)
+    for name, value in {"AZURE_CLIENT_ID": "sp-app-id", "AZURE_TENANT_ID": "tenant-id", "AZURE_CLIENT_SECRET": "sp-secret"}.items():
+        monkeypatch.setenv(name, value)
+    config = step_launcher_config()
+    assert "storage" not in config
+    assert {(s["key"], s["name"]) for s in config["secrets_to_env_variables"]} >= {("azure-client-secret", "AZURE_CLIENT_SECRET")}
+    assert "adls-account-key" not in {s["key"] for s in config["secrets_to_env_variables"]}
+    assert config["env_variables"]["AZURE_CLIENT_ID"] == "sp-app-id" and "sp-secret" not in repr(config)
+    monkeypatch.setenv("NETFLIX_LAKE_AUTH", "sas")
+    with pytest.raises(ValueError, match="NETFLIX_LAKE_AUTH='sas'"):
+        step_launcher_config()
 
 
 @pytest.mark.parametrize(

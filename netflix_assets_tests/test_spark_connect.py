@@ -43,17 +43,6 @@ def _main(spec: str) -> None:
     }))
 
 
-@pytest.fixture(scope="module")
-def connect_url(tmp_path_factory):
-    port = spark_connect.free_port()
-    server = spark_connect.start(port, tmp_path_factory.mktemp("spark_connect"))
-    try:
-        spark_connect.wait_ready(server, port)
-        yield spark_connect.url(port)
-    finally:
-        spark_connect.stop(server)
-
-
 def _tables(root: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(root)) for p in root.glob("*/*/_delta_log"))
 

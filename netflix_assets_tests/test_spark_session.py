@@ -44,3 +44,16 @@ def test_a_new_jvm_loads_the_jars_the_first_session_resolved(spark, tmp_path):
     assert child["packages"] is None
     assert [j.removeprefix("file://").removeprefix("file:") for j in child["jars"].split(",")] == remembered
     assert child["rows"] == 5
+
+
+def test_the_grpc_probe_speaks_tls_where_the_connect_client_would(monkeypatch):
+    """A Databricks Connect URL is TLS: a plain-text probe would call it "not Spark Connect"."""
+    from pyspark.sql.connect.client.core import DefaultChannelBuilder
+
+    from netflix_assets.resources.spark import uses_tls
+
+    monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
+    for url in ("sc://127.0.0.1:15002", "sc://adb-1.2.azuredatabricks.net:443/;token=dapi1;x-databricks-cluster-id=0101",
+                "sc://localhost:15002/;token=t", "sc://h:1/;use_ssl=true", "sc://h:1/;use_ssl=false"):
+        builder = DefaultChannelBuilder(url)
+        assert uses_tls(url) == (builder.secure and (builder.use_ssl or builder.host != "localhost")), url

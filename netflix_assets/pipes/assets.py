@@ -20,11 +20,20 @@ What runs where:
   `netflix-lakehouse-transforms` (only `netflix_assets.transforms`: pure PySpark,
   no Dagster), reads bronze, writes silver with `replaceWhere` on the day, reports.
 
+Serverless (`DATABRICKS_PIPES_VOLUME=/Volumes/<catalog>/<schema>/<volume>` set): the same
+task on Databricks serverless compute through `PipesDatabricksServerlessClient`. Serverless
+has no DBFS and no cluster to install libraries on, so the script, the wheel, the Pipes
+context and the message chunks all go to that Unity Catalog volume (Files API), and the
+libraries are the task's serverless environment's dependencies. Its `spark` is a Spark
+Connect session: the task uses only the DataFrame and SQL API (no `sparkContext`, RDDs or
+py4j `DeltaTable`), which the emulator's serverless runs prove against a local Spark Connect
+server (test_databricks_pipes.py).
+
 Configuration (the same variables as the prod step launcher): `DATABRICKS_HOST`,
-`DATABRICKS_TOKEN`, `DATABRICKS_CLUSTER_ID`, and `NETFLIX_LAKE_URI` for the lake
-root the cluster's Spark reads and writes (the cluster needs its own access to
-ADLS, e.g. a Unity Catalog external location or cluster-level credentials: no
-secret travels with the task). Usage:
+`DATABRICKS_TOKEN`, `DATABRICKS_CLUSTER_ID` (classic compute), `DATABRICKS_PIPES_VOLUME`
+(serverless), and `NETFLIX_LAKE_URI` for the lake root the task's Spark reads and writes
+(the compute needs its own access to ADLS, e.g. a Unity Catalog external location or
+cluster-level credentials: no secret travels with the task). Usage:
 
     defs = dg.Definitions(
         assets=[silver_titles_pipes_asset()],
@@ -46,6 +55,11 @@ import dagster as dg
 from ..partitions import daily_partitions
 
 PIPES_RESOURCE_KEY = "pipes_databricks"
+# A Unity Catalog volume path: set, the asset runs on serverless compute (see the module docstring).
+PIPES_VOLUME_ENV = "DATABRICKS_PIPES_VOLUME"
+SERVERLESS_ENVIRONMENT_KEY = "netflix"
+# Serverless environment 3: Python 3.12 and a Spark Connect client of the 4.x line.
+SERVERLESS_ENVIRONMENT_VERSION = "3"
 SILVER_TITLES = dg.AssetKey(["silver", "netflix_titles"])
 BRONZE_TITLES = dg.AssetKey(["bronze", "netflix_titles"])
 
@@ -55,8 +69,12 @@ DEFAULT_DBFS_PREFIX = "dbfs:/netflix-lakehouse/pipes"
 
 WHEEL_NAME = "netflix_lakehouse_transforms"
 WHEEL_VERSION = "0.1.0"
-# The sources the task imports: the transforms package only (no Dagster in it).
-WHEEL_SOURCES = ("transforms/__init__.py", "transforms/silver.py", "transforms/quality.py")
+# The sources the task imports, none of which imports Dagster: the silver transforms and the
+# Delta layout rules (`lib/delta_layout.py`: portable string types).
+WHEEL_SOURCES = (
+    "transforms/__init__.py", "transforms/silver.py", "transforms/quality.py",
+    "lib/__init__.py", "lib/delta_layout.py",
+)
 # The wheel's own top-level package: no `definitions` import (the real
 # `netflix_assets/__init__.py` builds the Dagster code location).
 _WHEEL_INIT = '"""netflix_assets.transforms only, for Databricks tasks (see netflix_assets/pipes/assets.py)."""\n'
@@ -68,9 +86,14 @@ def _env(name: str) -> Optional[str]:
 
 
 def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
-    """`PipesDatabricksClient` for the workspace of `DATABRICKS_HOST` / `DATABRICKS_TOKEN`
-    (without a token, databricks-sdk's default credential chain)."""
-    from dagster_databricks import PipesDatabricksClient
+    """The Pipes client for the workspace of `DATABRICKS_HOST` / `DATABRICKS_TOKEN` (without a
+    token, databricks-sdk's default credential chain): `PipesDatabricksServerlessClient` on the
+    volume `DATABRICKS_PIPES_VOLUME` when it is set, else `PipesDatabricksClient` (DBFS)."""
+    from dagster_databricks.pipes import (
+        PipesDatabricksClient,
+        PipesDatabricksServerlessClient,
+        PipesUnityCatalogVolumesMessageReader,
+    )
     from databricks.sdk import WorkspaceClient
 
     host = _env("DATABRICKS_HOST")
@@ -78,7 +101,17 @@ def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
         raise ValueError("The Databricks Pipes client needs DATABRICKS_HOST (the workspace URL)")
     client = WorkspaceClient(host=host, token=_env("DATABRICKS_TOKEN"))
     interval = poll_interval_seconds or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5"))
-    return PipesDatabricksClient(client=client, poll_interval_seconds=interval)
+    volume = _env(PIPES_VOLUME_ENV)
+    if volume is None:
+        return PipesDatabricksClient(client=client, poll_interval_seconds=interval)
+    if not volume.startswith("/Volumes/") or len(volume.strip("/").split("/")) != 4:
+        raise ValueError(f"{PIPES_VOLUME_ENV} must be a volume path /Volumes/<catalog>/<schema>/<volume>, got {volume!r}")
+    volume = volume.rstrip("/")
+    # The reader's own default polls the volume every 10 s: the run's interval instead.
+    reader = PipesUnityCatalogVolumesMessageReader(client=client, volume_path=volume, interval=interval)
+    return PipesDatabricksServerlessClient(
+        client=client, volume_path=volume, message_reader=reader, poll_interval_seconds=interval
+    )
 
 
 def transforms_wheel() -> tuple[str, bytes]:
@@ -111,13 +144,20 @@ def transforms_wheel() -> tuple[str, bytes]:
     return f"{WHEEL_NAME}-{WHEEL_VERSION}-py3-none-any.whl", buffer.getvalue()
 
 
-def _upload(client, dbfs_path: str, data: bytes) -> None:
-    """Upload with create/add-block/close (any size); overwriting is harmless: paths are content-addressed."""
-    client.dbfs.upload(dbfs_path.removeprefix("dbfs:"), io.BytesIO(data), overwrite=True)
+def _upload(client, path: str, data: bytes) -> None:
+    """Upload to DBFS (create/add-block/close, any size) or to a volume (`/Volumes/...`, the
+    Files API); overwriting is harmless: paths are content-addressed."""
+    if path.startswith("/Volumes/"):
+        from databricks.sdk.service import files
+
+        files.FilesAPI(client.api_client).upload(path, io.BytesIO(data), overwrite=True)
+    else:
+        client.dbfs.upload(path.removeprefix("dbfs:"), io.BytesIO(data), overwrite=True)
 
 
 def stage_code(client, prefix: str = DEFAULT_DBFS_PREFIX) -> tuple[str, str]:
-    """Upload the task script and the transforms wheel; returns their `dbfs:/` paths.
+    """Upload the task script and the transforms wheel under `prefix` (`dbfs:/...` or a
+    volume's `/Volumes/...`); returns their paths.
 
     Directories are named by a hash of the contents: an all-purpose cluster keeps
     a library installed once per path, so new code must get a new path."""
@@ -142,7 +182,8 @@ def silver_titles_pipes_asset(
 ) -> dg.AssetsDefinition:
     """silver/netflix_titles computed by a Databricks task through Pipes (see the module docstring).
 
-    `lake_uri` / `cluster_id` default to `NETFLIX_LAKE_URI` / `DATABRICKS_CLUSTER_ID`, read at run time."""
+    `lake_uri` / `cluster_id` default to `NETFLIX_LAKE_URI` / `DATABRICKS_CLUSTER_ID`, read at run
+    time; the compute (an existing cluster or serverless) follows the `pipes_databricks` client."""
     from .silver_titles_task import CHECK_NAME
 
     @dg.asset(
@@ -159,29 +200,43 @@ def silver_titles_pipes_asset(
         ],
     )
     def silver_netflix_titles_pipes(context: dg.AssetExecutionContext, pipes_databricks: dg.ResourceParam):
-        from databricks.sdk.service import jobs
-
         lake = lake_uri or _env("NETFLIX_LAKE_URI")
-        cluster = cluster_id or _env("DATABRICKS_CLUSTER_ID")
-        if not lake or not cluster:
-            raise ValueError("The Pipes asset needs NETFLIX_LAKE_URI and DATABRICKS_CLUSTER_ID")
-        script_path, wheel_path = stage_code(pipes_databricks.client, dbfs_prefix)
-        task = jobs.SubmitTask.from_dict(
-            {
-                "task_key": "silver_netflix_titles",
-                "existing_cluster_id": cluster,
-                "libraries": [
-                    {"pypi": {"package": f"dagster-pipes=={_pipes_version()}"}},
-                    {"whl": wheel_path},
-                ],
-                "spark_python_task": {"python_file": script_path, "parameters": []},
-            }
-        )
+        if not lake:
+            raise ValueError("The Pipes asset needs NETFLIX_LAKE_URI")
+        task, submit_args = submission(pipes_databricks, cluster_id or _env("DATABRICKS_CLUSTER_ID"), dbfs_prefix)
         return pipes_databricks.run(
             task=task,
             context=context,
             extras={"lake_uri": lake},
-            submit_args={"run_name": f"netflix-lakehouse silver_netflix_titles {context.partition_key}"},
+            submit_args={**submit_args, "run_name": f"netflix-lakehouse silver_netflix_titles {context.partition_key}"},
         ).get_results()
 
     return silver_netflix_titles_pipes
+
+
+def submission(pipes_databricks, cluster_id: Optional[str], dbfs_prefix: str = DEFAULT_DBFS_PREFIX):
+    """(task, submit_args) of the silver task for the client's compute, its code staged first:
+    on serverless, the code goes to the client's volume and the libraries are the task's
+    environment's dependencies; else the code goes to DBFS and the cluster installs the libraries."""
+    from dagster_databricks.pipes import PipesDatabricksServerlessClient
+    from databricks.sdk.service import compute, jobs
+
+    serverless = isinstance(pipes_databricks, PipesDatabricksServerlessClient)
+    if not serverless and not cluster_id:
+        raise ValueError("The Pipes asset needs DATABRICKS_CLUSTER_ID (or DATABRICKS_PIPES_VOLUME for serverless)")
+    prefix = f"{pipes_databricks.volume_path}/code" if serverless else dbfs_prefix
+    script_path, wheel_path = stage_code(pipes_databricks.client, prefix)
+    dependencies = [f"dagster-pipes=={_pipes_version()}", wheel_path]
+    task = {"task_key": "silver_netflix_titles", "spark_python_task": {"python_file": script_path, "parameters": []}}
+    if not serverless:
+        task.update(
+            existing_cluster_id=cluster_id,
+            libraries=[{"pypi": {"package": dependencies[0]}}, {"whl": wheel_path}],
+        )
+        return jobs.SubmitTask.from_dict(task), {}
+    task["environment_key"] = SERVERLESS_ENVIRONMENT_KEY
+    environment = jobs.JobEnvironment(
+        environment_key=SERVERLESS_ENVIRONMENT_KEY,
+        spec=compute.Environment(environment_version=SERVERLESS_ENVIRONMENT_VERSION, dependencies=dependencies),
+    )
+    return jobs.SubmitTask.from_dict(task), {"environments": [environment]}

@@ -11,7 +11,9 @@ variables, so the context and messages params come as `--dagster-pipes-*` CLI
 arguments (`PipesCliArgsParamsLoader`); the context is a JSON file in a DBFS temp
 dir, read through the `/dbfs` mount (`PipesDbfsContextLoader`), and messages are
 written as chunks to another DBFS temp dir (`PipesDbfsMessageWriter`), which the
-orchestrator reads back with the DBFS API.
+orchestrator reads back with the DBFS API. On serverless compute (no DBFS) both are
+on a Unity Catalog volume (`/Volumes/...` paths), and its `spark` is a Spark Connect
+session: nothing here calls `sparkContext`, RDDs or py4j.
 
 Extras: `lake_uri` (the lake root Spark reads and writes: `abfss://...` in prod).
 The partition is the Pipes context's `partition_key` (a day, `YYYY-MM-DD`).
@@ -26,6 +28,8 @@ from dagster_pipes import (
     PipesContext,
     PipesDbfsContextLoader,
     PipesDbfsMessageWriter,
+    PipesUnityCatalogVolumesContextLoader,
+    PipesUnityCatalogVolumesMessageWriter,
     open_dagster_pipes,
 )
 
@@ -101,10 +105,13 @@ def build_silver_titles(pipes: PipesContext) -> None:
 
 
 def main() -> None:
+    params = PipesCliArgsParamsLoader()
+    # The orchestrator's client decides: a volume path for serverless, a DBFS path otherwise.
+    on_volume = params.is_dagster_pipes_process() and params.load_context_params().get("path", "").startswith("/Volumes/")
     with open_dagster_pipes(
-        context_loader=PipesDbfsContextLoader(),
-        message_writer=PipesDbfsMessageWriter(),
-        params_loader=PipesCliArgsParamsLoader(),
+        context_loader=PipesUnityCatalogVolumesContextLoader() if on_volume else PipesDbfsContextLoader(),
+        message_writer=PipesUnityCatalogVolumesMessageWriter() if on_volume else PipesDbfsMessageWriter(),
+        params_loader=params,
     ) as pipes:
         build_silver_titles(pipes)
 

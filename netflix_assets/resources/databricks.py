@@ -44,6 +44,17 @@ CLUSTER_LIBRARIES = (
 
 DEFAULT_SECRET_SCOPE = "netflix-lakehouse"
 ADLS_KEY_SECRET = "adls-account-key"
+# How Spark on Databricks reaches the lake.
+# `account-key` (default): each step sets the account key from the secret scope in the Hadoop
+# configuration (the launcher's `storage.adls2`, i.e. `sc._jsc.hadoopConfiguration()`), which
+# only a classic cluster in dedicated (single user) access mode allows.
+# `cluster`: the compute has its own access (a Unity Catalog external location over the lake's
+# container, or a service principal in the cluster's Spark config, set by the workspace admin);
+# no step touches the JVM, which standard (shared) access mode requires. The step's Python
+# readers (delta-rs, adlfs) then use Azure's default credential chain: the service principal
+# of AZURE_CLIENT_ID / AZURE_TENANT_ID, its secret from the scope (`azure-client-secret`).
+LAKE_AUTH_ENV = "NETFLIX_LAKE_AUTH"
+LAKE_AUTH_MODES = ("account-key", "cluster")
 # Secret scope key -> environment variable on the cluster: every secret the remote step
 # needs to rebuild the resources the Dagster process has. The lake's key is always read
 # (Spark's `storage.adls2` needs it); each other key only when its variable is set in the
@@ -57,6 +68,8 @@ CLUSTER_SECRETS = {
     "landing-account-key": LANDING_ENV["account_key"],
     "landing-sas-token": LANDING_ENV["sas_token"],
     "landing-connection-string": LANDING_ENV["connection_string"],
+    # NETFLIX_LAKE_AUTH=cluster: the service principal the step's Python readers sign in as.
+    "azure-client-secret": "AZURE_CLIENT_SECRET",
 }
 ALWAYS_READ_SECRETS = frozenset({ADLS_KEY_SECRET})
 # Non-secret settings the remote step needs to rebuild the same resources: names, URIs
@@ -73,6 +86,9 @@ FORWARDED_ENV = (
     "DATABRICKS_HOST",
     "DATABRICKS_CLUSTER_ID",
     "DATABRICKS_SECRET_SCOPE",
+    LAKE_AUTH_ENV,
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
 )
 # What gives a credential away in a value meant to be forwarded in clear (a SAS signature,
 # an account key or SAS in a connection string, user info in a URL): refused, not forwarded.
@@ -178,7 +194,7 @@ def step_launcher_config(
         "verbose_logs": False,
     }
     account = _env("NETFLIX_ADLS_ACCOUNT")
-    if account:
+    if account and lake_auth() == "account-key":
         # Spark on the cluster reads abfss:// with the account key from the secret scope.
         config["storage"] = {
             "adls2": {"secret_scope": scope, "storage_account_name": account, "storage_account_key_key": ADLS_KEY_SECRET}
@@ -186,13 +202,24 @@ def step_launcher_config(
     return config
 
 
+def lake_auth() -> str:
+    """`NETFLIX_LAKE_AUTH` (see `LAKE_AUTH_MODES`), `account-key` when unset."""
+    mode = os.environ.get(LAKE_AUTH_ENV) or "account-key"
+    if mode not in LAKE_AUTH_MODES:
+        raise ValueError(f"{LAKE_AUTH_ENV}={mode!r}: expected one of {LAKE_AUTH_MODES}")
+    return mode
+
+
 def cluster_secrets(scope: str) -> list[dict[str, str]]:
     """`secrets_to_env_variables`: the scope keys the cluster reads, by name only (the launcher
-    uploads these names; the runtime's `dbutils.secrets.get` fetches the values on the cluster)."""
+    uploads these names; the runtime's `dbutils.secrets.get` fetches the values on the cluster).
+    The lake's key is read whenever Spark needs it (`account-key`), every other key only when its
+    variable is set here."""
+    always = ALWAYS_READ_SECRETS if lake_auth() == "account-key" else frozenset()
     return [
         {"name": var, "key": key, "scope": scope}
         for key, var in CLUSTER_SECRETS.items()
-        if key in ALWAYS_READ_SECRETS or _env(var)
+        if key in always or _env(var)
     ]
 
 

@@ -114,6 +114,16 @@ def endpoint(remote: str) -> str:
     return f"sc://{parsed.hostname}:{parsed.port or 15002}"
 
 
+def uses_tls(remote: str) -> bool:
+    """Whether the Connect client talks TLS to `remote`, as pyspark's `ChannelBuilder` decides: the
+    URL's parameters (`sc://host:port/;k=v;...`) set `use_ssl=true`, or a token (a `token` parameter
+    or `SPARK_CONNECT_AUTHENTICATE_TOKEN`) goes to a host other than `localhost`."""
+    _, _, tail = remote.partition("/;")
+    params = dict(p.split("=", 1) for p in tail.split(";") if "=" in p)
+    token = params.get("token", os.environ.get("SPARK_CONNECT_AUTHENTICATE_TOKEN"))
+    return params.get("use_ssl", "").lower() == "true" or (token is not None and urlparse(remote).hostname != "localhost")
+
+
 def speaks_grpc(remote: str, timeout: float = 3.0) -> bool:
     """Whether the endpoint completes a gRPC (HTTP/2) handshake. Checked before the first query:
     the Connect client retries an endpoint that accepts TCP but is something else (another
@@ -121,7 +131,9 @@ def speaks_grpc(remote: str, timeout: float = 3.0) -> bool:
     import grpc
 
     parsed = urlparse(remote)
-    channel = grpc.insecure_channel(f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 15002}")
+    target = f"{parsed.hostname or '127.0.0.1'}:{parsed.port or 15002}"
+    # A TLS endpoint (Databricks Connect) never completes a plain-text handshake.
+    channel = grpc.secure_channel(target, grpc.ssl_channel_credentials()) if uses_tls(remote) else grpc.insecure_channel(target)
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
         return True

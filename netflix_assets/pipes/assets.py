@@ -58,7 +58,8 @@ PIPES_RESOURCE_KEY = "pipes_databricks"
 # A Unity Catalog volume path: set, the asset runs on serverless compute (see the module docstring).
 PIPES_VOLUME_ENV = "DATABRICKS_PIPES_VOLUME"
 SERVERLESS_ENVIRONMENT_KEY = "netflix"
-# Serverless environment 3: Python 3.12 and a Spark Connect client of the 4.x line.
+# The serverless environment version the task asks for (a version fixes the Python and the
+# preinstalled libraries); not checked against a real workspace here.
 SERVERLESS_ENVIRONMENT_VERSION = "3"
 SILVER_TITLES = dg.AssetKey(["silver", "netflix_titles"])
 BRONZE_TITLES = dg.AssetKey(["bronze", "netflix_titles"])

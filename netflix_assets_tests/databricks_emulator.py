@@ -914,7 +914,10 @@ class DatabricksEmulator:
 
     # ------------------------------------------------------------------ jobs
 
-    def _validate_submit(self, p: Mapping[str, Any]) -> tuple[dict[str, Any], Optional[str], Optional[dict[str, Any]]]:
+    def _validate_submit(
+        self, p: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], Optional[str], Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+        """(task, existing cluster id, new cluster, serverless environment), validated."""
         if "git_source" in p:
             raise _invalid("The emulator does not support git_source")
         tasks = p.get("tasks")
@@ -960,12 +963,11 @@ class DatabricksEmulator:
             raise _invalid("The emulator does not support job_cluster_key on runs/submit")
         existing = task.get("existing_cluster_id")
         new_cluster = task.get("new_cluster")
-        if compute[0] == "environment_key":
-            self._serverless_environment(p, task)
-        elif existing is not None:
+        environment = self._serverless_environment(p, task) if compute[0] == "environment_key" else None
+        if existing is not None:
             if not isinstance(existing, str) or existing not in self.clusters or self.clusters[existing].get("job_cluster"):
                 raise _invalid(f"Cluster {existing} does not exist")
-        else:
+        elif environment is None:
             self._validate_new_cluster(new_cluster)
 
         libraries = task.get("libraries", [])
@@ -979,7 +981,7 @@ class DatabricksEmulator:
         token = p.get("idempotency_token")
         if token is not None and (not isinstance(token, str) or len(token) > 64):
             raise _invalid("idempotency_token must be a string of at most 64 characters")
-        return task, existing, new_cluster
+        return task, existing, new_cluster, environment
 
     def _serverless_environment(self, p: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
         """The `environments` entry of a serverless task, validated."""
@@ -1029,13 +1031,12 @@ class DatabricksEmulator:
                 raise _invalid(f"new_cluster.{key} must map strings to strings")
 
     def _runs_submit(self, p: Mapping[str, Any]) -> Mapping[str, Any]:
-        task, existing, new_cluster = self._validate_submit(p)
+        task, existing, new_cluster, environment = self._validate_submit(p)
         with self._lock:
             token = p.get("idempotency_token")
             if token and token in self._idempotency:
                 return {"run_id": self._idempotency[token]}
             run_id, task_run_id, job_id = next(self._ids), next(self._ids), next(self._job_ids)
-            environment = self._serverless_environment(p, task) if task.get("environment_key") else None
             if environment is not None:
                 cluster_id = ""  # serverless: no cluster of the workspace's
             elif existing is not None:

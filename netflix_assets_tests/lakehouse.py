@@ -16,6 +16,10 @@ from netflix_assets.resources.landing import LandingZoneResource
 from .conftest import TUTORIAL_DIR
 
 
+# Columns that differ between two runs of the same data at different times.
+VOLATILE = frozenset({"_ingested_at", "discovered_at", "run_id", "modified_at", "etag", "fetched_at"})
+
+
 @dataclass
 class Lakehouse:
     root: Path
@@ -56,6 +60,27 @@ class Lakehouse:
         """Read a table with delta-rs: no Spark, no project code."""
         rows = DeltaTable(str(self.root / table)).to_pyarrow_table().to_pylist()
         return [r for r in rows if day is None or str(r["ingest_date"]) == day]
+
+    def tables(self) -> list[str]:
+        """Every Delta table of the lake, as `<layer>/<table>`."""
+        return sorted(str(p.parent.relative_to(self.root)) for p in self.root.glob("*/*/_delta_log"))
+
+    def state(self, table: str, day: str) -> list[tuple]:
+        """A table's rows as sorted tuples that two runs of the same data agree on: the columns that
+        record when it ran dropped (`VOLATILE`), the lake's and landing zone's roots and the day masked."""
+        roots = [self.landing.root_uri(), str(self.root)]
+
+        def masked(value):
+            if str(value) == day:
+                return "<day>"
+            if isinstance(value, str):
+                for root in roots:
+                    value = value.replace(root, "<root>")
+            return repr(value)
+
+        return sorted(
+            tuple(sorted((k, masked(v)) for k, v in r.items() if k not in VOLATILE)) for r in self.rows(table)
+        )
 
     def ledger(self, day: str | None = None) -> list[dict]:
         """The ledger's rows, `path` and `duplicate_of` as URIs under the landing zone (the table stores them relative)."""

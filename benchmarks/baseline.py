@@ -6,7 +6,7 @@ A PERFORMANCE BASELINE ONLY, not a proof of correctness: its silver and gold
 are computed by the project's own transforms (`netflix_assets.transforms`), so
 a bug in them is in both lakes and `compare_lakes` finding them identical
 proves only that the asset graph's wiring and IO add no difference. The gold
-values themselves are proven by `netflix_assets_tests/test_independent_model.py`,
+values themselves are proven by `netflix_assets_tests/gold/test_independent_model.py`,
 which compares every gold table with an independent implementation
 (`netflix_assets_tests/independent_model.py`, no project code) built from the
 data contract.
@@ -104,6 +104,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import math
 import sys
 import time
@@ -114,33 +115,28 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from netflix_assets.lib.delta_layout import new_table_options
+from netflix_assets.lib.delta import new_table_options
 from netflix_assets.transforms import dimensional as d
 from netflix_assets.transforms import identity as ident
 from netflix_assets.transforms import gold as g
 from netflix_assets.transforms import kpis as k
 from netflix_assets.transforms import silver as s
 from netflix_assets.transforms.formats import (
-    CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, detect_format, union_columns,
+    LOOKUPS, TITLE_FORMATS, SourceFormat, detect_format, union_columns,
 )
 
 PARTITION = "ingest_date"
 TITLE_COLUMNS = union_columns(TITLE_FORMATS)
-LOOKUP_FORMATS: dict[str, SourceFormat] = {
-    "netflix_cast": CAST,
-    "netflix_category": CATEGORY,
-    "netflix_countries": COUNTRIES,
-    "netflix_directors": DIRECTORS,
-}
+LOOKUP_FORMATS: dict[str, SourceFormat] = {table: LOOKUPS[table].format for table in sorted(LOOKUPS)}
 LINEAGE = ["_source_file", "_source_line", "_source_format", "_rescued_data", "_ingested_at", PARTITION]
 
 # The pipeline's table set (`<layer>/<table>`), bronze's file ledger excepted.
 BRONZE_TABLES = ["bronze/netflix_titles", *[f"bronze/{t}" for t in LOOKUP_FORMATS]]
-SILVER_TABLES = ["silver/netflix_titles", *[f"silver/{t}" for t in s.LOOKUPS]]
+SILVER_TABLES = ["silver/netflix_titles", *[f"silver/{t}" for t in LOOKUPS]]
 QUARANTINE_TABLES = [
     "quarantine/bronze_netflix_titles",
     "quarantine/netflix_titles",
-    *[f"quarantine/{t}" for t in s.LOOKUPS],
+    *[f"quarantine/{t}" for t in LOOKUPS],
     "quarantine/gold_netflix_titles",
 ]
 GOLD_MODEL_TABLES = [
@@ -151,7 +147,7 @@ KPI_TABLES = [
     "gold/kpi_titles_added_by_month", "gold/kpi_top_countries", "gold/kpi_genre_by_year",
     "gold/kpi_rating_mix", "gold/kpi_top_people", "gold/kpi_movie_minutes_by_decade",
 ]
-GOLD_TABLES = ["gold/netflix_titles", *[f"gold/{t}" for t in s.LOOKUPS], *GOLD_MODEL_TABLES, *KPI_TABLES]
+GOLD_TABLES = ["gold/netflix_titles", *[f"gold/{t}" for t in LOOKUPS], *GOLD_MODEL_TABLES, *KPI_TABLES]
 ALL_TABLES = [*BRONZE_TABLES, *SILVER_TABLES, *QUARANTINE_TABLES, *GOLD_TABLES]
 
 
@@ -352,7 +348,7 @@ def run_baseline(
         lake.write("quarantine/netflix_titles", s.refused(classified))
     finally:
         classified.unpersist()
-    for table, lookup in s.LOOKUPS.items():
+    for table, lookup in LOOKUPS.items():
         classified = s.classify_lookup(s.lookup_candidates(lookup, lake.read(f"bronze/{table}"), bronze)).persist()
         try:
             lake.write(f"silver/{table}", s.silver_lookup(lookup, classified))
@@ -367,7 +363,7 @@ def run_baseline(
         lake.write("quarantine/gold_netflix_titles", ranked.where(F.col("_reason").isNotNull()))
     finally:
         ranked.unpersist()
-    for table, lookup in s.LOOKUPS.items():
+    for table, lookup in LOOKUPS.items():
         lake.write(f"gold/{table}", g.gold_lookup(g.snapshot_as_of(lake.read(f"silver/{table}", as_of=True), day),
                                                   lookup.value_column))
 
@@ -414,7 +410,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     **{f"{layer}/netflix_titles": ("show_id",) for layer in ("bronze", "silver", "gold", "quarantine")},
     "quarantine/gold_netflix_titles": ("show_id",),
     **{f"bronze/{t}": ("show_id", LOOKUP_FORMATS[t].columns[0]) for t in LOOKUP_FORMATS},
-    **{f"{layer}/{t}": ("show_id", lookup.value_column) for t, lookup in s.LOOKUPS.items()
+    **{f"{layer}/{t}": ("show_id", lookup.value_column) for t, lookup in LOOKUPS.items()
        for layer in ("silver", "gold", "quarantine")},
     "gold/title_source_ids": ("show_id",),
     "gold/title_match_review": ("show_id", "candidate_show_id"),
@@ -487,7 +483,7 @@ def _quoted(column: str) -> str:
 
 def _logged_rows(lake: str, table: str, day: dt.date) -> Optional[int]:
     """Rows of the table's partition `day` per the Delta log, or None (unpartitioned, no statistics)."""
-    from netflix_assets.lib.delta_log import partition_row_counts
+    from netflix_assets.lib.delta import partition_row_counts
 
     counts = partition_row_counts(f"{str(lake).rstrip('/')}/{table}")
     return None if counts is None else counts.get(day, 0)
@@ -595,6 +591,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{table:<{width}}  {count:>9,}  {timings[table]:7.2f} s")
     print(f"session start: {session_seconds:.1f} s")
     print(f"baseline wall time (session start excluded): {wall:.1f} s for {len(rows)} tables")
+    # The last line: what `benchmarks.bench` reads.
+    print(json.dumps({"run_s": wall, "session_s": session_seconds, "rows": rows}), flush=True)
     return 0
 
 

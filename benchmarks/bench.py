@@ -18,7 +18,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -177,8 +176,7 @@ def baseline(size: str, lake: Path, day: str) -> Measure:
     cmd = [sys.executable, "-m", "benchmarks.baseline", "--titles", *csv_files(titles_dir(size)),
            "--lookups", str(TUTORIAL), "--out", str(lake), "--day", day]
     m = run_measured(cmd)
-    found = re.search(r"baseline wall time \(session start excluded\): ([\d.]+) s", m.stdout)
-    m.info = {"run_s": float(found.group(1)) if found else None}
+    m.info = _last_json(m.stdout) or {"run_s": None}
     return m
 
 
@@ -199,6 +197,15 @@ def spark_connect(table: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _last_json(stdout: str) -> dict:
+    """What a benchmark child reports: its last line of output, one JSON object ({} if it printed none)."""
+    lines = stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        return {}
+
+
 def compare(pairs: dict[str, tuple[Path, Path]], day: str) -> dict[str, list[str]]:
     """Differences per size between the pipeline's and the baseline's lakes (delta-rs + DuckDB, no JVM)."""
     from benchmarks.baseline import compare_lakes
@@ -209,9 +216,7 @@ def compare(pairs: dict[str, tuple[Path, Path]], day: str) -> dict[str, list[str
 def sensor_tick() -> dict[str, str]:
     out = subprocess.run([sys.executable, "-m", "benchmarks.sensor_tick", "--repeat", "3"], cwd=ROOT,
                          capture_output=True, text=True).stdout
-    tick = re.search(r"whole tick \(sensor evaluation\)\s+([\d.]+) ms", out)
-    floor = re.search(r"os.walk \+ stat\s+([\d.]+) ms", out)
-    return {"tick_ms": float(tick.group(1)), "walk_ms": float(floor.group(1))}
+    return _last_json(out)
 
 
 def parse_memory() -> dict:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Sequence
 
 from netflix_assets.transforms.formats import KAGGLE, TITLE_FORMATS, TUTORIAL, detect_format
-from netflix_assets.transforms.silver import LOOKUPS, TYPES
+from netflix_assets.transforms.formats import LOOKUPS
+from netflix_assets.transforms.silver import TYPES
 
 LOOKUP_FILES = {"netflix_cast": "netflix_cast.csv", "netflix_directors": "netflix_directors.csv",
                 "netflix_countries": "netflix_countries.csv", "netflix_category": "netflix_category.csv"}

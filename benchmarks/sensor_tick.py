@@ -14,6 +14,7 @@ The archived files are hard links of one file: 100,000 of them take seconds to m
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import sys
@@ -216,7 +217,10 @@ def main() -> int:
         print(f"  requested: {requested} file(s) in {len(tick.run_requests)} run request(s)")
         ok = tick_s <= TARGET_SECONDS
         print(f"  target: tick <= {TARGET_SECONDS:.1f} s -> {'met' if ok else 'MISSED'}")
+        result = {"tick_ms": tick_s * 1000, "walk_ms": floor_s * 1000, "files": args.files, "new": args.new,
+                  "requested": requested, "target_met": ok}
         if len(archived) != 2:
+            print(json.dumps(result), flush=True)  # the last line: what `benchmarks.bench` reads
             return 0 if ok else 1
 
         # Archiving on: the same landing zone, plus files ingested 30 days ago and archived.
@@ -253,6 +257,8 @@ def main() -> int:
         f"  target: the {b:,}-archived tick <= {ARCHIVE_GROWTH_LIMIT:.1f}x the {a:,}-archived tick "
         f"-> {'met' if growth_ok else 'MISSED'} ({ticks[1] / ticks[0]:.2f}x)"
     )
+    result.update({"archived": archived, "archived_tick_ms": [t * 1000 for t in ticks], "archive_growth_met": growth_ok})
+    print(json.dumps(result), flush=True)  # the last line: what `benchmarks.bench` reads
     return 0 if ok and growth_ok else 1
 
 

@@ -30,7 +30,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
 defs = build_definitions()
 
 
-def lakehouse_job() -> dg.JobDefinition:
+def build_lakehouse_job() -> dg.JobDefinition:
     """`lakehouse_job` with the resources of `NETFLIX_DEPLOYMENT`, built on each call: the
     target of `dg.reconstructable` for `dg.execute_job` from Python (the Databricks step
     launcher ships a step by such a reference and rebuilds the job on the cluster)."""

@@ -19,11 +19,11 @@ See DEPLOYMENT.md for the variables.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
 import dagster as dg
 
+from . import settings
 from .io_managers.delta import SparkDeltaIOManager
 from .io_managers.json_records import JSON_IO_MANAGER_KEY, JsonRecordsIOManager
 from .resources.http_source import HttpSourceResource
@@ -37,7 +37,7 @@ DEPLOYMENTS = ("local", "prod", "staging")
 
 
 def deployment_name() -> str:
-    name = os.environ.get("NETFLIX_DEPLOYMENT", "local")
+    name = settings.get("NETFLIX_DEPLOYMENT", "local")
     if name not in DEPLOYMENTS:
         raise ValueError(f"NETFLIX_DEPLOYMENT={name!r}: expected one of {DEPLOYMENTS}")
     return name
@@ -45,9 +45,9 @@ def deployment_name() -> str:
 
 def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, Any]:
     """The embedded deployment. `NETFLIX_LAKE_URI` (a directory) moves the lake."""
-    lake = LakeResource(root=lake_uri or os.environ.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
+    lake = LakeResource(root=lake_uri or settings.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
     # Runs launched under `make dev` use its warm Spark Connect server (resources/spark.py).
-    spark = SparkResource(remote=os.environ.get(REMOTE_ENV) or None)
+    spark = SparkResource(remote=settings.get(REMOTE_ENV) or None)
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake,
@@ -57,37 +57,37 @@ def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, 
         JSON_IO_MANAGER_KEY: JsonRecordsIOManager(lake=lake),
         STEP_LAUNCHER_KEY: local_step_launcher(),
         # `make serve` on NETFLIX_SQL_PORT (its tables are registered by `serving/sql_catalog`).
-        "sql_endpoint": SqlEndpointResource(port=int(os.environ.get("NETFLIX_SQL_PORT") or SQL_PORT)),
+        "sql_endpoint": SqlEndpointResource(port=int(settings.get("NETFLIX_SQL_PORT") or SQL_PORT)),
     }
     resources.update(overrides)
     return resources
 
 
 def _required(name: str) -> str:
-    value = os.environ.get(name)
+    value = settings.get(name)
     if not value:
         raise ValueError(f"NETFLIX_DEPLOYMENT={deployment_name()} needs {name} (see DEPLOYMENT.md)")
     return value
 
 
 def _secret(name: str) -> Optional[dg.EnvVar]:
-    return dg.EnvVar(name) if os.environ.get(name) else None
+    return dg.EnvVar(name) if settings.get(name) else None
 
 
 def prod_resources(default_prefix: str = "netflix", **overrides: Any) -> dict[str, Any]:
     """Databricks + ADLS Gen2. The lake is `abfss://<container>@<account>.dfs.core.windows.net/<prefix>`
     (`NETFLIX_LAKE_URI` overrides it whole); secrets are `dg.EnvVar`s, resolved at run time."""
     account = _required("NETFLIX_ADLS_ACCOUNT")
-    container = os.environ.get("NETFLIX_ADLS_CONTAINER", "lakehouse")
-    prefix = os.environ.get("NETFLIX_ADLS_PREFIX", default_prefix).strip("/")
+    container = settings.get("NETFLIX_ADLS_CONTAINER", "lakehouse")
+    prefix = settings.get("NETFLIX_ADLS_PREFIX", default_prefix).strip("/")
     key, sas = _secret("NETFLIX_ADLS_ACCOUNT_KEY"), _secret("NETFLIX_ADLS_SAS_TOKEN")
-    root = os.environ.get("NETFLIX_LAKE_URI") or f"abfss://{container}@{account}.dfs.core.windows.net/{prefix}"
+    root = settings.get("NETFLIX_LAKE_URI") or f"abfss://{container}@{account}.dfs.core.windows.net/{prefix}"
     # Without key or SAS, adlfs and delta-rs use Azure's default chain (managed identity, az login).
     lake = LakeResource(root=root, account_name=account, account_key=key, sas_token=None if key else sas)
     spark = SparkResource(use_active_session=True)
     landing = (
         LandingZoneResource.from_env(lake.landing_uri)
-        if os.environ.get("NETFLIX_LANDING_URI")
+        if settings.get("NETFLIX_LANDING_URI")
         else LandingZoneResource(uri=lake.landing_uri, account_name=account, account_key=key, sas_token=None if key else sas)
     )
     resources: dict[str, Any] = {
@@ -119,5 +119,5 @@ def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
         return dg.in_process_executor
     # A prod step only uploads, submits and polls: many can wait on Databricks at once.
     return dg.multiprocess_executor.configured(
-        {"max_concurrent": int(os.environ.get("NETFLIX_MAX_CONCURRENT_STEPS", "8"))}
+        {"max_concurrent": int(settings.get("NETFLIX_MAX_CONCURRENT_STEPS", "8"))}
     )

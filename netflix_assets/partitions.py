@@ -12,7 +12,8 @@ import os
 
 import dagster as dg
 
-PARTITION_COLUMN = "ingest_date"
+from .lib.delta import PARTITION_COLUMN  # noqa: F401 (the partitions' column, defined with the writes)
+
 PARTITIONS_START_ENV = "NETFLIX_PARTITIONS_START"
 DEFAULT_PARTITIONS_START = "2024-01-01"
 

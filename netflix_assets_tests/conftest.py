@@ -110,11 +110,11 @@ def tutorial_lake(spark, lookup_server, tmp_path_factory) -> SharedLake:
     """The bundled tutorial titles landed and built by the whole job for today, once per session:
     a full pipeline run costs ~100 s here, so the modules that only READ such a lake
     (test_gold_model.py, test_independent_model.py) share this one. Never write to it."""
-    from .lakehouse import Lakehouse
+    from netflix_assets_tests.lakehouse import Lakehouse
 
     lake = Lakehouse.create(tmp_path_factory.mktemp("tutorial_lake"), lookup_server)
     uri = lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
-    day = clock.today().isoformat()
+    day = today_iso()
     return SharedLake(lake, day, lake.run(day), (uri,))
 
 
@@ -124,19 +124,23 @@ def both_exports_lake(spark, lookup_server, tmp_path_factory) -> SharedLake:
     job for today, once per session (the 15,043-title run costs minutes on 2 cores): the baseline
     comparison (test_baseline.py) and the independent model (test_independent_model.py) only READ
     it. Never write to it."""
-    from .lakehouse import Lakehouse
+    from netflix_assets_tests.lakehouse import Lakehouse
 
     lake = Lakehouse.create(tmp_path_factory.mktemp("both_exports_lake"), lookup_server)
     uris = (lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv"),
             lake.land(KAGGLE_TITLES, "kaggle/netflix_titles.csv"))
-    day = clock.today().isoformat()
+    day = today_iso()
     return SharedLake(lake, day, lake.run(day), uris)
+
+
+def today_iso() -> str:
+    """The session's today (`clock.today()`, pinned above), as a partition key."""
+    return clock.today().isoformat()
 
 
 @pytest.fixture
 def today() -> str:
-    """The session's today (`clock.today()`, pinned above), as a partition key."""
-    return clock.today().isoformat()
+    return today_iso()
 
 
 AZURITE_BIN = Path(__file__).resolve().parent.parent / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"

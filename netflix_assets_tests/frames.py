@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from netflix_assets.bronze.assets import TITLE_COLUMNS
+from netflix_assets.transforms.formats import TITLE_COLUMNS
 from netflix_assets.transforms.bronze import bronze_schema
 from netflix_assets.transforms.formats import CAST
 

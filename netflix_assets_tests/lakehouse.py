@@ -13,7 +13,7 @@ from netflix_assets.deployments import local_resources
 from netflix_assets.resources.http_source import HttpSourceResource
 from netflix_assets.resources.landing import LandingZoneResource
 
-from .conftest import TUTORIAL_DIR
+from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
 
 
 # Columns that differ between two runs of the same data at different times.
@@ -97,9 +97,8 @@ class Lakehouse:
 def bronze_titles_lake(root: Path, lookup_url: str) -> tuple[Lakehouse, str]:
     """A lake whose today's partition holds bronze/netflix_titles of the bundled tutorial file
     (the input of the remote silver steps of the Databricks tests)."""
-    from netflix_assets.lib import clock
 
-    day = clock.today().isoformat()
+    day = today_iso()
     lake = Lakehouse.create(root, lookup_url)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     result = lake.run(day, asset_selection=[dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])])

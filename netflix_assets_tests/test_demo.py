@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from netflix_assets.lib import clock
+from netflix_assets_tests.conftest import today_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -27,7 +27,7 @@ def test_a_failed_demo_says_failed_first_names_the_step_and_exits_non_zero(tmp_p
     out = demo.stdout + demo.stderr
     assert demo.returncode != 0, out
     summary = demo.stdout[demo.stdout.index("FAILED: ") :]
-    assert summary.startswith(f"FAILED: lakehouse_job for ingest_date={clock.today().isoformat()}"), out
+    assert summary.startswith(f"FAILED: lakehouse_job for ingest_date={today_iso()}"), out
     assert "step bronze_netflix_titles failed: " in summary and "DELTA_CANNOT_CREATE_LOG_PATH" in summary, out
     assert "step(s) not run: they need the output of a failed step" in summary, out
     assert "http://127.0.0.1:3000/runs/" in summary, out

@@ -303,3 +303,24 @@ def test_runs_of_one_day_are_queued_one_at_a_time(yaml_path, tmp_path, monkeypat
         assert QueuedRunCoordinatorDaemon.daemon_type() in instance.get_required_daemon_types()
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
         assert limits == PER_DAY_LIMIT
+
+
+def test_every_environment_variable_the_package_reads_is_in_the_one_table_and_documented():
+    """`settings.VARS` is the one list: the landing zone, the deployments and the Databricks
+    forwarding derive theirs from it, so a variable outside it would reach one and not the others."""
+    import re
+
+    from netflix_assets import settings
+
+    package = Path(__file__).resolve().parents[1] / "netflix_assets"
+    named = {
+        name
+        for path in package.rglob("*.py")
+        for name in re.findall(r"\"((?:NETFLIX|DATABRICKS|AZURE)_[A-Z0-9_]+)\"", path.read_text())
+    }
+    assert named - set(settings.VARS) == set()
+    docs = "".join((package.parent / doc).read_text() for doc in ("README.md", "DEPLOYMENT.md"))
+    assert [name for name in settings.VARS if name not in docs] == []
+    secret = {v.name for v in settings.VARS.values() if v.scope_key}
+    assert secret.isdisjoint(settings.FORWARDED_ENV)
+    assert set(LANDING_ENV.values()) <= set(settings.VARS)

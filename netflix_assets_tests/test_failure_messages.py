@@ -4,7 +4,9 @@ do about it: one test per class of failure (audit: `grep -rn "dg.Failure(" netfl
 import dagster as dg
 import pytest
 
-from netflix_assets.bronze.assets import LOOKUP_FORMATS, _check_lookup_file, files_gone
+from netflix_assets.bronze.assets import _check_lookup_file
+from netflix_assets.bronze.batch import files_gone
+from netflix_assets.transforms.formats import LOOKUPS
 from netflix_assets.io_managers.delta import SparkDeltaIOManager
 from netflix_assets.lib.checks import TableReader
 from netflix_assets.resources.lake import LakeResource
@@ -19,7 +21,7 @@ def test_a_refused_lookup_file_names_the_file_and_how_to_load_it_again(tmp_path,
     bad = tmp_path / "cast.csv"
     bad.write_bytes(content)
     with pytest.raises(dg.Failure) as failure:
-        _check_lookup_file(str(bad), LOOKUP_FORMATS["netflix_cast"], {})
+        _check_lookup_file(str(bad), LOOKUPS["netflix_cast"].format, {})
     message = failure.value.description
     assert message.startswith(f"{bad}: refused (") and reason in message, message
     assert "Fix the file where the HTTP source serves it" in message and "materialize this partition's raw pull" in message

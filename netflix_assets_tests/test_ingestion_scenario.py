@@ -10,22 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
+from netflix_assets.transforms.formats import LOOKUPS
 
-from .conftest import KAGGLE_TITLES, TUTORIAL_DIR
-from .lakehouse import Lakehouse, materialized, tutorial_pairs, unexpected_failures
-from .test_landing_zone import azure_zone
+from netflix_assets_tests.conftest import KAGGLE_TITLES, TUTORIAL_DIR, today_iso
+from netflix_assets_tests.lakehouse import Lakehouse, materialized, tutorial_pairs, unexpected_failures
+from netflix_assets_tests.resources.test_landing_zone import azure_zone
 
 TUTORIAL_TITLES = TUTORIAL_DIR / "netflix_titles.csv"
 NEW_IDS = [f"9900000{i}" for i in range(1, 6)]
-# gold table -> (pulled file, Kaggle list column, value column)
-LOOKUP_FILES = {
-    "netflix_cast": ("netflix_cast.csv", "cast", "cast_name"),
-    "netflix_directors": ("netflix_directors.csv", "director", "director_name"),
-    "netflix_countries": ("netflix_countries.csv", "country", "country"),
-    "netflix_category": ("netflix_category.csv", "listed_in", "category"),
-}
 
 
 def write_update_file(path: Path) -> dict[str, str]:
@@ -75,7 +68,7 @@ def scenario(request, spark, lookup_server, tmp_path_factory):
         azurite = request.getfixturevalue("azurite")
         azure_zone(azurite, monkeypatch, "raw", "netflix_titles")
         lake = Lakehouse.create(root, lookup_server, landing=LandingZoneResource.from_env("unused", settle_seconds=0))
-    day = clock.today().isoformat()
+    day = today_iso()
     steps = {}
 
     # 1. The tutorial file lands: one tick, one run request, one run.
@@ -186,10 +179,11 @@ def test_rematerialized_partition_holds_both_sources_once(scenario):
     assert unexpected_failures(steps["rerun"]) == ["gold/title_match_review:no_unmerged_duplicates"]
 
 
-@pytest.mark.parametrize("table", list(LOOKUP_FILES))
+@pytest.mark.parametrize("table", list(LOOKUPS))
 def test_lookups_hold_both_sources_distinct_pairs(scenario, table):
     lake, day, _ = scenario
-    file_name, kaggle_column, value_column = LOOKUP_FILES[table]
+    lookup = LOOKUPS[table]
+    file_name, kaggle_column, value_column = lookup.file_name, lookup.kaggle_list_column, lookup.value_column
     gold = {(r["show_id"], r[value_column]) for r in lake.rows(f"gold/{table}", day)}
     expected = tutorial_pairs(file_name) | kaggle_pairs(kaggle_column)
     assert gold == {p for p in expected if p[0] and p[1]}

@@ -4,23 +4,18 @@ import collections
 
 import pytest
 
-from .conftest import TUTORIAL_DIR
-from .lakehouse import KNOWN_WARNINGS, Lakehouse, check_results, materialized, tutorial_pairs, unexpected_failures
+from netflix_assets.transforms.formats import LOOKUPS
 
-LOOKUPS = {
-    "netflix_cast": ("netflix_cast.csv", "cast_name"),
-    "netflix_category": ("netflix_category.csv", "category"),
-    "netflix_countries": ("netflix_countries.csv", "country"),
-    "netflix_directors": ("netflix_directors.csv", "director_name"),
-}
+from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
+from netflix_assets_tests.lakehouse import KNOWN_WARNINGS, Lakehouse, check_results, materialized, tutorial_pairs, unexpected_failures
+
 TABLES = ["netflix_titles", *LOOKUPS]
 
 
 @pytest.fixture(scope="module")
 def built(spark, lookup_server, tmp_path_factory):
-    from netflix_assets.lib import clock
 
-    day = clock.today().isoformat()
+    day = today_iso()
     lake = Lakehouse.create(tmp_path_factory.mktemp("lake"), lookup_server)
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     result = lake.run(day)
@@ -60,10 +55,10 @@ def test_the_two_broken_records_are_quarantined_with_a_reason(built):
     assert {r["show_id"] for r in lake.rows("silver/netflix_titles", day)}.isdisjoint({"80119194", "80188902"})
 
 
-@pytest.mark.parametrize("table", LOOKUPS)
+@pytest.mark.parametrize("table", sorted(LOOKUPS))
 def test_lookups_hold_the_distinct_pairs_of_their_files(built, table):
     lake, day, _ = built
-    file_name, column = LOOKUPS[table]
+    file_name, column = LOOKUPS[table].file_name, LOOKUPS[table].value_column
     expected = tutorial_pairs(file_name)
     for layer in ("silver", "gold"):
         rows = lake.rows(f"{layer}/{table}", day)

@@ -19,11 +19,10 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from netflix_assets import sensor_runs
 from netflix_assets.bronze import discovery
-from netflix_assets.lib import clock
 
-from .conftest import TUTORIAL_DIR
-from .lakehouse import Lakehouse, check_results
-from .postgres import Postgres, debian_bin_dir, running_postgres
+from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
+from netflix_assets_tests.lakehouse import Lakehouse, check_results
+from netflix_assets_tests.postgres import Postgres, debian_bin_dir, running_postgres
 
 pytestmark = pytest.mark.filterwarnings(
     # Dagster's own snapshot of the code location (the daemon path) reads a deprecated schedule property.
@@ -73,7 +72,7 @@ def lake(instance, spark, lookup_server, tmp_path_factory) -> Lakehouse:
 
 @pytest.fixture(scope="module")
 def day() -> str:
-    return clock.today().isoformat()
+    return today_iso()
 
 
 def query(postgres: Postgres, sql: str, *params):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .lakehouse import check_results
+from netflix_assets_tests.lakehouse import check_results
 
 EXPECTED = Path(__file__).resolve().parent / "table_digests.json"
 

@@ -23,8 +23,9 @@ import pytest
 from netflix_assets.lib import clock
 from netflix_assets.resources.landing import LandingZoneResource
 from netflix_assets.resources.spark_connect import PORT_ENV
+from netflix_assets.transforms.formats import LOOKUPS
 
-from .conftest import TUTORIAL_DIR
+from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
 
 PROJECT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -34,7 +35,7 @@ REPOSITORY = "__repository__"
 CONTRACT_TABLES = {
     f"{layer}/{table}"
     for layer in ("bronze", "silver", "gold")
-    for table in ("netflix_titles", "netflix_cast", "netflix_category", "netflix_countries", "netflix_directors")
+    for table in ("netflix_titles", *LOOKUPS)
 } | {f"gold/{t}" for t in ("dim_title", "dim_person", "fact_title_added", "kpi_top_countries", "kpi_rating_mix")}
 
 
@@ -149,7 +150,7 @@ def walked(dagster_dev):
     """The user's path, in order; each step's findings for the tests below."""
     client, lake, log, _ = dagster_dev
     found = {}
-    day = clock.today().isoformat()
+    day = today_iso()
 
     found["graph"] = client.gql(
         "{ assetNodes { assetKey { path } dependencyKeys { path } "

@@ -2,40 +2,29 @@
 
 
 import datetime as dt
-import json
-from dataclasses import replace
 from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field
-from pyspark.sql import DataFrame
 
-from ..io_managers.delta import REPLACE_WHERE, delta_out
-from ..lib import clock
+from ..io_managers.delta import delta_out
 from ..lib.checks import table_checks
 from ..lib.lineage import LINEAGE_KEY, same_columns
-from ..lib.tables import partition_date, sql_in
+from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource
 from ..resources.lake import LakeResource
-from ..resources.landing import LandingZoneResource, OutsideLandingZone
+from ..resources.landing import LandingZoneResource
 from ..resources.spark import SparkResource
-from ..transforms.bronze import file_digests, parse_files, refused_files, split_parsed, with_ingest_date
-from ..transforms.csv_records import ParseLimits, open_text, scan_file
-from ..transforms.formats import CAST, CATEGORY, COUNTRIES, DIRECTORS, TITLE_FORMATS, SourceFormat, union_columns
-from ..resources.databricks import SPARK_STEP
-from . import claims
+from ..transforms.bronze import parse_files, refused_files, split_parsed, with_ingest_date
+from ..transforms.csv_records import open_text, scan_file
+from ..transforms.formats import LOOKUPS, TITLE_COLUMNS, TITLE_FORMATS, SourceFormat
+from ..resources.databricks import SPARK_RESOURCES
+from . import batch
 from . import ledger as ledger_lib
 from . import pulls
 from .checks import bronze_checks
 
-LOOKUP_FORMATS: dict[str, SourceFormat] = {
-    "netflix_cast": CAST,
-    "netflix_category": CATEGORY,
-    "netflix_countries": COUNTRIES,
-    "netflix_directors": DIRECTORS,
-}
-TITLE_COLUMNS = union_columns(TITLE_FORMATS)
 
 # The landing zone itself: files arrive from outside Dagster (the Auto Loader source).
 landing_zone = dg.AssetSpec(
@@ -59,7 +48,7 @@ landing_zone = dg.AssetSpec(
             kinds={"http"},
             is_required=False,
         )
-        for dataset in LOOKUP_FORMATS
+        for dataset in sorted(LOOKUPS)
     },
     partitions_def=daily_partitions,
     can_subset=True,
@@ -106,16 +95,6 @@ def refused_lookup(uri: str, reason: str) -> dg.Failure:
     return dg.Failure(f"{uri}: refused ({reason}). {LOOKUP_REMEDY}", metadata={"uri": uri, "reason": reason})
 
 
-def files_gone(day: dt.date | str, missing: list[str], landing_uri: str) -> dg.Failure:
-    return dg.Failure(
-        f"partition {day}: {len(missing)} file(s) of its ledger are gone from the landing zone {landing_uri} "
-        f"and its archive, so the partition cannot be rebuilt as it was: {', '.join(missing[:5])}"
-        f"{' ...' if len(missing) > 5 else ''}. Put them back under the same names and run the partition "
-        "again (its tables keep their last good Delta version meanwhile).",
-        metadata={"missing": missing[:100], "landing_zone": landing_uri},
-    )
-
-
 def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, Any]) -> None:
     """A lookup file that cannot be parsed stops the pipeline with a clear error."""
     import fsspec
@@ -144,7 +123,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         kinds={"spark", "delta", "bronze"},
         description=f"Rows of the {dataset} pull, strings as read, plus lineage columns.",
         metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
-        required_resource_keys={"spark", "lake", *SPARK_STEP},
+        required_resource_keys=SPARK_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]):
         spark: SparkResource = context.resources.spark
@@ -164,7 +143,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
     return _asset
 
 
-bronze_lookups = [_bronze_lookup(dataset, fmt) for dataset, fmt in LOOKUP_FORMATS.items()]
+bronze_lookups = [_bronze_lookup(lookup.table, lookup.format) for lookup in LOOKUPS.values()]
 
 
 # ------------------------------------------------------------------ landing zone
@@ -207,142 +186,33 @@ class BronzeTitlesConfig(dg.Config):
     # Both tables or neither: the ledger records a file `ingested` once its rows are stored,
     # and its rows are in one of the two. A selection of one is refused by Dagster, naming the other.
     can_subset=False,
-    required_resource_keys={"spark", "lake", "landing", *SPARK_STEP},
+    required_resource_keys={*SPARK_RESOURCES, "landing"},
 )
 def bronze_netflix_titles(context: dg.AssetExecutionContext, config: BronzeTitlesConfig):
     """Reads the partition's landed files like Auto Loader: each file exactly once,
-    recorded in the ledger `bronze/_ingested_files` with its hash and status."""
-    spark: SparkResource = context.resources.spark
+    recorded in the ledger `bronze/_ingested_files` with its hash and status (`bronze/batch.py`)."""
     lake: LakeResource = context.resources.lake
     landing: LandingZoneResource = context.resources.landing
-    day = partition_date(context)
-    session = spark.get_session()
-    ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)
-    root = landing.root_uri()
-    known = claims.read_claims(session, ledger_uri, root, lake.storage_options())
-    now, today = clock.now(), clock.today()  # real time for file ages; today: the discovery day
-    settle = landing.settle_seconds if config.settle_seconds is None else config.settle_seconds
-    landed, escaped = landing.scan()
-
-    requested = None
-    if config.files is not None:
-        requested, outside = [], []
-        for uri in config.files:
-            try:
-                requested.append(landing.require_inside(uri))
-            except OutsideLandingZone:
-                outside.append(uri)
-        escaped = sorted(set(escaped) | set(outside))
-    selected, skipped = ledger_lib.select_claims(day, known, landed, now, settle, requested, today=today)
-    # Names that resolve outside the zone are recorded once (on their discovery day), never opened.
-    if requested is not None or day == today:
-        selected += [ledger_lib.outside_claim(uri, now, day) for uri in escaped if uri not in known]
-    # New files are claimed before any row of them is written, by one conditional commit, and
-    # the ledger is read again: a concurrent run (of this day or another) may have been first.
-    new = ledger_lib.refuse_too_large([c for c in selected if c.path not in known], landing.max_file_bytes)
-    stranded = [c for c in selected if c.path in known and c.status == ledger_lib.CLAIMED]
-    claims.claim(
-        session, ledger_uri, root, ledger_lib.ledger_rows(new + stranded, context.run.run_id, {}, ledger_lib.CLAIMED),
-        lake.storage_options(),
+    session = context.resources.spark.get_session()
+    run_id = context.run.run_id
+    files = batch.claim_batch(
+        session, lake, landing, partition_date(context), run_id, config.files, config.settle_seconds, context.log
     )
-    if new:
-        known = claims.read_claims(session, ledger_uri, root, lake.storage_options())
-    mine, taken = ledger_lib.owned_by(day, [c.path for c in selected], known)
-    skipped += [f"{path}: claimed by {known[path].ingest_date} by a concurrent run" for path in taken]
-    for message in skipped:
-        context.log.warning(message)
-    waiting = [] if requested is not None else ledger_lib.waiting_files(day, known, landed, now, settle, today=today)
-    if waiting:
-        context.log.warning(
-            f"partition {day}: {len(waiting)} new file(s) left for a later run, still settling (modified "
-            f"less than {settle:g} s ago; the sensor requests them once settled, or run with config "
-            f"settle_seconds: 0): {json.dumps([f.uri for f in waiting])[:2000]}"
-        )
-    claimed = ledger_lib.refuse_too_large(mine, landing.max_file_bytes)
-
-    # The listing already says what is there: no request per file. A file archived since its
-    # day was ingested (even while this run reads it) is read from the archive.
-    present = {f.uri for f in landed}
-    fallback = {c.path: _archived(landing, c) for c in claimed if c.readable}
-    missing = sorted(
-        c.path for c in claimed if c.readable and c.path not in present and not (fallback[c.path] and landing.exists(fallback[c.path]))
-    )
-    if missing:
-        raise files_gone(day, missing, landing.uri)
-    unhashed = [(c.path, c.size, fallback[c.path]) for c in claimed if c.readable and c.sha256 is None]
-    digests, unreadable = file_digests(session, unhashed, landing.storage_options())
-    claimed = ledger_lib.mark_duplicates([replace(c, sha256=digests.get(c.path, c.sha256)) for c in claimed], known)
-    readable = [c for c in claimed if c.readable and c.path not in unreadable]
-    context.log.info(
-        f"partition {day}: {len(readable)} file(s) to read, {len(claimed) - len(readable)} not read "
-        f"(duplicates, outside the zone, refused): {json.dumps([c.path for c in readable])[:2000]}"
-    )
-
-    limits = ParseLimits(landing.max_record_bytes, landing.evidence_bytes)
-    parsed = parse_files(
-        session,
-        [(c.path, c.discovered_at, c.size, fallback[c.path]) for c in readable],
-        TITLE_FORMATS,
-        landing.storage_options(),
-        limits,
-    )
-    # Parsing runs in Python workers: do it once for every output.
-    parsed = with_ingest_date(parsed, day).persist()
+    parsed = batch.parse_batch(session, landing, files).persist()  # parsed once, for both outputs
     try:
-        reasons = {**unreadable, **refused_files(parsed)}
-        titles, refused = split_parsed(parsed, TITLE_COLUMNS, sorted(reasons))
-        # Files refused before parsing (unreadable, never opened) still leave a quarantine row.
-        unopened = [
-            (c.path, reasons.get(c.path, c.status), c.discovered_at)
-            for c in claimed
-            if c.path in unreadable or ledger_lib.status_code(c.status) in ledger_lib.REFUSED_UNOPENED
-        ]
-        if unopened:
-            refused = refused.unionByName(refusal_rows(session, unopened, day))
-        # A batch adds (or replaces) only its own files' rows in the partition.
-        narrower = {} if requested is None else {REPLACE_WHERE: sql_in("_source_file", [c.path for c in claimed])}
-        yield dg.Output(
-            titles,
-            "titles",
-            metadata={
-                **narrower,
-                "files_read": len([c for c in readable if c.path not in reasons]),
-                "files_not_read": len(claimed) - len(readable),
-                "files_refused": len(reasons.keys() | {path for path, _, _ in unopened}),
-                "files_waiting": dg.MetadataValue.json([f.uri for f in waiting[:100]]),
-                "ledger": dg.MetadataValue.path(ledger_uri),
-            },
-        )
-        yield dg.Output(refused, "refused_files", metadata=narrower)
+        out = batch.split_batch(session, parsed, files, lake.table_uri("bronze", ledger_lib.LEDGER_TABLE))
+        yield dg.Output(out.titles, "titles", metadata=out.metadata)
+        yield dg.Output(out.refused, "refused_files")
         # Recorded after bronze is written: a run stopped before leaves `claimed` rows, which
         # the day's next run reads again (the sensor requests them again).
-        claims.record(
-            session, ledger_uri, root, ledger_lib.ledger_rows(claimed, context.run.run_id, reasons), lake.storage_options()
-        )
+        batch.record_batch(session, lake, landing, files, run_id, out.reasons)
     finally:
         parsed.unpersist()
 
 
-def _archived(landing: LandingZoneResource, claim: ledger_lib.Claim) -> Optional[str]:
-    """Where the archive job puts the claim's file (None for a path outside today's landing zone)."""
-    try:
-        return landing.archived_uri(claim.path, claim.ingest_date)
-    except OutsideLandingZone:
-        return None
-
-
-def refusal_rows(session, refusals: list[tuple[str, str, dt.datetime]], day: dt.date) -> DataFrame:
-    """One quarantine row (no evidence) per (file, reason, discovered_at) refused without its bytes being read."""
-    return session.createDataFrame(
-        [(path, None, None, reason, discovered_at, day) for path, reason, discovered_at in sorted(refusals)],
-        "_source_file string, _source_line int, _rescued_data string, _reason string, "
-        "_ingested_at timestamp, ingest_date date",
-    )
-
-
 checks = bronze_checks(("bronze", "netflix_titles"), TITLE_FORMATS, TITLE_COLUMNS)
-for _dataset, _fmt in LOOKUP_FORMATS.items():
-    checks += bronze_checks(("bronze", _dataset), [_fmt], _fmt.columns)
+for _lookup in LOOKUPS.values():
+    checks += bronze_checks(("bronze", _lookup.table), [_lookup.format], _lookup.format.columns)
 
 defs = dg.Definitions(
     assets=[landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], asset_checks=table_checks(checks)

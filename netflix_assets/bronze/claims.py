@@ -5,7 +5,7 @@ the command line's reads and writes in `ledger_store`.
 Both writes are MERGEs on `path`:
 - `claim` inserts a `claimed` row for each file no day holds yet, before bronze writes a
   row of it. MERGE reads the whole ledger, so of two runs that race for a file Delta
-  commits one and fails the other with a conflict; `lib.tables.committed` retries it, and
+  commits one and fails the other with a conflict; `lib.delta.committed` retries it, and
   the retried MERGE finds the row and inserts nothing. The caller then reads the ledger
   again: a file is this run's only if the ledger says it belongs to this run's day.
 - `record` sets the final rows of the run's claims (their day's rows only) after bronze
@@ -27,9 +27,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..lib.delta_layout import new_table_options
 from ..lib.faults import reached
-from ..lib.tables import committed, is_conflict, read_table
+from ..lib.delta import committed, is_conflict, new_table_options, read_table
 from ..resources.landing import escape_undecodable
 from .ledger import CLAIMED, LEDGER_SCHEMA, Claim, claims_from_rows, from_ledger_path, to_ledger_path
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from ..resources.landing import INVALID_NAME, NOT_A_REGULAR_FILE, LandedFile  # decided from the listing
 from ..transforms.csv_records import CHANGED_DURING_READ, UNREADABLE  # noqa: F401 - statuses of the ledger
@@ -223,6 +223,48 @@ def owned_by(day: dt.date, paths: Sequence[str], known: dict[str, Claim]) -> tup
     mine = [known[p] for p in dict.fromkeys(paths) if p in known and known[p].ingest_date == day]
     taken = [p for p in dict.fromkeys(paths) if p in known and known[p].ingest_date != day]
     return sorted(mine, key=lambda c: c.path), taken
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a bronze run of a day takes, decided from the ledger and the listing before it reads a byte."""
+
+    selected: tuple[Claim, ...]  # the run's files, as the ledger and the listing give them
+    to_claim: tuple[Claim, ...]  # new files and stranded `claimed` rows: the run's one conditional MERGE
+    skipped: tuple[str, ...]  # why a requested file is not taken, one message each
+
+
+def plan_batch(
+    day: dt.date, known: dict[str, Claim], landed: Sequence[LandedFile], escaped: Sequence[str], now: dt.datetime,
+    today: dt.date, settle_seconds: float, max_file_bytes: int, requested: Optional[Sequence[str]] = None,
+) -> BatchPlan:
+    """The files a run of `day` claims (`select_claims`, the same arguments), plus a record of each
+    name that resolves outside the zone (`escaped`: recorded once, on its discovery day, never opened);
+    new files over `max_file_bytes` are claimed already refused."""
+    selected, skipped = select_claims(day, known, landed, now, settle_seconds, requested, today=today)
+    if requested is not None or day == today:
+        selected += [outside_claim(uri, now, day) for uri in escaped if uri not in known]
+    new = refuse_too_large([c for c in selected if c.path not in known], max_file_bytes)
+    stranded = [c for c in selected if c.path in known and c.status == CLAIMED]
+    return BatchPlan(tuple(selected), tuple(new + stranded), tuple(skipped))
+
+
+def owned_claims(day: dt.date, plan: BatchPlan, known: dict[str, Claim], max_file_bytes: int) -> tuple[list[Claim], list[str]]:
+    """After the claim, with the ledger read again (`known`): (the planned files the ledger gives to
+    `day`, size-capped; every skip message, a file a concurrent run claimed first included)."""
+    mine, taken = owned_by(day, [c.path for c in plan.selected], known)
+    skipped = [*plan.skipped, *(f"{path}: claimed by {known[path].ingest_date} by a concurrent run" for path in taken)]
+    return refuse_too_large(mine, max_file_bytes), skipped
+
+
+def missing_files(
+    claims: Sequence[Claim], present: set[str], archived: dict[str, Optional[str]], exists: Callable[[str], bool]
+) -> list[str]:
+    """Readable claims whose file is neither in the listing (`present`) nor at its archived URI."""
+    return sorted(
+        c.path for c in claims
+        if c.readable and c.path not in present and not (archived.get(c.path) and exists(archived[c.path]))
+    )
 
 
 def ledger_rows(claims: Sequence[Claim], run_id: str, refused: dict[str, str], default: str = INGESTED) -> list[tuple]:

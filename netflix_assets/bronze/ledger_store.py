@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from ..lib import clock
-from ..partitions import PARTITION_COLUMN
+from ..lib.delta import PARTITION_COLUMN
 from ..resources.landing import escape_undecodable
 from .ledger import CLAIMED, FAILED, LEDGER_SCHEMA, LEDGER_TABLE, from_ledger_path, refusal, status_code, to_ledger_path
 

@@ -8,11 +8,12 @@ from dagster._core.storage.tags import RUN_KEY_TAG
 
 from ..jobs import lakehouse_job, landed_titles_job
 from ..lib import clock
-from ..lib.delta_log import partition_row_counts
+from ..lib.delta import partition_row_counts
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
 from . import discovery, ledger_store
-from .assets import LOOKUP_FORMATS, bronze_netflix_titles
+from ..transforms.formats import LOOKUPS
+from .assets import bronze_netflix_titles
 from .ledger import LEDGER_TABLE
 
 
@@ -28,7 +29,7 @@ def lookups_landed(lake: LakeResource, day: str) -> bool:
     """Whether all four bronze lookup tables hold partition `day` (read from their Delta logs
     with delta-rs). When in doubt (no table yet, an unreadable log), False."""
     date = dt.date.fromisoformat(day)
-    for dataset in LOOKUP_FORMATS:
+    for dataset in LOOKUPS:
         counts = partition_row_counts(lake.table_uri("bronze", dataset), lake.storage_options())
         if not counts or date not in counts:
             return False
@@ -123,6 +124,18 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         claim_run_status=run_statuses(context.instance),
         today=clock.today(),
     )
+    cursor, summary = _record_failed(context, tick, ledger_uri, root, options, now)
+    context.log.info(summary)
+    run_requests = _run_requests(tick, lake)
+    return dg.SensorResult(
+        run_requests=run_requests,
+        cursor=cursor.dump(),
+        skip_reason=None if run_requests else dg.SkipReason(summary),
+    )
+
+
+def _record_failed(context, tick: discovery.Tick, ledger_uri: str, root: str, options, now: dt.datetime):
+    """(the cursor, the tick's summary) once the files whose retries ran out are recorded `failed`."""
     cursor, summary = tick.cursor, tick.summary
     if tick.failed:
         try:
@@ -130,9 +143,13 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         except Exception as err:  # noqa: BLE001 - the batches stay in the cursor: written on the next tick
             context.log.warning(f"could not record {len(tick.failed)} failed file(s) in the ledger: {err!r}")
             summary += f"; recording failed files deferred ({type(err).__name__})"
-    context.log.info(summary)
+    return cursor, summary
+
+
+def _run_requests(tick: discovery.Tick, lake: LakeResource) -> list[dg.RunRequest]:
+    """One run per batch: `landed_titles_job` once its day's lookups are in the lake, else the whole job."""
     pulled = {day: lookups_landed(lake, day) for day in {r.partition_key for r in tick.requests}}
-    run_requests = [
+    return [
         dg.RunRequest(
             job_name=(landed_titles_job if pulled[request.partition_key] else lakehouse_job).name,
             run_key=request.run_key,
@@ -142,11 +159,6 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         )
         for request in tick.requests
     ]
-    return dg.SensorResult(
-        run_requests=run_requests,
-        cursor=cursor.dump(),
-        skip_reason=None if run_requests else dg.SkipReason(summary),
-    )
 
 
 @dg.schedule(

@@ -6,18 +6,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..automation import FOLLOW_UPSTREAM
-from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, Replace, delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, table_checks
 from ..lib.lineage import LINEAGE_KEY, column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import gold as g
-from ..transforms.silver import LOOKUPS, SILVER_TITLES_SCHEMA
-from ..resources.databricks import SPARK_STEP
+from ..transforms.formats import LOOKUPS
+from ..transforms.silver import SILVER_TITLES_SCHEMA
+from ..resources.databricks import SPARK_RESOURCES
 
 SILVER_TITLES = ("silver", "netflix_titles")
-GOLD_RESOURCES = {"spark", "lake", *SPARK_STEP}
+SERVED, DROPPED = ("gold", "netflix_titles"), ("quarantine", "gold_netflix_titles")
 from . import model, model_checks
 from .checks import checks
 
@@ -51,66 +52,46 @@ def as_of(table: str) -> dg.AssetIn:
     partitions_def=daily_partitions,
     group_name="gold",
     can_subset=True,
-    required_resource_keys=GOLD_RESOURCES,
+    required_resource_keys=SPARK_RESOURCES,
 )
 def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
-    selected = context.op_execution_context.selected_output_names
     day = partition_date(context)
-    served, dropped = ("gold", "netflix_titles"), ("quarantine", "gold_netflix_titles")
-    plan, reader = _plan(context, served, [dropped], silver)
-    meta = refresh.FULL_REFRESH if plan is None else plan.metadata()
-    persisted = []
+    plan = _plan(context, SERVED, [DROPPED], silver)
     if plan is None:
         ranked = g.gold_titles(g.snapshot_as_of(silver, day)).persist()  # read by both outputs
-        persisted.append(ranked)
-        outputs = {"gold": ranked.where(F.col("_reason").isNull()).drop("_reason"),
-                   "dropped": ranked.where(F.col("_reason").isNotNull())}
+        (served, dropped), persisted, meta = g.served_and_dropped(ranked), ranked, refresh.FULL_REFRESH
     else:
-        # Touched show_ids take their rows of silver[D]; the others keep theirs. The ranking
-        # is global: when the set of durations moves, every row is re-ranked and rewritten.
-        def untouched(key):
-            return reader.partition(key, day).where(~F.col("show_id").isin(list(plan.keys))).drop("duration_ranking", "newflag")
-
-        fresh = g.snapshot_as_of(refresh.day_rows(silver, day).where(F.col("show_id").isin(list(plan.keys))), day)
-        kept, kept_dropped = untouched(served), untouched(dropped)
-        ranks = g.duration_ranks(kept.unionByName(kept_dropped.drop("_reason")).unionByName(fresh)).persist()
-        persisted.append(ranks)
-        before = reader.partition(served, day).select("duration_minutes", "duration_ranking").distinct()
-        reranked = sorted(map(tuple, ranks.collect())) != sorted(map(tuple, before.collect()))
-        ranked = g.gold_titles(fresh, ranks)
-        meta = {**meta, "refresh_reranked": reranked}
-        new_served = ranked.where(F.col("_reason").isNull()).drop("_reason")
-        new_dropped = ranked.where(F.col("_reason").isNotNull())
-        if reranked:
-            outputs = {"gold": g.gold_titles(kept, ranks).drop("_reason").unionByName(new_served),
-                       "dropped": g.gold_titles(kept_dropped.drop("_reason"), ranks).unionByName(new_dropped)}
-        else:
-            outputs = {"gold": refresh.Replace(new_served, plan.key_predicate()),
-                       "dropped": refresh.Replace(new_dropped, plan.key_predicate())}
+        reader = TableReader(context.resources.spark, context.resources.lake)
+        stored = [reader.partition(key, day) for key in (SERVED, DROPPED)]
+        done = g.refresh_gold_titles(refresh.day_rows(silver, day), plan.keys, *stored, day)
+        served, dropped, persisted = done.served, done.dropped, done.ranks
+        if not done.reranked:  # only the touched show_ids' rows are new
+            served, dropped = Replace(served, plan.key_predicate()), Replace(dropped, plan.key_predicate())
+        meta = {**plan.metadata(), "refresh_reranked": done.reranked}
     try:
-        for name in ("gold", "dropped"):
-            if name in selected:
-                yield dg.Output(outputs[name], name, metadata=meta)
+        for name, df in (("gold", served), ("dropped", dropped)):
+            if name in context.op_execution_context.selected_output_names:
+                yield dg.Output(df, name, metadata=meta)
     finally:
-        for df in persisted:
-            df.unpersist()
+        persisted.unpersist()
 
 
-def _plan(context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame):
+def _plan(
+    context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame
+) -> "refresh.KeyedRefresh | None":
     """A keyed refresh of gold `served`[D] (and `others`, its quarantine) when the run asks for one:
     the silver rows of D that gold does not hold yet (by `_source_file`) name the touched show_ids."""
-    reader = TableReader(context.resources.spark, context.resources.lake)
     if not refresh.incremental_requested(context):
-        return None, reader
+        return None
+    reader = TableReader(context.resources.spark, context.resources.lake)
     day = partition_date(context)
     current = refresh.day_rows(silver, day)
     outputs = [reader.partition_or_none(key, day) for key in (served, *others)]
     outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs if o is not None and "_source_file" in o.columns]
     if len(outputs) < 1 + len(others):  # a table from before gold kept `_source_file`: rebuild
-        return None, reader
-    plan = refresh.plan(context, reader, served, [current], outputs,
+        return None
+    return refresh.plan(context, reader, served, [current], outputs,
                         lambda files: current.where(F.col("_source_file").isin(files)), F.col("show_id"))
-    return plan, reader
 
 
 def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
@@ -128,17 +109,17 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
             )
         },
         automation_condition=FOLLOW_UPSTREAM,
-        required_resource_keys=GOLD_RESOURCES,
+        required_resource_keys=SPARK_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, silver: DataFrame):
         day = partition_date(context)
-        plan, _ = _plan(context, ("gold", table), [], silver)
+        plan = _plan(context, ("gold", table), [], silver)
         if plan is None:
             return dg.Output(g.gold_lookup(g.snapshot_as_of(silver, day), value_column), metadata=refresh.FULL_REFRESH)
         # A touched show_id appears in silver[D]: its list is silver[D]'s (the snapshot rule).
         touched = refresh.day_rows(silver, day).where(F.col("show_id").isin(list(plan.keys)))
         fresh = g.gold_lookup(g.snapshot_as_of(touched, day), value_column)
-        return dg.Output(refresh.Replace(fresh, plan.key_predicate()), metadata=plan.metadata())
+        return dg.Output(Replace(fresh, plan.key_predicate()), metadata=plan.metadata())
 
     return _asset
 

@@ -8,8 +8,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..lib.checks import TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
-from ..partitions import PARTITION_COLUMN
-from ..transforms.silver import LOOKUPS
+from ..lib.delta import PARTITION_COLUMN
+from ..transforms.formats import LOOKUPS
 
 TITLES = ("gold", "netflix_titles")
 

@@ -16,14 +16,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..automation import FOLLOW_UPSTREAM
-from ..lib.lineage import LINEAGE_KEY, Source, column_lineage, same_columns
+from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
 from ..io_managers.delta import delta_out
 from ..transforms import dimensional as d
 from ..transforms import identity as ident
 from ..transforms import kpis as k
-from ..resources.databricks import SPARK_STEP
+from ..resources.databricks import SPARK_RESOURCES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +60,7 @@ def gold_table(
         metadata={LINEAGE_KEY: lineage},
         automation_condition=AUTOMATION,
         freshness_policy=freshness_policy,
-        required_resource_keys=SPARK_STEP,
+        required_resource_keys=SPARK_RESOURCES,
     )
 
 
@@ -97,7 +97,7 @@ _ORDER = _from(*[(TITLES, c) for c in ident.ORDER])
     partitions_def=daily_partitions,
     group_name="gold",
     can_subset=True,
-    required_resource_keys=SPARK_STEP,
+    required_resource_keys=SPARK_RESOURCES,
 )
 def gold_title_identity(context: dg.AssetExecutionContext, titles: DataFrame, cast: DataFrame, directors: DataFrame):
     # Persisted: both outputs read the scored pairs (one self-join of the catalogue).

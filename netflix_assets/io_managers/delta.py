@@ -2,22 +2,22 @@
 
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
 
-from ..partitions import PARTITION_COLUMN
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
-from ..lib.delta_log import partition_row_counts
 from ..lib import lineage as declared
 from ..lib.lineage import LINEAGE_KEY
 from ..reporting import lineage as lineage_picture
-from ..lib.refresh import Replace
 from ..lib.columns import describe
-from ..lib.tables import (
-    comment_columns, commit_metadata, read_table, save_table, table_metadata, with_comments, write_partitions,
+from ..lib.delta import (
+    PARTITION_COLUMN, comment_columns, commit_metadata, partition_row_counts, read_table, save_table, with_comments,
+    write_partitions,
 )
+from ..lib.tables import table_metadata
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -26,9 +26,21 @@ if TYPE_CHECKING:
 LOAD_MODE = "load"
 LOAD_PARTITION = "partition"  # exactly the mapped partition(s) (default)
 LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold snapshots)
-# Output metadata key: a predicate narrowing which rows of the partition an output
-# replaces (an incremental batch of files), shown in the UI with the materialization.
+# Materialization metadata key: the predicate of a `Replace` that asked to be shown.
 REPLACE_WHERE = "replace_where"
+
+
+@dataclass(frozen=True)
+class Replace:
+    """An output that replaces only the rows of its partition matching `where` (a SQL predicate),
+    not the whole partition: a bronze batch of files, a keyed refresh (`lib.refresh`). The one way
+    an asset narrows its write. `shown`: the predicate is also recorded with the materialization
+    (a bronze batch's short file list, which the UI then shows; a keyed refresh's predicate lists
+    up to 20,000 show_ids, too long for the event log)."""
+
+    df: "DataFrame"
+    where: str
+    shown: bool = False
 
 
 def delta_out(key: list[str], description: str, lineage: Optional[dg.TableColumnLineage] = None, **kwargs) -> dg.AssetOut:
@@ -74,18 +86,15 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: "DataFrame | Replace") -> None:
         uri = self._uri(context.asset_key)
         window = _window(context)
-        narrower = context.output_metadata.get(REPLACE_WHERE)
+        narrower = shown = None
         if isinstance(obj, Replace):
-            # A keyed refresh (`lib.refresh`): its predicate lists up to 20,000 show_ids, too long
-            # for the event log, so it travels with the DataFrame instead of as output metadata
-            # (which a bronze batch's short file list uses, shown with the materialization).
-            obj, narrower = obj.df, obj.where
+            obj, narrower, shown = obj.df, obj.where, obj.shown
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
         descriptions = describe(context.asset_key.to_user_string(), obj.columns)
         obj = with_comments(obj, descriptions)
         if window is not None:
-            marker = write_partitions(obj, uri, *window, narrower=getattr(narrower, "value", narrower))
+            marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:
             marker = save_table(obj, uri)
         spark = self.spark.get_session()
@@ -100,6 +109,8 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         }
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
+            if shown:
+                metadata[REPLACE_WHERE] = narrower
             metadata["rows_written"] = metadata["dagster/row_count"]
             rows = partition_row_counts(uri, self.lake.storage_options())
             if rows is not None:

@@ -23,10 +23,10 @@ from pyspark.sql import functions as F
 from ..partitions import PARTITION_COLUMN, daily_partitions
 from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
-from ..resources.databricks import SPARK_STEP
-from ..transforms.quality import SAMPLE, key_verdict, naming, offenders  # noqa: F401 (re-exported)
-from .delta_log import partition_row_counts
-from .tables import partition_date, read_table
+from ..resources.databricks import SPARK_RESOURCES
+from ..transforms.quality import SAMPLE, key_check_name, key_verdict, naming, offenders  # noqa: F401 (re-exported)
+from .delta import partition_row_counts, read_table
+from .tables import partition_date
 
 # Partitioned asset checks are a "preview" feature in dagster 1.13; the contract
 # requires them (a check without partitions reads every partition), so say it once here.
@@ -163,7 +163,7 @@ def _table_check_def(key: tuple[str, ...], group: list[PartitionCheck]) -> dg.As
         specs=[c.spec for c in group],
         description=f"The data-contract checks of {'/'.join(key)}, evaluated on one read of the partition.",
         can_subset=True,
-        required_resource_keys={"spark", "lake", *SPARK_STEP},
+        required_resource_keys=SPARK_RESOURCES,
     )
     def _checks(context: dg.AssetCheckExecutionContext):
         reader = TableReader(context.resources.spark, context.resources.lake)
@@ -202,7 +202,7 @@ def row_count_drop_check(key: Sequence[str]) -> PartitionCheck:
 
 def key_check(key: Sequence[str], columns: Sequence[str], *, blocking: bool = True) -> PartitionCheck:
     """Blocking by default: the key columns are not null and unique within the partition."""
-    name = "_".join(columns) + "_not_null_unique"
+    name = key_check_name(columns)
 
     @partition_check(key, name, f"({', '.join(columns)}) is not null and unique in the partition.", blocking=blocking)
     def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:

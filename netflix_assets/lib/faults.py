@@ -7,7 +7,7 @@ must hold is that a run stopped between any two of them converges once the produ
 what it does next (the sensor re-requests the batch, a user re-materializes the day).
 SIGKILL is the honest way to stop it there: no `finally`, no Dagster failure handling, no
 JVM shutdown hook, as when a container is restarted or the kernel's OOM killer fires.
-`netflix_assets_tests/test_crash_points.py` kills a run at every point named here.
+`netflix_assets_tests/lib/test_crash_points.py` kills a run at every point named here.
 
 Points: `after_claim` (the ledger's claim MERGE), `after_commit:<layer>/<table>` (any
 table write, the ledger's statuses included: `after_commit:bronze/_ingested_files`).

@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import dagster as dg
 
-from ..partitions import PARTITION_COLUMN
-from .tables import sql_in
+from .delta import PARTITION_COLUMN, sql_in
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -78,14 +77,6 @@ class KeyedRefresh:
 
 
 FULL_REFRESH = {"refresh": "full"}
-
-
-@dataclass(frozen=True)
-class Replace:
-    """An output that replaces only the rows of its partition matching `where` (see `SparkDeltaIOManager`)."""
-
-    df: "DataFrame"
-    where: str
 
 
 def incremental_requested(context: dg.AssetExecutionContext) -> bool:

@@ -3,8 +3,9 @@
 This file is uploaded to DBFS and run as a `spark_python_task` on an existing
 (all-purpose) cluster by `netflix_assets.pipes.assets`. It imports no Dagster
 beyond `dagster_pipes` (a cluster library), and of this project only the pure
-PySpark transforms (`netflix_assets.transforms.silver`, shipped as a small
-wheel library: see `assets.transforms_wheel`).
+PySpark transforms (`netflix_assets.transforms`) and the Delta module
+(`netflix_assets.lib.delta`), shipped as a small wheel library: see
+`assets.transforms_wheel`.
 
 Pipes bootstrap: on an existing cluster the orchestrator cannot set environment
 variables, so the context and messages params come as `--dagster-pipes-*` CLI
@@ -33,8 +34,10 @@ from dagster_pipes import (
     open_dagster_pipes,
 )
 
-PARTITION_COLUMN = "ingest_date"  # = netflix_assets.partitions.PARTITION_COLUMN (which imports dagster)
-CHECK_NAME = "show_id_not_null_unique"  # = lib.checks.key_check(..., ["show_id"]) in the other deployments
+from netflix_assets.transforms.quality import key_check_name
+
+KEY = ["show_id"]
+CHECK_NAME = key_check_name(KEY)  # the name lib.checks.key_check gives it in the other deployments
 
 
 def _table(lake_uri: str, *path: str) -> str:
@@ -42,10 +45,12 @@ def _table(lake_uri: str, *path: str) -> str:
 
 
 def build_silver_titles(pipes: PipesContext) -> None:
+    """The partition's silver titles written as every deployment writes them (`lib.delta`: replace
+    exactly this day, never append), then its key check reported under the same name and rule."""
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from netflix_assets.lib.delta_layout import portable_types
+    from netflix_assets.lib import delta
     from netflix_assets.transforms import silver as t
     from netflix_assets.transforms.quality import key_verdict
 
@@ -55,43 +60,23 @@ def build_silver_titles(pipes: PipesContext) -> None:
     silver_uri = _table(lake_uri, "silver", "netflix_titles")
 
     spark = SparkSession.builder.getOrCreate()  # the cluster's session
-    bronze = spark.read.format("delta").load(bronze_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
+    bronze = spark.read.format("delta").load(bronze_uri).where(F.col(delta.PARTITION_COLUMN) == F.lit(day))
     classified = t.classify_titles(bronze).persist()
     try:
-        silver = portable_types(t.silver_titles(classified))
         refused_rows = t.refused(classified).count()
-        # As lib.tables.write_partitions: replace exactly this day, never append.
-        predicate = f"{PARTITION_COLUMN} >= DATE'{day}' AND {PARTITION_COLUMN} < DATE'{day + dt.timedelta(days=1)}'"
-        (
-            silver.write.format("delta")
-            # = lib.delta_layout.new_table_options(silver.columns): statistics on the replace predicates' columns.
-            .option("delta.dataSkippingStatsColumns", "show_id,_source_file")
-            .option("mergeSchema", "true")
-            .mode("overwrite")
-            .option("replaceWhere", predicate)
-            .partitionBy(PARTITION_COLUMN)
-            .save(silver_uri)
-        )
+        marker = delta.write_partitions(t.silver_titles(classified), silver_uri, day, day + dt.timedelta(days=1))
     finally:
         classified.unpersist()
 
-    # Row count and version from the Delta commit just made (as lib.tables.commit_metadata).
-    # SQL, not the py4j DeltaTable API: serverless compute speaks only Spark Connect.
-    last = spark.sql(f"DESCRIBE HISTORY delta.`{silver_uri}` LIMIT 1").select("version", "operation", "operationMetrics").first()
-    metrics = last["operationMetrics"] or {}
+    # The commit just made, by Spark's DESCRIBE HISTORY: delta-rs has no credentials on the cluster.
+    commit = delta.commit_metadata(spark, silver_uri, marker=marker, read_log=False)
     pipes.report_asset_materialization(
-        metadata={
-            "dagster/row_count": int(metrics.get("numOutputRows", 0)),
-            "delta_version": int(last["version"]),
-            "delta_operation": last["operation"],
-            "refused_rows": refused_rows,
-            "dagster/uri": {"raw_value": silver_uri, "type": "path"},
-        },
-        data_version=str(last["version"]),
+        metadata={**commit, "refused_rows": refused_rows, "dagster/uri": {"raw_value": silver_uri, "type": "path"}},
+        data_version=str(commit.get("delta_version")),
     )
 
-    written = spark.read.format("delta").load(silver_uri).where(F.col(PARTITION_COLUMN) == F.lit(day))
-    verdict = key_verdict(written, ["show_id"])
+    written = spark.read.format("delta").load(silver_uri).where(F.col(delta.PARTITION_COLUMN) == F.lit(day))
+    verdict = key_verdict(written, KEY)
     pipes.report_asset_check(
         check_name=CHECK_NAME,
         passed=verdict.passed,

@@ -23,11 +23,12 @@ from typing import Any, Mapping, Optional
 
 import dagster as dg
 
-from .landing import LANDING_ENV
+from .. import settings
 
 STEP_LAUNCHER_KEY = "pyspark_step_launcher"
-# `required_resource_keys` of every op that touches Spark.
-SPARK_STEP = frozenset({STEP_LAUNCHER_KEY})
+# `required_resource_keys` of every op that touches Spark: its session, the lake, and the step
+# launcher that runs the op on Databricks in production (a no-op resource elsewhere).
+SPARK_RESOURCES = frozenset({"spark", "lake", STEP_LAUNCHER_KEY})
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ CLUSTER_LIBRARIES = (
 )
 
 DEFAULT_SECRET_SCOPE = "netflix-lakehouse"
-ADLS_KEY_SECRET = "adls-account-key"
+ADLS_KEY_SECRET = settings.VARS["NETFLIX_ADLS_ACCOUNT_KEY"].scope_key
 # How Spark on Databricks reaches the lake.
 # `account-key` (default): each step sets the account key from the secret scope in the Hadoop
 # configuration (the launcher's `storage.adls2`, i.e. `sc._jsc.hadoopConfiguration()`), which
@@ -55,41 +56,15 @@ ADLS_KEY_SECRET = "adls-account-key"
 # of AZURE_CLIENT_ID / AZURE_TENANT_ID, its secret from the scope (`azure-client-secret`).
 LAKE_AUTH_ENV = "NETFLIX_LAKE_AUTH"
 LAKE_AUTH_MODES = ("account-key", "cluster")
-# Secret scope key -> environment variable on the cluster: every secret the remote step
-# needs to rebuild the resources the Dagster process has. The lake's key is always read
-# (Spark's `storage.adls2` needs it); each other key only when its variable is set in the
+# Secret scope key -> environment variable on the cluster (`settings.VARS`): every secret the
+# remote step needs to rebuild the resources the Dagster process has. The lake's key is always
+# read (Spark's `storage.adls2` needs it); each other key only when its variable is set in the
 # Dagster process, so the scope holds just the credentials the deployment uses.
-CLUSTER_SECRETS = {
-    ADLS_KEY_SECRET: "NETFLIX_ADLS_ACCOUNT_KEY",
-    # May carry a SAS token (a query string); the step's config validation resolves it on
-    # the cluster even though the HTTP pull itself runs in the Dagster process.
-    "lookup-base-url": "NETFLIX_LOOKUP_BASE_URL",
-    # A landing zone outside the lake (NETFLIX_LANDING_URI): bronze reads it on the cluster.
-    "landing-account-key": LANDING_ENV["account_key"],
-    "landing-sas-token": LANDING_ENV["sas_token"],
-    "landing-connection-string": LANDING_ENV["connection_string"],
-    # NETFLIX_LAKE_AUTH=cluster: the service principal the step's Python readers sign in as.
-    "azure-client-secret": "AZURE_CLIENT_SECRET",
-}
+CLUSTER_SECRETS = settings.CLUSTER_SECRETS
 ALWAYS_READ_SECRETS = frozenset({ADLS_KEY_SECRET})
 # Non-secret settings the remote step needs to rebuild the same resources: names, URIs
 # without credentials, endpoints. They travel in clear (see the module docstring).
-FORWARDED_ENV = (
-    "NETFLIX_DEPLOYMENT",
-    "NETFLIX_LAKE_URI",
-    "NETFLIX_ADLS_ACCOUNT",
-    "NETFLIX_ADLS_CONTAINER",
-    "NETFLIX_ADLS_PREFIX",
-    "NETFLIX_LANDING_URI",
-    LANDING_ENV["account_name"],
-    LANDING_ENV["blob_endpoint"],
-    "DATABRICKS_HOST",
-    "DATABRICKS_CLUSTER_ID",
-    "DATABRICKS_SECRET_SCOPE",
-    LAKE_AUTH_ENV,
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-)
+FORWARDED_ENV = settings.FORWARDED_ENV
 # What gives a credential away in a value meant to be forwarded in clear (a SAS signature,
 # an account key or SAS in a connection string, user info in a URL): refused, not forwarded.
 _CREDENTIAL_MARKERS = ("sig=", "accountkey=", "sharedaccesssignature=", "password=")

@@ -38,6 +38,8 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from ..transforms.formats import LOOKUPS
+
 BUNDLED_TUTORIAL_DIR = Path(__file__).resolve().parent.parent / "data" / "netflix_tutorial"
 
 CHUNK_BYTES = 1 << 20  # read the body 1 MiB at a time
@@ -53,8 +55,7 @@ class SourceFile(dg.Config):
 
 
 DEFAULT_FILES = [
-    SourceFile(folder_name=name, file_name=f"{name}.csv")
-    for name in ("netflix_cast", "netflix_category", "netflix_countries", "netflix_directors")
+    SourceFile(folder_name=LOOKUPS[name].table, file_name=LOOKUPS[name].file_name) for name in sorted(LOOKUPS)
 ]
 
 

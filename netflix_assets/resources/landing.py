@@ -44,6 +44,8 @@ from typing import Any, Iterable, Iterator, Optional, Union
 import dagster as dg
 from pydantic import Field
 
+from .. import settings
+
 # The ledger status of a name bronze must not open by its URI (not UTF-8, or one the store's
 # client would read as another object): recorded, never opened.
 INVALID_NAME = "invalid_name"
@@ -63,13 +65,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URL_SAFE_PREFIX = re.compile(r"[^\x00-\x1f\x7f?#]*")
 
 # Environment variables read by `from_env` (values never appear in code or config files).
-LANDING_ENV = {
-    "account_name": "NETFLIX_LANDING_ACCOUNT",
-    "account_key": "NETFLIX_LANDING_ACCOUNT_KEY",
-    "sas_token": "NETFLIX_LANDING_SAS_TOKEN",
-    "connection_string": "NETFLIX_LANDING_CONNECTION_STRING",
-    "blob_endpoint": "NETFLIX_LANDING_BLOB_ENDPOINT",
-}
+LANDING_ENV = settings.LANDING_ENV
 
 
 class OutsideLandingZone(ValueError):
@@ -214,10 +210,8 @@ class LandingZoneResource(dg.ConfigurableResource):
     def from_env(cls, default_uri: str, **kwargs: Any) -> "LandingZoneResource":
         """`NETFLIX_LANDING_URI` (default: the lake's landing folder) and the Azure
         settings of `LANDING_ENV`, each passed as a `dg.EnvVar` when it is set."""
-        settings: dict[str, Any] = {
-            field: dg.EnvVar(var) for field, var in LANDING_ENV.items() if os.environ.get(var)
-        }
-        return cls(uri=os.environ.get("NETFLIX_LANDING_URI") or default_uri, **settings, **kwargs)
+        fields: dict[str, Any] = {field: dg.EnvVar(var) for field, var in LANDING_ENV.items() if settings.get(var)}
+        return cls(uri=settings.get("NETFLIX_LANDING_URI", default_uri), **fields, **kwargs)
 
     # ------------------------------------------------------------ filesystem
 

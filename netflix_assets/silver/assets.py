@@ -6,14 +6,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..automation import FOLLOW_UPSTREAM
-from ..io_managers.delta import delta_out
+from ..io_managers.delta import Replace, delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, table_checks
 from ..lib.lineage import column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
+from ..transforms.formats import LOOKUPS, Lookup
 from ..transforms import silver as t
-from ..resources.databricks import SPARK_STEP
+from ..resources.databricks import SPARK_RESOURCES
 from .checks import checks
 
 
@@ -39,7 +40,7 @@ def _titles_lineage() -> dg.TableColumnLineage:
     )
 
 
-def _lookup_lineage(lookup: t.Lookup) -> dg.TableColumnLineage:
+def _lookup_lineage(lookup: Lookup) -> dg.TableColumnLineage:
     bronze = ("bronze", lookup.table)
     return column_lineage(
         {
@@ -59,9 +60,6 @@ def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[
     }
 
 
-SILVER_RESOURCES = {"spark", "lake", *SPARK_STEP}
-
-
 def raw_key():
     """show_id as silver keys it (trimmed; blank = none), on raw bronze-shaped rows."""
     return F.trim(F.col("show_id"))
@@ -76,7 +74,7 @@ def raw_key():
     partitions_def=daily_partitions,
     group_name="silver",
     can_subset=True,
-    required_resource_keys=SILVER_RESOURCES,
+    required_resource_keys=SPARK_RESOURCES,
 )
 def silver_netflix_titles(context: dg.AssetExecutionContext, bronze: DataFrame):
     plan = _plan(context, "netflix_titles", [bronze], lambda files: bronze.where(F.col("_source_file").isin(files)))
@@ -105,15 +103,15 @@ def _split_outputs(context: dg.AssetExecutionContext, classified: DataFrame, to_
     try:
         if "silver" in selected:
             df = to_silver(classified)
-            yield dg.Output(df if plan is None else refresh.Replace(df, plan.key_predicate()), "silver", metadata=meta)
+            yield dg.Output(df if plan is None else Replace(df, plan.key_predicate()), "silver", metadata=meta)
         if "quarantine" in selected:
             df = to_quarantine(classified)
-            yield dg.Output(df if plan is None else refresh.Replace(df, plan.source_predicate()), "quarantine", metadata=meta)
+            yield dg.Output(df if plan is None else Replace(df, plan.source_predicate()), "quarantine", metadata=meta)
     finally:
         classified.unpersist()
 
 
-def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
+def _silver_lookup(lookup: Lookup) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"silver_{lookup.table}",
         outs=_outs(
@@ -128,7 +126,7 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         group_name="silver",
         can_subset=True,
-        required_resource_keys=SILVER_RESOURCES,
+        required_resource_keys=SPARK_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
         candidates = t.lookup_candidates(lookup, bronze_lookup, bronze_titles)
@@ -150,6 +148,6 @@ def _silver_lookup(lookup: t.Lookup) -> dg.AssetsDefinition:
     return _asset
 
 
-silver_lookups = [_silver_lookup(lookup) for lookup in t.LOOKUPS.values()]
+silver_lookups = [_silver_lookup(lookup) for lookup in LOOKUPS.values()]
 
 defs = dg.Definitions(assets=[silver_netflix_titles, *silver_lookups], asset_checks=table_checks(checks))

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
 from ..lib.refresh import file_rows
+from ..transforms.formats import LOOKUPS, Lookup
 from ..transforms import silver as t
 
 TITLES = ("silver", "netflix_titles")
@@ -83,7 +84,7 @@ def _titles_input_files(reader: TableReader, day: dt.date) -> DataFrame:
     return file_rows([reader.partition(("bronze", "netflix_titles"), day)])
 
 
-def _lookup_input_files(lookup: t.Lookup) -> InputFiles:
+def _lookup_input_files(lookup: Lookup) -> InputFiles:
     def files(reader: TableReader, day: dt.date) -> DataFrame:
         return t.lookup_candidate_counts(
             lookup,
@@ -94,7 +95,7 @@ def _lookup_input_files(lookup: t.Lookup) -> InputFiles:
     return files
 
 
-def _lookup_input(lookup: t.Lookup) -> InputRows:
+def _lookup_input(lookup: Lookup) -> InputRows:
     files = _lookup_input_files(lookup)
     return lambda reader, day: files(reader, day).agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long")).first()[0]
 
@@ -146,7 +147,7 @@ checks = [
     date_added_null_share,
     row_count_drop_check(TITLES),
 ]
-for _lookup in t.LOOKUPS.values():
+for _lookup in LOOKUPS.values():
     checks += [
         key_check(("silver", _lookup.table), ["show_id", _lookup.value_column]),
         _reconciliation(_lookup.table, _lookup_input(_lookup), _lookup_input_files(_lookup)),

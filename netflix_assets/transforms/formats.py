@@ -33,6 +33,39 @@ COUNTRIES = SourceFormat("countries", ("country", "show_id"))
 DIRECTORS = SourceFormat("directors", ("director", "show_id"))
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A lookup dataset: pulled as `<table>.csv` in `format` into raw/ and bronze/, cleaned into
+    silver/ and gold/ tables of (show_id, `value_column`), fed also by the Kaggle titles' column
+    `kaggle_list_column` (a comma-separated list)."""
+
+    table: str
+    format: SourceFormat
+    value_column: str
+    kaggle_list_column: str
+
+    @property
+    def source_column(self) -> str:
+        """The value's column in the pulled file (bronze keeps it as read)."""
+        return self.format.columns[0]
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.table}.csv"
+
+
+# The one list of lookups: bronze's pulls and tables, silver, gold and the tests derive theirs from it.
+LOOKUPS: dict[str, Lookup] = {
+    lookup.table: lookup
+    for lookup in (
+        Lookup("netflix_cast", CAST, "cast_name", "cast"),
+        Lookup("netflix_directors", DIRECTORS, "director_name", "director"),
+        Lookup("netflix_countries", COUNTRIES, "country", "country"),
+        Lookup("netflix_category", CATEGORY, "category", "listed_in"),
+    )
+}
+
+
 def union_columns(formats: Sequence[SourceFormat]) -> tuple[str, ...]:
     """The bronze source columns for a table fed by several formats, in first-seen order."""
     seen: dict[str, None] = {}
@@ -40,6 +73,10 @@ def union_columns(formats: Sequence[SourceFormat]) -> tuple[str, ...]:
         for column in fmt.columns:
             seen.setdefault(column, None)
     return tuple(seen)
+
+
+# The bronze titles table's source columns: both formats', in first-seen order.
+TITLE_COLUMNS = union_columns(TITLE_FORMATS)
 
 
 def normalize_header(header_line: str) -> tuple[str, ...]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Sequence
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -49,6 +51,47 @@ def gold_titles(snapshot: DataFrame, ranks: DataFrame | None = None) -> DataFram
         failed = F.col(column).isNull()
         reason = F.when(failed, name) if reason is None else reason.when(failed, name)
     return df.select(*snapshot.columns, "duration_ranking", "newflag", reason.alias("_reason"))
+
+
+def served_and_dropped(ranked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(gold rows, the rows an expectation dropped, with `_reason`) of `gold_titles`' output."""
+    return ranked.where(F.col("_reason").isNull()).drop("_reason"), ranked.where(F.col("_reason").isNotNull())
+
+
+@dataclass(frozen=True)
+class TitlesRefresh:
+    """gold titles[D] after some show_ids changed: `reranked` when every row was rewritten (the set
+    of durations moved, so the global ranking did), else only the changed show_ids' rows. `ranks`
+    is persisted (read by both outputs): unpersist it once they are written."""
+
+    served: DataFrame
+    dropped: DataFrame
+    reranked: bool
+    ranks: DataFrame
+
+
+def refresh_gold_titles(
+    silver_day: DataFrame, keys: Sequence[str], served: DataFrame, dropped: DataFrame, day: dt.date
+) -> TitlesRefresh:
+    """gold titles[D] and its dropped rows (`served`, `dropped`: as stored) after the show_ids `keys`
+    changed in silver[D] (`silver_day`): touched show_ids take their rows of silver[D], the others
+    keep theirs. The ranking is global: when the set of durations moves, every row is re-ranked."""
+    touched = F.col("show_id").isin(list(keys))
+    fresh = snapshot_as_of(silver_day.where(touched), day)
+    kept = served.where(~touched).drop("duration_ranking", "newflag")
+    kept_dropped = dropped.where(~touched).drop("duration_ranking", "newflag", "_reason")
+    ranks = duration_ranks(kept.unionByName(kept_dropped).unionByName(fresh)).persist()
+    before = served.select("duration_minutes", "duration_ranking").distinct()
+    reranked = sorted(map(tuple, ranks.collect())) != sorted(map(tuple, before.collect()))
+    new_served, new_dropped = served_and_dropped(gold_titles(fresh, ranks))
+    if not reranked:
+        return TitlesRefresh(new_served, new_dropped, False, ranks)
+    return TitlesRefresh(
+        gold_titles(kept, ranks).drop("_reason").unionByName(new_served),
+        gold_titles(kept_dropped, ranks).unionByName(new_dropped),
+        True,
+        ranks,
+    )
 
 
 def gold_lookup(snapshot: DataFrame, value_column: str) -> DataFrame:

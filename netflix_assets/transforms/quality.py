@@ -32,6 +32,11 @@ def naming(what: str, names: Sequence[str], total: Optional[int] = None) -> str:
     return f"{total} {what}: {', '.join(names)}{more}"
 
 
+def key_check_name(columns: Sequence[str]) -> str:
+    """The name of the check that `columns` are a key: `show_id_not_null_unique`."""
+    return "_".join(columns) + "_not_null_unique"
+
+
 @dataclass(frozen=True)
 class KeyVerdict:
     rows: int

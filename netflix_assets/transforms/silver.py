@@ -8,11 +8,11 @@ reason `duplicate`: nothing is lost without a count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from .formats import Lookup
 
 REASON = "_reason"
 MALFORMED = "malformed_record"
@@ -164,24 +164,6 @@ def silver_titles(classified: DataFrame) -> DataFrame:
 
 # ---------------------------------------------------------------- lookups
 
-
-@dataclass(frozen=True)
-class Lookup:
-    """A lookup table: its bronze source column, its silver value column, and the
-    Kaggle titles column whose comma-separated list feeds it too."""
-
-    table: str
-    source_column: str
-    value_column: str
-    kaggle_list_column: str
-
-
-LOOKUPS = {
-    "netflix_cast": Lookup("netflix_cast", "cast", "cast_name", "cast"),
-    "netflix_directors": Lookup("netflix_directors", "director", "director_name", "director"),
-    "netflix_countries": Lookup("netflix_countries", "country", "country", "country"),
-    "netflix_category": Lookup("netflix_category", "listed_in", "category", "listed_in"),
-}
 
 LOOKUP_LINEAGE = ["_source_format", "_source_file", "_source_line", "_rescued_data", "_ingested_at", "ingest_date"]
 

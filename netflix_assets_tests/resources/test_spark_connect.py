@@ -1,0 +1,83 @@
+"""The same code on Spark Connect (what Databricks serverless and `make dev`'s warm server speak):
+the whole graph run on the bundled data through a local Spark Connect server equals the classic
+session's run, table for table and row for row, with the same check results; a remote that is
+not there, or is not Spark Connect, costs the run a warning, not its success.
+
+The Connect run is a child process: a process that has made a Connect session is in Connect
+mode for good (pyspark switches `pyspark.sql.functions` to Connect), and the suite's own runs
+use the classic session."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+from netflix_assets.resources import spark_connect
+from netflix_assets.resources.spark import REMOTE_ENV, SparkResource
+
+from netflix_assets_tests.conftest import TUTORIAL_DIR
+from netflix_assets_tests.lakehouse import Lakehouse, check_results, unexpected_failures
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _main(spec: str) -> None:
+    args = json.loads(spec)
+    os.environ[REMOTE_ENV] = args["remote"]  # after conftest's import, which clears it for the suite
+    lake = Lakehouse.create(Path(args["root"]), args["lookup_url"])
+    lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
+    result = lake.run(args["day"])
+    session = lake.defs.resources["spark"].process_config_and_initialize().get_session()
+    print(json.dumps({
+        "session": type(session).__module__,
+        "failures": unexpected_failures(result),
+        "checks": check_results(result),
+    }))
+
+
+def test_the_graph_on_spark_connect_equals_the_classic_run(tutorial_lake, lookup_server, connect_url, tmp_path):
+    root = tmp_path / "lake"
+    spec = json.dumps({"root": str(root), "lookup_url": lookup_server, "day": tutorial_lake.day, "remote": connect_url})
+    child = subprocess.run(
+        [sys.executable, "-m", "netflix_assets_tests.resources.test_spark_connect", spec],
+        cwd=PROJECT, capture_output=True, text=True, timeout=1800,
+    )
+    assert child.returncode == 0, child.stderr[-4000:]
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    assert out["session"].startswith("pyspark.sql.connect"), out["session"]
+    assert out["failures"] == [], out["failures"]
+    assert out["checks"] == check_results(tutorial_lake.result)
+
+    connect = Lakehouse.create(root, lookup_server)
+    classic = tutorial_lake.lake
+    assert connect.tables() == classic.tables()
+    for table in classic.tables():  # delta-rs reads each: no type only Spark can read
+        got, want = connect.state(table, tutorial_lake.day), classic.state(table, tutorial_lake.day)
+        assert got == want, f"{table}: {len(got)} rows vs {len(want)}; first differences {sorted(set(got) ^ set(want))[:3]}"
+
+
+def test_a_remote_where_nothing_answers_costs_a_warning_and_a_jvm(spark, caplog):
+    remote = spark_connect.url(spark_connect.free_port())
+    with caplog.at_level(logging.WARNING):
+        session = SparkResource(remote=remote).get_session()
+    assert session is spark  # this process's own (classic) session
+    assert f"Spark Connect at {remote}" in caplog.text and "nothing answers there" in caplog.text
+
+
+def test_a_remote_that_is_not_spark_connect_costs_a_warning_not_a_hang(spark, lookup_server, caplog):
+    """An HTTP server on the port: the Connect client would retry it for minutes."""
+    remote = "sc://" + lookup_server.split("://", 1)[1].rstrip("/")
+    with caplog.at_level(logging.WARNING):
+        session = SparkResource(remote=remote).get_session()
+    assert session is spark
+    assert "does not speak gRPC" in caplog.text
+    assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])

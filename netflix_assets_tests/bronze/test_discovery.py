@@ -6,6 +6,7 @@ import json
 import pytest
 
 from netflix_assets.bronze import discovery
+from netflix_assets.bronze import ledger
 from netflix_assets.bronze.ledger import DUPLICATE, OUTSIDE, Claim, mark_duplicates, select_claims
 from netflix_assets.bronze.ledger_store import OpenClaim
 from netflix_assets.resources.landing import LandedFile
@@ -126,6 +127,38 @@ def test_rematerializing_a_past_day_rereads_its_files_only():
     assert [c.path for c in claims] == ["file:///zone/a.csv"]
     today, _ = select_claims(DAY, known, [landed("a.csv"), landed("b.csv"), landed("c.csv", modified=NOW)], NOW, 30)
     assert [c.path for c in today] == ["file:///zone/b.csv"], "c.csv is not settled yet"
+
+
+def test_a_batch_plan_claims_new_and_stranded_files_refuses_large_ones_and_records_escaped_names():
+    known = {
+        "file:///zone/done.csv": claim("file:///zone/done.csv"),
+        "file:///zone/stranded.csv": claim("file:///zone/stranded.csv", status=ledger.CLAIMED),
+    }
+    files = [landed("done.csv"), landed("stranded.csv"), landed("new.csv"), landed("big.csv", size=500)]
+    plan = ledger.plan_batch(DAY, known, files, ["file:///elsewhere/x.csv"], NOW, DAY, 30, max_file_bytes=100)
+    assert [c.path for c in plan.selected] == [
+        "file:///zone/big.csv", "file:///zone/done.csv", "file:///zone/new.csv", "file:///zone/stranded.csv",
+        "file:///elsewhere/x.csv",
+    ]
+    claimed = {c.path: ledger.status_code(c.status) for c in plan.to_claim}
+    assert claimed == {"file:///zone/big.csv": ledger.FILE_TOO_LARGE, "file:///zone/new.csv": None,
+                       "file:///elsewhere/x.csv": OUTSIDE, "file:///zone/stranded.csv": ledger.CLAIMED}
+    # A past day records no escaped name (it belongs to the day it is discovered).
+    assert ledger.plan_batch(DAY - dt.timedelta(days=1), known, files, ["file:///elsewhere/x.csv"], NOW, DAY, 30, 100).to_claim == ()
+
+
+def test_after_the_claim_a_run_keeps_only_what_the_ledger_gives_its_day():
+    plan = ledger.BatchPlan((claim("a"), claim("b")), (), ("c: already claimed by 2026-11-20",))
+    known = {"a": claim("a"), "b": claim("b", day=DAY - dt.timedelta(days=1))}  # a concurrent run of another day won b
+    mine, skipped = ledger.owned_claims(DAY, plan, known, max_file_bytes=100)
+    assert [c.path for c in mine] == ["a"]
+    assert skipped == ["c: already claimed by 2026-11-20", f"b: claimed by {DAY - dt.timedelta(days=1)} by a concurrent run"]
+
+
+def test_a_claimed_file_is_missing_only_when_neither_listed_nor_archived():
+    claims = [claim("listed"), claim("archived"), claim("gone"), claim("refused", status=ledger.FILE_TOO_LARGE)]
+    archived = {"listed": None, "archived": "arch/archived", "gone": "arch/gone"}
+    assert ledger.missing_files(claims, {"listed"}, archived, exists=lambda uri: uri == "arch/archived") == ["gone"]
 
 
 def test_outside_claims_are_never_duplicates():

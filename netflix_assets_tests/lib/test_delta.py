@@ -142,3 +142,12 @@ def _adds(uri: str) -> list[dict]:
         with open(path) as f:
             adds += [json.loads(line)["add"] for line in f if '"add"' in line]
     return adds
+
+
+def test_a_write_replaces_the_days_of_its_window_and_only_the_narrowed_rows_of_them():
+    from netflix_assets.lib.delta import partition_predicate, sql_in
+
+    day = dt.date(2026, 11, 24)
+    assert partition_predicate(day, day + dt.timedelta(days=1)) == "ingest_date >= DATE'2026-11-24' AND ingest_date < DATE'2026-11-25'"
+    narrowed = partition_predicate(day, day + dt.timedelta(days=1), sql_in("_source_file", ["a.csv", "it's.csv"]))
+    assert narrowed.endswith(" AND (_source_file IN ('a.csv', 'it\\'s.csv'))")

@@ -82,3 +82,23 @@ def test_dim_date_covers_the_date_added_range(spark):
     rows = d.dim_date(titles).orderBy("date").collect()
     assert [r["date"] for r in rows] == [dt.date(2019, 12, 30) + dt.timedelta(days=i) for i in range(4)]
     assert (rows[0]["year_month"], rows[-1]["quarter"], rows[0]["day_name"]) == ("2019-12", 1, "Monday")
+
+
+def test_a_keyed_refresh_of_gold_titles_equals_a_rebuild_and_reranks_only_when_durations_move(spark):
+    before = _silver_titles(spark, [("1", "a", 90, D2), ("2", "b", 100, D2), ("3", "c", 80, D2)])
+
+    def rebuilt(silver):
+        return g.served_and_dropped(g.gold_titles(g.snapshot_as_of(silver, D2)))
+
+    served, dropped = rebuilt(before)
+    for changed, reranked in ((("1", "a2", 90, D2), False), (("1", "a3", 120, D2), True)):
+        after = before.where(F.col("show_id") != "1").unionByName(_silver_titles(spark, [changed]))
+        done = g.refresh_gold_titles(after, ["1"], served, dropped, D2)
+        try:
+            assert done.reranked is reranked
+            # Not re-ranked: only show_id 1's rows are new (the IO manager replaces them by key).
+            got = done.served if reranked else served.where(F.col("show_id") != "1").unionByName(done.served)
+            assert sorted(got.collect()) == sorted(rebuilt(after)[0].collect())
+            assert done.dropped.count() == 0
+        finally:
+            done.ranks.unpersist()

@@ -70,10 +70,11 @@ DEFAULT_DBFS_PREFIX = "dbfs:/netflix-lakehouse/pipes"
 
 WHEEL_NAME = "netflix_lakehouse_transforms"
 WHEEL_VERSION = "0.1.0"
-# The sources the task imports, none of which imports Dagster: the silver transforms, the key
-# verdict, and the Delta module (`lib/delta.py`, with the crash points its commits pass).
+# The sources the task imports, none of which imports Dagster: the silver transforms (with the
+# contract's formats and lookups), the key verdict, and the Delta module (`lib/delta.py`, with
+# the crash points its commits pass).
 WHEEL_SOURCES = (
-    "transforms/__init__.py", "transforms/silver.py", "transforms/quality.py",
+    "transforms/__init__.py", "transforms/silver.py", "transforms/formats.py", "transforms/quality.py",
     "lib/__init__.py", "lib/delta.py", "lib/faults.py",
 )
 # The wheel's own top-level package: no `definitions` import (the real

@@ -95,7 +95,8 @@ sql: install
 
 # Pipeline vs a plain PySpark baseline (bundled data, 100k, 1M titles) beside a DuckDB floor, the
 # incremental cost curve (K = 10, 100, 1,000), a warm Spark Connect server, the sensor tick and the
-# definitions load, side by side; writes BENCHMARKS.md (28 min on 2 cores, latest run). Fewer sizes:
+# definitions load, side by side; writes BENCHMARKS.md (56 min on 2 cores in the latest run, 25 of them
+# the warm-server runs). Fewer sizes:
 #   make bench BENCH_ARGS="--sizes bundled,100k --curve 10k,100k"
 bench: install $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)

@@ -25,6 +25,8 @@ import sys
 import threading
 import time
 
+from . import settings
+
 GRACE = 7.0
 
 
@@ -46,9 +48,9 @@ def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
     from .resources import spark_connect
     from .resources.spark import REMOTE_ENV, answers, speaks_grpc
 
-    if os.environ.get(REMOTE_ENV):
-        return os.environ[REMOTE_ENV], None
-    port = int(os.environ.get(spark_connect.PORT_ENV) or spark_connect.DEFAULT_PORT)
+    if settings.get(REMOTE_ENV):
+        return settings.get(REMOTE_ENV), None
+    port = int(settings.get(spark_connect.PORT_ENV) or spark_connect.DEFAULT_PORT)
     remote = spark_connect.url(port)
     if answers(remote, timeout=1.0):
         if speaks_grpc(remote):

@@ -8,10 +8,9 @@ asset with ~1,000 "missing" partitions before its first day. Every process of on
 must see the same start (the Makefile passes it to the webserver, the daemon and their runs).
 """
 
-import os
-
 import dagster as dg
 
+from . import settings
 from .lib.delta import PARTITION_COLUMN  # noqa: F401 (the partitions' column, defined with the writes)
 
 PARTITIONS_START_ENV = "NETFLIX_PARTITIONS_START"
@@ -20,5 +19,5 @@ DEFAULT_PARTITIONS_START = "2024-01-01"
 # end_offset=1: today's partition exists while today is still running, so the
 # files landing today can be ingested today (the demo materializes it).
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START, timezone="UTC", end_offset=1
+    start_date=settings.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC", end_offset=1
 )

@@ -7,7 +7,8 @@ forwarded in clear (`forwarded`). Written in three lists, a new landing-zone cre
 list short of reaching the cluster. Here each variable says once what it is, and the landing
 zone, the deployments and the Databricks forwarding derive their lists from it; a test checks
 that the package reads no variable outside the table and that README or DEPLOYMENT.md
-documents each one. No import of the package or of Dagster: anything may read it.
+documents each one, and that the package reads each of them through `get` (or `raw`), never
+`os.environ` directly. No import of the package or of Dagster: anything may read it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ VARS: dict[str, Var] = {
         Var("DATABRICKS_TOKEN", "personal access token"),
         Var("DATABRICKS_CLIENT_ID", "service principal (OAuth M2M)"),
         Var("DATABRICKS_CLIENT_SECRET", "its secret"),
+        Var("ARM_CLIENT_ID", "an Azure service principal signing in to the workspace (with the two below)"),
+        Var("ARM_CLIENT_SECRET", "its secret"),
+        Var("ARM_TENANT_ID", "its tenant"),
         Var("DATABRICKS_CLUSTER_ID", "run steps on this all-purpose cluster", forwarded=True),
         Var("DATABRICKS_SECRET_SCOPE", "the secret scope read on the cluster", forwarded=True),
         Var("DATABRICKS_SPARK_VERSION", "job cluster: runtime"),
@@ -93,6 +97,12 @@ FORWARDED_ENV = tuple(v.name for v in VARS.values() if v.forwarded)
 
 def get(name: str, default: Optional[str] = None) -> Optional[str]:
     """The variable's value (`default` when unset or empty); a name missing from `VARS` is a bug."""
+    return raw(name) or default
+
+
+def raw(name: str) -> Optional[str]:
+    """The value as set, an empty one included (None when unset): for the variables whose empty
+    value means something (`NETFLIX_CLUSTER_LIBRARIES=""`: no cluster libraries)."""
     if name not in VARS:
         raise KeyError(f"{name} is not in netflix_assets.settings.VARS")
-    return os.environ.get(name) or default
+    return os.environ.get(name)

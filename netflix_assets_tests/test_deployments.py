@@ -25,6 +25,7 @@ from netflix_assets.resources.databricks import (
     step_launcher_config,
 )
 from netflix_assets.resources.landing import LANDING_ENV
+from netflix_assets.transforms.formats import LOOKUPS
 
 SECRETS = {"DATABRICKS_TOKEN": "dapi-not-a-real-token", "NETFLIX_ADLS_ACCOUNT_KEY": "bm90LWEtcmVhbC1rZXk="}
 PROD_ENV = {
@@ -200,7 +201,7 @@ def test_local_pull_records_go_through_the_json_io_manager(tmp_path):
     assert isinstance(resources[JSON_IO_MANAGER_KEY], JsonRecordsIOManager)
     assert "pickle_io_manager" not in resources
     graph = build_definitions(resources).resolve_asset_graph()
-    for dataset in ("netflix_cast", "netflix_category", "netflix_countries", "netflix_directors"):
+    for dataset in LOOKUPS:
         assert graph.get(dg.AssetKey(["raw", dataset])).io_manager_key == JSON_IO_MANAGER_KEY
     # No output goes through a pickle IO manager (Dagster's default `io_manager` is one).
     io_keys = {graph.get(key).io_manager_key for key in graph.materializable_asset_keys}
@@ -316,9 +317,21 @@ def test_every_environment_variable_the_package_reads_is_in_the_one_table_and_do
     named = {
         name
         for path in package.rglob("*.py")
-        for name in re.findall(r"\"((?:NETFLIX|DATABRICKS|AZURE)_[A-Z0-9_]+)\"", path.read_text())
+        for name in re.findall(r"\"((?:NETFLIX|DATABRICKS|AZURE|ARM)_[A-Z0-9_]+)\"", path.read_text())
     }
     assert named - set(settings.VARS) == set()
+    # ...and every read of one goes through `settings` (lib/faults.py ships to Databricks without it).
+    sources = {path.relative_to(package).as_posix(): path.read_text() for path in package.rglob("*.py")}
+    constants = {k: v for text in sources.values() for k, v in re.findall(r"^([A-Z_]+) = \"([A-Z0-9_]+)\"", text, re.M)}
+    reads = r"os\.(?:environ\.get\(|environ\[|getenv\()\s*([\"\w.]+)|([\"\w.]+) (?:not )?in os\.environ"
+    direct = sorted(
+        f"{rel}: {name}"
+        for rel, text in sources.items()
+        if rel not in ("settings.py", "lib/faults.py")
+        for arg in re.findall(reads, text)
+        if (name := constants.get("".join(arg).split(".")[-1], "".join(arg).strip('"'))) in settings.VARS
+    )
+    assert direct == []
     docs = "".join((package.parent / doc).read_text() for doc in ("README.md", "DEPLOYMENT.md"))
     assert [name for name in settings.VARS if name not in docs] == []
     secret = {v.name for v in settings.VARS.values() if v.scope_key}

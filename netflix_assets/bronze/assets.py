@@ -68,20 +68,21 @@ def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSource
         record = pulls.pull(
             http_source, item, lake.api_dataset_uri(dataset), day, log=context.log, storage_options=lake.storage_options()
         )
-        yield dg.Output(
-            record,
-            output_name=dataset,
-            metadata={
-                "url": record["url"],
-                "uri": dg.MetadataValue.path(record["uri"]),
-                "sha256": record["sha256"],
-                "bytes": record["bytes"],
-                "http_status": record["http_status"],
-                "etag": record["etag"] or "",
-                "attempts": record["attempts"],
-                "unchanged_since_last_pull": record["unchanged"],
-            },
-        )
+        yield dg.Output(record, output_name=dataset, metadata=_pull_metadata(record))
+
+
+def _pull_metadata(record: dict[str, Any]) -> dict[str, Any]:
+    """What the UI shows of one pull (the whole record is the bronze input)."""
+    return {
+        "url": record["url"],
+        "uri": dg.MetadataValue.path(record["uri"]),
+        "sha256": record["sha256"],
+        "bytes": record["bytes"],
+        "http_status": record["http_status"],
+        "etag": record["etag"] or "",
+        "attempts": record["attempts"],
+        "unchanged_since_last_pull": record["unchanged"],
+    }
 
 
 # What to do about a lookup file bronze refuses: the pull keeps its bytes, so the fix is upstream.

@@ -27,7 +27,7 @@ LOAD_MODE = "load"
 LOAD_PARTITION = "partition"  # exactly the mapped partition(s) (default)
 LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold snapshots)
 # Materialization metadata key: the predicate of a `Replace` that asked to be shown.
-REPLACE_WHERE = "replace_where"
+SHOWN_PREDICATE_KEY = "replace_where"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, Replace):
             obj, narrower, shown = obj.df, obj.where, obj.shown
         if narrower is not None and window is None:
-            raise ValueError(f"{context.asset_key.to_user_string()}: {REPLACE_WHERE} needs a partitioned asset")
+            raise ValueError(f"{context.asset_key.to_user_string()}: a Replace needs a partitioned asset")
         descriptions = describe(context.asset_key.to_user_string(), obj.columns)
         obj = with_comments(obj, descriptions)
         if window is not None:
@@ -110,7 +110,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
             if shown:
-                metadata[REPLACE_WHERE] = narrower
+                metadata[SHOWN_PREDICATE_KEY] = narrower
             metadata["rows_written"] = metadata["dagster/row_count"]
             rows = partition_row_counts(uri, self.lake.storage_options())
             if rows is not None:

@@ -19,8 +19,9 @@ run it requested, a parent and its subprocesses) then saw two different "todays"
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
+
+from .. import settings
 
 TODAY_ENV = "NETFLIX_TODAY"
 
@@ -32,7 +33,7 @@ def now() -> dt.datetime:
 
 def today() -> dt.date:
     """The day the product treats as today (its daily partition): `NETFLIX_TODAY` if set, else now's UTC date."""
-    pinned = os.environ.get(TODAY_ENV, "").strip()
+    pinned = (settings.get(TODAY_ENV) or "").strip()
     if not pinned:
         return now().date()
     try:

@@ -18,6 +18,8 @@ import os
 import signal
 import sys
 
+# Read here with os.environ, not through `settings`: this module ships in the Pipes task's wheel,
+# which carries no `settings.py` (the name is declared there all the same).
 FAULT_ENV = "NETFLIX_FAULT_POINT"
 
 

@@ -17,8 +17,9 @@ What runs where:
   with the bootstrap params as CLI arguments, polls it and reads the message
   chunks back through the DBFS API;
 * cluster (`silver_titles_task.py`): libraries `dagster-pipes` plus the wheel
-  `netflix-lakehouse-transforms` (only `netflix_assets.transforms`: pure PySpark,
-  no Dagster), reads bronze, writes silver with `replaceWhere` on the day, reports.
+  `netflix-lakehouse-transforms` (`netflix_assets.transforms`, `lib/delta.py` and
+  `lib/faults.py`: pure PySpark, no Dagster), reads bronze, writes silver with
+  `replaceWhere` on the day, reports.
 
 Serverless (`DATABRICKS_PIPES_VOLUME=/Volumes/<catalog>/<schema>/<volume>` set): the same
 task on Databricks serverless compute through `PipesDatabricksServerlessClient`. Serverless
@@ -45,13 +46,13 @@ cluster-level credentials: no secret travels with the task). Usage:
 import base64
 import hashlib
 import io
-import os
 import zipfile
 from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 
+from .. import settings
 from ..partitions import daily_partitions
 
 PIPES_RESOURCE_KEY = "pipes_databricks"
@@ -79,12 +80,7 @@ WHEEL_SOURCES = (
 )
 # The wheel's own top-level package: no `definitions` import (the real
 # `netflix_assets/__init__.py` builds the Dagster code location).
-_WHEEL_INIT = '"""netflix_assets.transforms only, for Databricks tasks (see netflix_assets/pipes/assets.py)."""\n'
-
-
-def _env(name: str) -> Optional[str]:
-    value = os.environ.get(name)
-    return value or None
+_WHEEL_INIT = '"""netflix_assets.transforms, lib.delta and lib.faults, for Databricks tasks (netflix_assets/pipes/assets.py)."""\n'
 
 
 def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
@@ -98,12 +94,12 @@ def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
     )
     from databricks.sdk import WorkspaceClient
 
-    host = _env("DATABRICKS_HOST")
+    host = settings.get("DATABRICKS_HOST")
     if not host:
         raise ValueError("The Databricks Pipes client needs DATABRICKS_HOST (the workspace URL)")
-    client = WorkspaceClient(host=host, token=_env("DATABRICKS_TOKEN"))
-    interval = poll_interval_seconds or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5"))
-    volume = _env(PIPES_VOLUME_ENV)
+    client = WorkspaceClient(host=host, token=settings.get("DATABRICKS_TOKEN"))
+    interval = poll_interval_seconds or float(settings.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5"))
+    volume = settings.get(PIPES_VOLUME_ENV)
     if volume is None:
         return PipesDatabricksClient(client=client, poll_interval_seconds=interval)
     if not volume.startswith("/Volumes/") or len(volume.strip("/").split("/")) != 4:
@@ -202,10 +198,10 @@ def silver_titles_pipes_asset(
         ],
     )
     def silver_netflix_titles_pipes(context: dg.AssetExecutionContext, pipes_databricks: dg.ResourceParam):
-        lake = lake_uri or _env("NETFLIX_LAKE_URI")
+        lake = lake_uri or settings.get("NETFLIX_LAKE_URI")
         if not lake:
             raise ValueError("The Pipes asset needs NETFLIX_LAKE_URI")
-        task, submit_args = submission(pipes_databricks, cluster_id or _env("DATABRICKS_CLUSTER_ID"), dbfs_prefix)
+        task, submit_args = submission(pipes_databricks, cluster_id or settings.get("DATABRICKS_CLUSTER_ID"), dbfs_prefix)
         return pipes_databricks.run(
             task=task,
             context=context,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import html
-import os
 import sys
 from pathlib import Path
 from typing import Optional
 
+from .. import settings
 from ..resources.lake import DEFAULT_LAKE_URI, PROJECT_DIR, normalize_root
 from .charts import ADDED, KPI_CHARTS, svg
 
@@ -119,7 +119,7 @@ def write_report(lake_root: str, out: Path) -> Path:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", default=os.environ.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
+    parser.add_argument("--lake", default=settings.get("NETFLIX_LAKE_URI", DEFAULT_LAKE_URI))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     try:

@@ -14,7 +14,6 @@ step's `config.pkl` on DBFS staging, readable by anyone who can read DBFS.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import urllib.parse
@@ -74,21 +73,16 @@ def local_step_launcher() -> dg.ResourceDefinition:
     return dg.ResourceDefinition.none_resource(description="Local deployment: Spark steps run in the Dagster process.")
 
 
-def _env(name: str) -> Optional[str]:
-    value = os.environ.get(name)
-    return value if value else None
-
-
 def auth_config() -> dict[str, Any]:
     """One Databricks credential, chosen by which variables are set (values stay in the environment)."""
-    if _env("DATABRICKS_CLIENT_ID") and _env("DATABRICKS_CLIENT_SECRET"):
+    if settings.get("DATABRICKS_CLIENT_ID") and settings.get("DATABRICKS_CLIENT_SECRET"):
         return {
             "oauth_credentials": {
                 "client_id": {"env": "DATABRICKS_CLIENT_ID"},
                 "client_secret": {"env": "DATABRICKS_CLIENT_SECRET"},
             }
         }
-    if _env("ARM_CLIENT_ID") and _env("ARM_CLIENT_SECRET") and _env("ARM_TENANT_ID"):
+    if settings.get("ARM_CLIENT_ID") and settings.get("ARM_CLIENT_SECRET") and settings.get("ARM_TENANT_ID"):
         return {
             "azure_credentials": {
                 "azure_client_id": {"env": "ARM_CLIENT_ID"},
@@ -96,7 +90,7 @@ def auth_config() -> dict[str, Any]:
                 "azure_tenant_id": {"env": "ARM_TENANT_ID"},
             }
         }
-    if _env("DATABRICKS_TOKEN") is not None or "DATABRICKS_TOKEN" in os.environ:
+    if settings.raw("DATABRICKS_TOKEN") is not None:
         return {"databricks_token": {"env": "DATABRICKS_TOKEN"}}
     # Neither: databricks-sdk's default chain (~/.databrickscfg, the runtime's own credentials).
     return {}
@@ -104,13 +98,13 @@ def auth_config() -> dict[str, Any]:
 
 def cluster_config() -> dict[str, Any]:
     """An existing (all-purpose) cluster if `DATABRICKS_CLUSTER_ID` is set, else a job cluster per step."""
-    cluster_id = _env("DATABRICKS_CLUSTER_ID")
+    cluster_id = settings.get("DATABRICKS_CLUSTER_ID")
     if cluster_id:
         return {"existing": cluster_id}
     new: dict[str, Any] = {
-        "spark_version": os.environ.get("DATABRICKS_SPARK_VERSION", "17.3.x-scala2.13"),
-        "nodes": {"node_types": {"node_type_id": os.environ.get("DATABRICKS_NODE_TYPE", "Standard_D4ds_v5")}},
-        "size": {"num_workers": int(os.environ.get("DATABRICKS_NUM_WORKERS", "2"))},
+        "spark_version": settings.get("DATABRICKS_SPARK_VERSION", "17.3.x-scala2.13"),
+        "nodes": {"node_types": {"node_type_id": settings.get("DATABRICKS_NODE_TYPE", "Standard_D4ds_v5")}},
+        "size": {"num_workers": int(settings.get("DATABRICKS_NUM_WORKERS", "2"))},
         "spark_conf": {
             "spark.sql.session.timeZone": "UTC",
             "spark.databricks.delta.optimizeWrite.enabled": "true",
@@ -123,14 +117,14 @@ def cluster_config() -> dict[str, Any]:
 def cluster_libraries() -> tuple[str, ...]:
     """`CLUSTER_LIBRARIES`, or `NETFLIX_CLUSTER_LIBRARIES` (comma-separated pip specs) when a
     workspace installs them differently (a private index, libraries preinstalled on the cluster)."""
-    override = os.environ.get("NETFLIX_CLUSTER_LIBRARIES")
+    override = settings.raw("NETFLIX_CLUSTER_LIBRARIES")
     if override is None:
         return CLUSTER_LIBRARIES
     return tuple(spec.strip() for spec in override.split(",") if spec.strip())
 
 
 def _libraries(extra: tuple[str, ...]) -> list[dict[str, Any]]:
-    wheel = _env("NETFLIX_CLUSTER_WHEEL")  # optional: the project built as a wheel on DBFS/Volumes
+    wheel = settings.get("NETFLIX_CLUSTER_WHEEL")  # optional: the project built as a wheel on DBFS/Volumes
     libs: list[dict[str, Any]] = [{"pypi": {"package": spec}} for spec in (*cluster_libraries(), *extra)]
     if wheel:
         libs.append({"whl": wheel})
@@ -144,10 +138,10 @@ def step_launcher_config(
     env: Optional[Mapping[str, str]] = None,
 ) -> dict[str, Any]:
     """The launcher's config from the environment (raises if `DATABRICKS_HOST` is unset)."""
-    if not _env("DATABRICKS_HOST"):
+    if not settings.get("DATABRICKS_HOST"):
         raise ValueError("NETFLIX_DEPLOYMENT=prod needs DATABRICKS_HOST (the workspace URL)")
-    scope = os.environ.get("DATABRICKS_SECRET_SCOPE", DEFAULT_SECRET_SCOPE)
-    forwarded = {name: os.environ[name] for name in FORWARDED_ENV if _env(name)}
+    scope = settings.get("DATABRICKS_SECRET_SCOPE", DEFAULT_SECRET_SCOPE)
+    forwarded = {name: value for name in FORWARDED_ENV if (value := settings.get(name))}
     for name, value in {**forwarded, **(env or {})}.items():
         if name in CLUSTER_SECRETS.values():
             raise ValueError(f"{name} is a secret: it reaches the cluster from the secret scope, never in env_variables")
@@ -159,16 +153,16 @@ def step_launcher_config(
             "run_name": "netflix-lakehouse step",
             "cluster": cluster_config(),
             "libraries": _libraries(extra_libraries),
-            "timeout_seconds": int(os.environ.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3600")),
+            "timeout_seconds": int(settings.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3600")),
         },
         "env_variables": {**forwarded, **(env or {})},
         "secrets_to_env_variables": cluster_secrets(scope),
         "local_dagster_job_package_path": str(staged_code_dir()),
-        "staging_prefix": os.environ.get("DATABRICKS_STAGING_PREFIX", "/dagster_staging"),
-        "poll_interval_sec": poll_interval_sec or float(os.environ.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5")),
+        "staging_prefix": settings.get("DATABRICKS_STAGING_PREFIX", "/dagster_staging"),
+        "poll_interval_sec": poll_interval_sec or float(settings.get("DATABRICKS_POLL_INTERVAL_SECONDS", "5")),
         "verbose_logs": False,
     }
-    account = _env("NETFLIX_ADLS_ACCOUNT")
+    account = settings.get("NETFLIX_ADLS_ACCOUNT")
     if account and lake_auth() == "account-key":
         # Spark on the cluster reads abfss:// with the account key from the secret scope.
         config["storage"] = {
@@ -179,7 +173,7 @@ def step_launcher_config(
 
 def lake_auth() -> str:
     """`NETFLIX_LAKE_AUTH` (see `LAKE_AUTH_MODES`), `account-key` when unset."""
-    mode = os.environ.get(LAKE_AUTH_ENV) or "account-key"
+    mode = settings.get(LAKE_AUTH_ENV, "account-key")
     if mode not in LAKE_AUTH_MODES:
         raise ValueError(f"{LAKE_AUTH_ENV}={mode!r}: expected one of {LAKE_AUTH_MODES}")
     return mode
@@ -194,7 +188,7 @@ def cluster_secrets(scope: str) -> list[dict[str, str]]:
     return [
         {"name": var, "key": key, "scope": scope}
         for key, var in CLUSTER_SECRETS.items()
-        if key in always or _env(var)
+        if key in always or settings.get(var)
     ]
 
 

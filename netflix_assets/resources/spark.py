@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Optional
 import dagster as dg
 from pydantic import Field
 
+from .. import settings
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -312,7 +314,7 @@ def delta_maven_coordinate() -> str:
     import pyspark
 
     spark_line = ".".join(pyspark.__version__.split(".")[:2])
-    version = os.environ.get("NETFLIX_DELTA_JAR_VERSION", DELTA_JAR_VERSION)
+    version = settings.get("NETFLIX_DELTA_JAR_VERSION", DELTA_JAR_VERSION)
     return f"io.delta:delta-spark_{spark_line}_2.13:{version}"
 
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .. import settings
 from ..resources.sql_endpoint import DEFAULT_PORT
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
@@ -126,8 +127,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     from ..resources.lake import DEFAULT_LAKE_URI, normalize_root
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NETFLIX_SQL_PORT") or DEFAULT_PORT))
-    parser.add_argument("--lake", default=os.environ.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
+    parser.add_argument("--port", type=int, default=int(settings.get("NETFLIX_SQL_PORT") or DEFAULT_PORT))
+    parser.add_argument("--lake", default=settings.get("NETFLIX_LAKE_URI", DEFAULT_LAKE_URI))
     parser.add_argument("--home", type=Path, default=Path(os.environ.get("DAGSTER_HOME") or ".dagster_home") / "serving")
     args = parser.parse_args(argv)
     if port_taken(args.port):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from netflix_assets.reporting import report
+from netflix_assets.transforms.formats import LOOKUPS
 
 from netflix_assets_tests.conftest import TUTORIAL_DIR
 from netflix_assets_tests.lakehouse import KNOWN_WARNINGS, check_results, materialized
@@ -50,9 +51,10 @@ def expected():
         if show_id and row["type"].strip() in ("Movie", "TV Show"):
             titles[show_id] = row
     pairs = {}
-    for name, column in (("cast", "cast"), ("directors", "director"), ("countries", "country"), ("category", "listed_in")):
-        pairs[name] = {
-            (r["show_id"].strip(), r[column].strip()) for r in _rows(f"netflix_{name}.csv")
+    for lookup in LOOKUPS.values():
+        column = lookup.source_column
+        pairs[lookup.table.removeprefix("netflix_")] = {
+            (r["show_id"].strip(), r[column].strip()) for r in _rows(lookup.file_name)
             if r["show_id"].strip() and r[column].strip()
         }
     return titles, pairs

@@ -11,6 +11,7 @@ from deltalake import DeltaTable
 
 from netflix_assets.lib import refresh
 from netflix_assets.lib.refresh import REFRESH_TAG
+from netflix_assets.transforms.formats import LOOKUPS
 
 from netflix_assets_tests.conftest import KAGGLE_TITLES, today_iso
 from netflix_assets_tests.lakehouse import Lakehouse, materialized, unexpected_failures
@@ -18,7 +19,7 @@ from netflix_assets_tests.lakehouse import Lakehouse, materialized, unexpected_f
 FIRST_ROWS = 6000
 # Tables a keyed refresh writes in part; the others are rebuilt whole by every run.
 KEYED = [
-    *(f"{layer}/netflix_{t}" for layer in ("silver", "quarantine", "gold") for t in ("titles", "cast", "category", "countries", "directors")),
+    *(f"{layer}/{t}" for layer in ("silver", "quarantine", "gold") for t in ("netflix_titles", *LOOKUPS)),
     "quarantine/gold_netflix_titles",
 ]
 COMPARED = [*KEYED, "gold/dim_title", "gold/bridge_title_person", "gold/kpi_top_people", "gold/kpi_rating_mix"]

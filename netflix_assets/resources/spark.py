@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Optional
 import dagster as dg
 from pydantic import Field
 
-from .. import settings
+# No import of the package here (its one variable, NETFLIX_DELTA_JAR_VERSION, is read with
+# os.environ): the Databricks emulator loads this file by path as the runtime's session factory.
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -314,7 +315,7 @@ def delta_maven_coordinate() -> str:
     import pyspark
 
     spark_line = ".".join(pyspark.__version__.split(".")[:2])
-    version = settings.get("NETFLIX_DELTA_JAR_VERSION", DELTA_JAR_VERSION)
+    version = os.environ.get("NETFLIX_DELTA_JAR_VERSION") or DELTA_JAR_VERSION
     return f"io.delta:delta-spark_{spark_line}_2.13:{version}"
 
 

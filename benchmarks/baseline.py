@@ -119,6 +119,7 @@ from netflix_assets.lib.delta import new_table_options
 from netflix_assets.transforms import dimensional as d
 from netflix_assets.transforms import identity as ident
 from netflix_assets.transforms import gold as g
+from netflix_assets.transforms import history as h
 from netflix_assets.transforms import kpis as k
 from netflix_assets.transforms import silver as s
 from netflix_assets.transforms.formats import (
@@ -140,7 +141,7 @@ QUARANTINE_TABLES = [
     "quarantine/gold_netflix_titles",
 ]
 GOLD_MODEL_TABLES = [
-    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
+    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_title_history", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
     "gold/bridge_title_person", "gold/bridge_title_country", "gold/bridge_title_genre", "gold/fact_title_added",
 ]
 KPI_TABLES = [
@@ -377,6 +378,9 @@ def run_baseline(
     pairs.unpersist()
     ids = lake.read("gold/title_source_ids")
     lake.write("gold/dim_title", d.dim_title(gold_titles, ids))
+    lake.write("gold/dim_title_history", h.title_history(h.title_versions(
+        lake.read("gold/dim_title", as_of=True), lake.read("gold/netflix_countries", as_of=True),
+        lake.read("gold/netflix_category", as_of=True)), day))
     lake.write("gold/dim_person", d.dim_person(cast, directors))
     lake.write("gold/dim_country", d.dim_value(countries, "country", "country"))
     lake.write("gold/dim_genre", d.dim_value(category, "category", "genre"))
@@ -415,6 +419,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "gold/title_source_ids": ("show_id",),
     "gold/title_match_review": ("show_id", "candidate_show_id"),
     "gold/dim_title": ("title_key",),
+    "gold/dim_title_history": ("title_key", "valid_from"),
     "gold/fact_title_added": ("title_key",),
     "gold/dim_person": ("person_key",),
     "gold/dim_country": ("country_key",),

@@ -422,6 +422,23 @@ def gold_layer(titles_files: Sequence[tuple[Path, str]], lookup_dir: Path, day: 
     # AMBIGUITY: the dimensions and bridges hold every value of the gold lookups, including rows of
     # show_ids that are not in dim_title (the contract makes `bridge show_id in dim_title` a
     # warning, so orphans are expected, and counted, not removed).
+    # The title history of a lake with one partition: one version per title, current since D.
+    # AMBIGUITY: the issue names rating, duration, description, countries and genres; the product
+    # tracks every descriptive column dim_title takes from silver (its derived short_title, type_flag
+    # and rating_group follow from them) and the representative show_id; countries and genres are
+    # the representative's sorted distinct values.
+    since = dt.date.fromisoformat(str(day))
+    listed = {"countries": defaultdict(set), "genres": defaultdict(set)}
+    for name, pairs in (("countries", countries), ("genres", genres)):
+        for show_id, value in pairs:
+            if value is not None:
+                listed[name][show_id].add(value)
+    tracked = ["show_id", "title", "type", "rating", "release_year", "date_added", "duration_minutes",
+               "duration_seasons", "description"]
+    out["gold/dim_title_history"] = Table(
+        ["title_key", *tracked, "countries", "genres", "valid_from", "valid_to", "is_current"],
+        [(r["title_key"], *[r[c] for c in tracked], tuple(sorted(listed["countries"][r["show_id"]])),
+          tuple(sorted(listed["genres"][r["show_id"]])), since, None, True) for r in titles])
     out["gold/dim_person"] = Table(["name"], [(n,) for n in sorted({n for _, n in cast + directors})])
     out["gold/dim_country"] = Table(["country"], [(c,) for c in sorted({c for _, c in countries})])
     out["gold/dim_genre"] = Table(["genre"], [(g,) for g in sorted({g for _, g in genres})])

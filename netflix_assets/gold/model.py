@@ -2,7 +2,8 @@
 thin wiring around `transforms.dimensional` and `transforms.kpis`.
 
 Every table is a partitioned snapshot as of D, built from the gold snapshots of
-the same partition. Gold follows silver on its own (Declarative Automation:
+the same partition; dim_title_history reads every dim_title snapshot up to D (a
+history is made of days). Gold follows silver on its own (Declarative Automation:
 `eager`), and the KPIs carry a freshness policy: a dashboard should never show
 a catalog more than a day old without the UI saying so.
 """
@@ -19,8 +20,10 @@ from ..automation import FOLLOW_UPSTREAM
 from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
-from ..io_managers.delta import delta_out
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..lib.tables import partition_date
 from ..transforms import dimensional as d
+from ..transforms import history as h
 from ..transforms import identity as ident
 from ..transforms import kpis as k
 from ..resources.databricks import SPARK_RESOURCES
@@ -35,6 +38,7 @@ COUNTRIES = ("gold", "netflix_countries")
 CATEGORY = ("gold", "netflix_category")
 FACT = ("gold", "fact_title_added")
 IDS = ("gold", "title_source_ids")
+DIM_TITLE = ("gold", "dim_title")
 REVIEW = ("gold", "title_match_review")
 
 AUTOMATION = FOLLOW_UPSTREAM
@@ -43,15 +47,16 @@ KPI_FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26
 
 def gold_table(
     name: str,
-    ins: Mapping[str, Sequence[str]],
+    ins: Mapping[str, "Sequence[str] | dg.AssetIn"],
     description: str,
     lineage: dg.TableColumnLineage,
     freshness_policy: Optional[dg.FreshnessPolicy] = None,
 ) -> Callable:
-    """A partitioned gold Delta table whose function takes its inputs' partitions as DataFrames."""
+    """A partitioned gold Delta table whose function takes its inputs' partitions as DataFrames
+    (an `AssetIn` in `ins` says how to read one otherwise, e.g. every snapshot up to D)."""
     return dg.asset(
         key=["gold", name],
-        ins={arg: dg.AssetIn(list(key)) for arg, key in ins.items()},
+        ins={arg: key if isinstance(key, dg.AssetIn) else dg.AssetIn(list(key)) for arg, key in ins.items()},
         partitions_def=daily_partitions,
         io_manager_key="delta_io_manager",
         group_name="gold",
@@ -152,6 +157,29 @@ def dim_date(titles: DataFrame) -> DataFrame:
     return d.dim_date(titles)
 
 
+def _snapshots(key: Sequence[str]) -> dg.AssetIn:
+    """Every partition of `key` up to D: the days a history is made of."""
+    return dg.AssetIn(list(key), metadata={LOAD_MODE: LOAD_AS_OF})
+
+
+_TRACKED_FROM_DIM = [c for c in h.TRACKED if c not in h.LISTS]
+_VERSIONED = _from(*[(DIM_TITLE, c) for c in ("title_key", *_TRACKED_FROM_DIM)],
+                   (COUNTRIES, "country"), (CATEGORY, "category"))
+
+
+@gold_table("dim_title_history", {"dim_title": _snapshots(DIM_TITLE), "countries": _snapshots(COUNTRIES),
+                                  "genres": _snapshots(CATEGORY)},
+            "Every version of every title (SCD type 2): valid_from, valid_to, is_current, from the daily dim_title "
+            "snapshots up to D (transforms/history.py: the sequencing rule); its current rows are dim_title.",
+            column_lineage({"countries": _from((COUNTRIES, "country")), "genres": _from((CATEGORY, "category")),
+                            # A version's bounds are where the tracked values change (between snapshot days).
+                            **{c: _VERSIONED for c in ("valid_from", "valid_to", "is_current")}},
+                           DIM_TITLE, ["title_key", *_TRACKED_FROM_DIM]))
+def dim_title_history(context: dg.AssetExecutionContext, dim_title: DataFrame, countries: DataFrame,
+                      genres: DataFrame) -> DataFrame:
+    return h.title_history(h.title_versions(dim_title, countries, genres), partition_date(context))
+
+
 # ------------------------------------------------------------------ bridges and fact
 
 
@@ -230,8 +258,6 @@ def _kpi(name: str, ins: Mapping[str, Sequence[str]], description: str, lineage:
 BRIDGE_PERSON, DIM_PERSON = ("gold", "bridge_title_person"), ("gold", "dim_person")
 BRIDGE_COUNTRY, DIM_COUNTRY = ("gold", "bridge_title_country"), ("gold", "dim_country")
 BRIDGE_GENRE, DIM_GENRE = ("gold", "bridge_title_genre"), ("gold", "dim_genre")
-DIM_TITLE = ("gold", "dim_title")
-
 kpi_assets = [
     _kpi("kpi_titles_added_by_month", {"fact": FACT}, "Titles added per month and type.",
          column_lineage({"month": _from((FACT, "date_added")), "type": _from((FACT, "type")),
@@ -264,6 +290,6 @@ kpi_assets = [
 ]
 
 model_assets = [
-    gold_title_identity, dim_title, dim_person, dim_country, dim_genre, dim_date,
+    gold_title_identity, dim_title, dim_title_history, dim_person, dim_country, dim_genre, dim_date,
     bridge_title_person, bridge_title_country, bridge_title_genre, fact_title_added,
 ]

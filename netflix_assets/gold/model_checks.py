@@ -1,21 +1,24 @@
 """Checks of the title identity, the dimensional model and KPIs (data contract: a show_id has
 one title_key and a title_key one type (blocking); no cross-source candidate left for review
 (warning); dim_title key unique (blocking); every bridge show_id exists in dim_title (warning);
-KPI totals reconcile with fact_title_added (blocking); row count drop (warning))."""
+KPI totals reconcile with fact_title_added (blocking); row count drop (warning); the title history's
+versions ordered and its current rows equal to dim_title (blocking))."""
 
 
 import datetime as dt
 from typing import Callable, Sequence
 
 import dagster as dg
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
+from ..transforms import history as h
 from ..transforms import kpis as k
 from .model import gold_title_identity, kpi_assets, model_assets
 
 DIM_TITLE = ("gold", "dim_title")
+HISTORY = ("gold", "dim_title_history")
 FACT = ("gold", "fact_title_added")
 IDS = ("gold", "title_source_ids")
 REVIEW = ("gold", "title_match_review")
@@ -95,6 +98,44 @@ def no_unmerged_duplicates(df: DataFrame, day: dt.date, reader: TableReader) -> 
     )
 
 
+@partition_check(HISTORY, "versions_ordered", "Each title's versions follow one another: valid_from < valid_to, "
+                 "a version starts no earlier than the previous one ends, and only the last one is current.",
+                 blocking=True)
+def history_versions_ordered(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    by_title = Window.partitionBy("title_key").orderBy("valid_from")
+    ordered = df.select("title_key", "valid_from", "valid_to", "is_current",
+                        F.lag("valid_to").over(by_title).alias("_previous_to"),
+                        F.lead("valid_from").over(by_title).alias("_next_from"))
+    broken = ordered.where(
+        (F.col("valid_to") <= F.col("valid_from")) | (F.col("valid_from") < F.col("_previous_to"))
+        | (F.col("valid_to").isNull() & F.col("_next_from").isNotNull())
+        | (F.col("is_current") != F.col("valid_to").isNull()))
+    sample = offenders(broken, ["title_key", "valid_from"])
+    count = broken.count() if sample else 0
+    return dg.AssetCheckResult(
+        passed=count == 0, metadata={"versions_out_of_order": count},
+        description=naming("version(s) overlapping, reversed or wrongly current (title_key, valid_from)", sample, count)
+        if count else None,
+    )
+
+
+@partition_check(HISTORY, "current_rows_equal_dim_title", "The current versions are dim_title's rows of D "
+                 "(title_key and every tracked attribute).", blocking=True, additional_deps=[DIM_TITLE])
+def history_current_equals_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    columns = ["title_key", *[c for c in h.TRACKED if c not in h.LISTS]]
+    current = df.where(F.col("is_current")).select(*columns)
+    titles = reader.partition(DIM_TITLE, day).select(*columns)
+    stale, missing = current.exceptAll(titles), titles.exceptAll(current)
+    parts = []
+    for label, rows in (("current version(s) not in dim_title", stale), ("dim_title row(s) without a current version",
+                                                                          missing)):
+        sample = offenders(rows, ["title_key", "show_id"])
+        if sample:
+            parts.append(naming(f"{label} (title_key, show_id)", sample, rows.count()))
+    return dg.AssetCheckResult(passed=not parts, metadata={"problems": len(parts)},
+                               description="; ".join(parts) or None)
+
+
 Expected = Callable[[TableReader, dt.date], DataFrame]
 
 
@@ -166,6 +207,9 @@ checks = [
     one_type_per_title_key,
     no_unmerged_duplicates,
     key_check(DIM_TITLE, ["title_key"]),
+    key_check(HISTORY, ["title_key", "valid_from"]),
+    history_versions_ordered,
+    history_current_equals_dim_title,
     key_check(("gold", "dim_person"), ["person_key"]),
     key_check(("gold", "dim_country"), ["country_key"]),
     key_check(("gold", "dim_genre"), ["genre_key"]),

@@ -104,6 +104,15 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "gold/dim_title": {"show_id": "The representative show_id of the title_key (its last-ingested source's id)."},
     "gold/fact_title_added": {"show_id": "The representative show_id of the title_key (its last-ingested source's id)."},
+    "gold/dim_title_history": {
+        "show_id": "The representative show_id of the title_key during the version.",
+        "countries": "The title's production countries during the version, sorted (empty when none).",
+        "genres": "The title's genres (listed_in) during the version, sorted (empty when none).",
+        "valid_from": "The first snapshot day (ingest_date) of the version.",
+        "valid_to": "The first snapshot day the version no longer held (a change, or the title left); null while current.",
+        "is_current": "True for the version dim_title shows on the snapshot's day (valid_to is null).",
+        "ingest_date": "The snapshot's day: the history as of that day.",
+    },
 }
 
 

@@ -19,7 +19,7 @@ from netflix_assets_tests.conftest import TUTORIAL_DIR
 from netflix_assets_tests.lakehouse import KNOWN_WARNINGS, check_results, materialized
 
 MODEL = [
-    "dim_title", "dim_person", "dim_country", "dim_genre", "dim_date", "bridge_title_person", "bridge_title_country",
+    "dim_title", "dim_title_history", "dim_person", "dim_country", "dim_genre", "dim_date", "bridge_title_person", "bridge_title_country",
     "bridge_title_genre", "fact_title_added",
 ]
 KPIS = [

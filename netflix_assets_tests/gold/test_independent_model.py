@@ -32,7 +32,7 @@ DATASETS = {"tutorial": [TUTORIAL_DIR / "netflix_titles.csv"], "kaggle": [KAGGLE
 TABLES = [
     "gold/netflix_titles", "quarantine/gold_netflix_titles",
     "gold/netflix_cast", "gold/netflix_directors", "gold/netflix_countries", "gold/netflix_category",
-    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
+    "gold/title_source_ids", "gold/title_match_review", "gold/dim_title", "gold/dim_title_history", "gold/dim_person", "gold/dim_country", "gold/dim_genre", "gold/dim_date",
     "gold/bridge_title_person", "gold/bridge_title_country", "gold/bridge_title_genre", "gold/fact_title_added",
     "gold/kpi_titles_added_by_month", "gold/kpi_top_countries", "gold/kpi_genre_by_year", "gold/kpi_rating_mix",
     "gold/kpi_top_people", "gold/kpi_movie_minutes_by_decade",
@@ -84,6 +84,8 @@ def built(request, spark, lookup_server, tmp_path_factory):
 
 
 def _value(v):
+    if isinstance(v, list):  # dim_title_history's countries and genres
+        return tuple(v)
     return round(v, 9) if isinstance(v, float) else v
 
 

@@ -181,6 +181,30 @@ def fact_off_dim_title() -> Case:
                 ["missing from the fact: s2", "not in dim_title: s3"])
 
 
+def overlapping_versions() -> Case:
+    """Title 1's second version starts before its first one ends; the repair starts it on that day."""
+    first = {"title_key": 1, "valid_from": dt.date(2024, 1, 1), "valid_to": dt.date(2024, 1, 5), "is_current": False}
+    second = {"title_key": 1, "valid_from": dt.date(2024, 1, 3), "valid_to": None, "is_current": True}
+    other = {"title_key": 2, "valid_from": dt.date(2024, 1, 1), "valid_to": None, "is_current": True}
+    return Case({"gold/dim_title_history": [first, second, other]},
+                {"gold/dim_title_history": [first, {**second, "valid_from": dt.date(2024, 1, 5)}, other]},
+                ["(1, 2024-01-03)"])
+
+
+def stale_current_version() -> Case:
+    """Title 1's current version says PG where dim_title says R (and an old version says PG too)."""
+    def title(key, show_id, rating, **kw):
+        return {"title_key": key, "show_id": show_id, "title": "T", "type": "Movie", "rating": rating,
+                "release_year": 2001, "date_added": dt.date(2020, 1, 1), "duration_minutes": 90,
+                "duration_seasons": 1, "description": "d", **kw}
+    dim = [title(1, "a", "R"), title(2, "b", "R")]
+    old = title(1, "a", "PG", is_current=False)
+    history = [old, title(1, "a", "PG", is_current=True), title(2, "b", "R", is_current=True)]
+    return Case({"gold/dim_title_history": history, "gold/dim_title": dim},
+                {"gold/dim_title_history": [old, title(1, "a", "R", is_current=True), history[2]]},
+                ["not in dim_title (title_key, show_id): (1, a)", "without a current version (title_key, show_id): (1, a)"])
+
+
 def mixed_types() -> Case:
     """One title_key over a Movie and a TV Show; the repair gives the show its own key."""
     ids = [{"title_key": 7, "show_id": "81", "type": "Movie"}, {"title_key": 8, "show_id": "s2", "type": "TV Show"}]
@@ -249,6 +273,10 @@ CASES: dict[str, Callable[[], Case]] = {
     "gold/title_match_review:no_unmerged_duplicates": pair_in_review,
     # gold: the dimensional model
     "gold/dim_title:title_key_not_null_unique": duplicated_key("gold/dim_title", "title_key"),
+    "gold/dim_title_history:title_key_valid_from_not_null_unique":
+        duplicated_key("gold/dim_title_history", "title_key", "valid_from"),
+    "gold/dim_title_history:versions_ordered": overlapping_versions,
+    "gold/dim_title_history:current_rows_equal_dim_title": stale_current_version,
     "gold/dim_person:person_key_not_null_unique": duplicated_key("gold/dim_person", "person_key"),
     "gold/dim_country:country_key_not_null_unique": duplicated_key("gold/dim_country", "country_key"),
     "gold/dim_genre:genre_key_not_null_unique": duplicated_key("gold/dim_genre", "genre_key"),
@@ -273,7 +301,7 @@ CASES: dict[str, Callable[[], Case]] = {
             {"show_id": s, "person_key": "p1", "role": "cast"} for s in ("s1", "s3")]}, group="role"),
     "gold/kpi_rating_mix:shares_sum_to_one_per_type": shares_off,
     **{f"gold/{t}:row_count_not_halved": halved(f"gold/{t}") for t in (
-        "netflix_titles", *LOOKUPS, "dim_title", "dim_person", "dim_country", "dim_genre", "dim_date",
+        "netflix_titles", *LOOKUPS, "dim_title", "dim_title_history", "dim_person", "dim_country", "dim_genre", "dim_date",
         "bridge_title_person", "bridge_title_country", "bridge_title_genre", "fact_title_added",
         "kpi_titles_added_by_month", "kpi_top_countries", "kpi_genre_by_year", "kpi_rating_mix", "kpi_top_people",
         "kpi_movie_minutes_by_decade")},

@@ -85,7 +85,7 @@ def test_every_table_stays_readable_by_synapse_serverless_and_power_bi(tutorial_
     writer version <= 2 (no deletion vectors, column mapping or v2 checkpoints: table features).
     A change that turns one on (a table property, a newer writer's default) fails here."""
     tables = _lake_tables(tutorial_lake.lake.root)
-    assert len(tables) == 40
+    assert len(tables) == 41
     for name, path in tables.items():
         protocol = DeltaTable(str(path)).protocol()
         assert (protocol.min_reader_version, protocol.reader_features) == (1, None), name
@@ -161,14 +161,14 @@ def test_make_serve_registers_the_lake_and_the_pipeline_keeps_it_current(tutoria
     lake = tutorial_lake.lake
     # What `make serve` does on start: every table of the code location found in the lake.
     created = thrift_server.register_lake(endpoint.port, str(lake.root))
-    assert sum(s.startswith("CREATE TABLE") for s in created) == 40
+    assert sum(s.startswith("CREATE TABLE") for s in created) == 41
     # The pipeline's asset, run as any job runs it: nothing left to do, and it says so.
     result = dg.materialize(
         [lake.defs.get_assets_def(SQL_CATALOG)], partition_key=tutorial_lake.day, instance=lake.instance,
         resources={**{k: lake.defs.resources[k] for k in ("lake", JSON_IO_MANAGER_KEY)}, "sql_endpoint": endpoint},
     )
     metadata = result.asset_materializations_for_node("serving__sql_catalog")[0].metadata
-    assert (metadata["tables"].value, metadata["registered"].value) == (40, "0 statement(s)")
+    assert (metadata["tables"].value, metadata["registered"].value) == (41, "0 statement(s)")
 
     # Over JDBC: every gold table's row count equals the lake read by delta-rs, and a fact joins its dimension.
     gold = sorted(name.split("/")[1] for name in _lake_tables(lake.root) if name.startswith("gold/"))
@@ -196,7 +196,7 @@ def test_a_new_partition_is_visible_without_restarting_and_a_dropped_table_is_un
     shutil.copytree(tutorial_lake.lake.root / "gold" / "kpi_rating_mix", copy)
     with endpoint.cursor() as cursor:
         served = [Table(schema, name, location) for (schema, name), location in catalog.registered_tables(cursor).items()]
-        assert len(served) == 40
+        assert len(served) == 41
         assert catalog.sync(cursor, [*served, Table("gold", "kpi_rating_mix_copy", str(copy))])[-1].startswith("CREATE TABLE")
     before = beeline(endpoint, "SELECT ingest_date, count(*) FROM gold.kpi_rating_mix_copy GROUP BY ingest_date")
     assert before == [[tutorial_lake.day, str(len(tutorial_lake.lake.rows("gold/kpi_rating_mix")))]]

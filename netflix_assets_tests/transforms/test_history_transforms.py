@@ -1,0 +1,79 @@
+"""The title history (SCD type 2) on hand-made daily snapshots, and its sequencing rule within a day
+from bronze records through silver's dedup, the gold snapshot and dim_title."""
+
+import datetime as dt
+
+from netflix_assets.transforms import dimensional as d
+from netflix_assets.transforms import gold as g
+from netflix_assets.transforms import history as h
+from netflix_assets.transforms import silver as s
+
+from netflix_assets_tests.frames import D1, D2, T0, bronze_titles
+
+D3, D4 = D2 + dt.timedelta(days=1), D2 + dt.timedelta(days=2)
+DIM = ("title_key bigint, show_id string, title string, type string, rating string, release_year int, "
+       "date_added date, duration_minutes int, duration_seasons int, description string, ingest_date date")
+
+
+def _dim(spark, rows):
+    """rows: (title_key, show_id, rating, day); the other attributes fixed."""
+    return spark.createDataFrame(
+        [(k, sid, "T", "Movie", rating, 2001, D1, 90, 1, "d", day) for k, sid, rating, day in rows], DIM)
+
+
+def _lookup(spark, column, rows):
+    return spark.createDataFrame(rows, f"show_id string, {column} string, ingest_date date")
+
+
+def _history(df):
+    return sorted((r["title_key"], r["valid_from"], r["valid_to"], r["is_current"], r["rating"], tuple(r["countries"]))
+                  for r in df.collect())
+
+
+def test_a_change_its_reversal_a_title_leaving_and_a_new_country_each_make_a_version(spark):
+    dim = _dim(spark, [
+        (1, "a", "R", D1), (1, "a", "PG", D2), (1, "a", "R", D3), (1, "a", "R", D4),  # changed, then reverted
+        (2, "b", "R", D1), (2, "b", "R", D3),                                          # absent from D2
+        (3, "c", "R", D1), (3, "c", "R", D2), (3, "c", "R", D3),                        # countries change on D3
+    ])
+    countries = _lookup(spark, "country", [
+        ("c", "France", D1), ("c", "Chad", D1), ("c", "Chad", D2), ("c", "France", D2),  # the same set: no change
+        ("c", "Chad", D3), ("c", "France", D3), ("c", "Peru", D3),
+    ])
+    history = h.title_history(h.title_versions(dim, countries, _lookup(spark, "category", [])), D4)
+    assert history.columns == [*h.HISTORY_COLUMNS, "ingest_date"]
+    assert _history(history) == [
+        (1, D1, D2, False, "R", ()), (1, D2, D3, False, "PG", ()), (1, D3, None, True, "R", ()),
+        (2, D1, D2, False, "R", ()), (2, D3, D4, False, "R", ()),  # left on D2, back on D3, gone on D4
+        (3, D1, D3, False, "R", ("Chad", "France")), (3, D3, D4, False, "R", ("Chad", "France", "Peru")),
+    ]
+    # As of D2 the same snapshots say less: the history of a day never looks past it.
+    assert _history(h.title_history(h.title_versions(dim, countries, _lookup(spark, "category", [])), D2)) == [
+        (1, D1, D2, False, "R", ()), (1, D2, None, True, "PG", ()),
+        (2, D1, D2, False, "R", ()),
+        (3, D1, None, True, "R", ("Chad", "France")),
+    ]
+
+
+def test_two_changes_on_one_day_make_one_version_the_days_last(spark):
+    """From bronze: show 1 is rated R on D1, then PG at 09:00 and TV-MA at 10:00 on D2; show 2 goes
+    from R to PG and back to R within D2. Silver keeps each day's latest record, so D2 ends with 1 at
+    TV-MA (one version, not two) and 2 unchanged (no version)."""
+    def record(show_id, rating, day, hour, name):
+        return {"show_id": show_id, "type": "Movie", "title": f"t{show_id}", "rating": rating, "duration": "90 min",
+                "release_year": "2001", "date_added": "January 1, 2020", "description": "d", "ingest_date": day,
+                "_ingested_at": T0.replace(day=day.day, hour=hour), "_source_file": f"file:///landing/{name}.csv",
+                "_source_format": "kaggle"}
+    bronze = bronze_titles(spark, [
+        record("1", "R", D1, 8, "a"), record("2", "R", D1, 8, "a"),
+        record("1", "PG", D2, 9, "b"), record("2", "PG", D2, 9, "b"),
+        record("1", "TV-MA", D2, 10, "c"), record("2", "R", D2, 10, "c"),
+    ])
+    silver = s.silver_titles(s.classify_titles(bronze))
+    ids = spark.createDataFrame([(11, "1", True), (12, "2", True)], "title_key bigint, show_id string, is_representative boolean")
+    dim = d.dim_title(g.snapshot_as_of(silver, D1), ids).unionByName(d.dim_title(g.snapshot_as_of(silver, D2), ids))
+    no_lists = _lookup(spark, "country", []), _lookup(spark, "category", [])
+    assert _history(h.title_history(h.title_versions(dim, *no_lists), D2)) == [
+        (11, D1, D2, False, "R", ()), (11, D2, None, True, "TV-MA", ()),
+        (12, D1, None, True, "R", ()),
+    ]

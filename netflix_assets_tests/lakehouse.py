@@ -50,10 +50,10 @@ class Lakehouse:
     def land(self, source: Path, name: str) -> str:
         return self.landing.put_file(str(source), name)
 
-    def run(self, day: str, asset_selection=None) -> dg.ExecuteInProcessResult:
+    def run(self, day: str, asset_selection=None, tags=None) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def("lakehouse_job")
         return job.execute_in_process(
-            partition_key=day, instance=self.instance, raise_on_error=False, asset_selection=asset_selection
+            partition_key=day, instance=self.instance, raise_on_error=False, asset_selection=asset_selection, tags=tags
         )
 
     def rows(self, table: str, day: str | None = None) -> list[dict]:

@@ -2,8 +2,11 @@
 thin wiring around `transforms.dimensional` and `transforms.kpis`.
 
 Every table is a partitioned snapshot as of D, built from the gold snapshots of
-the same partition; dim_title_history reads every dim_title snapshot up to D (a
-history is made of days). Gold follows silver on its own (Declarative Automation:
+the same partition; dim_title_history is made of the dim_title snapshots up to D:
+rebuilt from all of them, or, in a run tagged `netflix/refresh=incremental` (the
+landing-zone sensor's), advanced from its own partition of the previous snapshot day
+(or today's, rewound) with D's snapshot alone (transforms/history.py says when that
+is exact). Gold follows silver on its own (Declarative Automation:
 `eager`), and the KPIs carry a freshness policy: a dashboard should never show
 a catalog more than a day old without the UI saying so.
 """
@@ -21,6 +24,9 @@ from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..lib.checks import TableReader
+from ..lib.delta import read_table
+from ..lib.refresh import FULL_REFRESH, day_rows, incremental_requested
 from ..lib.tables import partition_date
 from ..transforms import dimensional as d
 from ..transforms import history as h
@@ -39,6 +45,7 @@ CATEGORY = ("gold", "netflix_category")
 FACT = ("gold", "fact_title_added")
 IDS = ("gold", "title_source_ids")
 DIM_TITLE = ("gold", "dim_title")
+HISTORY = ("gold", "dim_title_history")
 REVIEW = ("gold", "title_match_review")
 
 AUTOMATION = FOLLOW_UPSTREAM
@@ -176,8 +183,24 @@ _VERSIONED = _from(*[(DIM_TITLE, c) for c in ("title_key", *_TRACKED_FROM_DIM)],
                             **{c: _VERSIONED for c in ("valid_from", "valid_to", "is_current")}},
                            DIM_TITLE, ["title_key", *_TRACKED_FROM_DIM]))
 def dim_title_history(context: dg.AssetExecutionContext, dim_title: DataFrame, countries: DataFrame,
-                      genres: DataFrame) -> DataFrame:
-    return h.title_history(h.title_versions(dim_title, countries, genres), partition_date(context))
+                      genres: DataFrame) -> dg.Output:
+    day = partition_date(context)
+    previous = _stored_history(context, day) if incremental_requested(context) else None
+    if previous is None:
+        return dg.Output(h.title_history(h.title_versions(dim_title, countries, genres), day), metadata=FULL_REFRESH)
+    snapshot = h.title_versions(*(day_rows(df, day) for df in (dim_title, countries, genres)))
+    return dg.Output(h.advance(previous, snapshot, day), metadata={"refresh": "incremental"})
+
+
+def _stored_history(context: dg.AssetExecutionContext, day: dt.date) -> Optional[DataFrame]:
+    """The history as of the snapshot day before `day` from the table's own partitions (None: rebuild)."""
+    reader = TableReader(context.resources.spark, context.resources.lake)
+    own = read_table(reader.session, reader.lake.table_uri(*HISTORY))
+    previous = None if own is None else h.previous_history(
+        own, reader.partition_row_counts(HISTORY, day), reader.partition_row_counts(DIM_TITLE, day), day)
+    if previous is None:
+        context.log.info(f"dim_title_history[{day}]: no stored history of the previous snapshot day: rebuilding")
+    return previous
 
 
 # ------------------------------------------------------------------ bridges and fact

@@ -15,13 +15,8 @@ from pyspark.sql import functions as F
 from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
 from ..transforms import history as h
 from ..transforms import kpis as k
-from .model import gold_title_identity, kpi_assets, model_assets
+from .model import DIM_TITLE, FACT, HISTORY, IDS, REVIEW, gold_title_identity, kpi_assets, model_assets
 
-DIM_TITLE = ("gold", "dim_title")
-HISTORY = ("gold", "dim_title_history")
-FACT = ("gold", "fact_title_added")
-IDS = ("gold", "title_source_ids")
-REVIEW = ("gold", "title_match_review")
 BRIDGES = {
     "bridge_title_person": ("gold", "bridge_title_person"),
     "bridge_title_country": ("gold", "bridge_title_country"),
@@ -122,17 +117,22 @@ def history_versions_ordered(df: DataFrame, day: dt.date, reader: TableReader) -
 @partition_check(HISTORY, "current_rows_equal_dim_title", "The current versions are dim_title's rows of D "
                  "(title_key and every tracked attribute).", blocking=True, additional_deps=[DIM_TITLE])
 def history_current_equals_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    columns = ["title_key", *[c for c in h.TRACKED if c not in h.LISTS]]
-    current = df.where(F.col("is_current")).select(*columns)
-    titles = reader.partition(DIM_TITLE, day).select(*columns)
-    stale, missing = current.exceptAll(titles), titles.exceptAll(current)
-    parts = []
-    for label, rows in (("current version(s) not in dim_title", stale), ("dim_title row(s) without a current version",
-                                                                          missing)):
-        sample = offenders(rows, ["title_key", "show_id"])
-        if sample:
-            parts.append(naming(f"{label} (title_key, show_id)", sample, rows.count()))
-    return dg.AssetCheckResult(passed=not parts, metadata={"problems": len(parts)},
+    tracked = F.struct(*[c for c in h.TRACKED if c not in h.LISTS])
+    current = df.where(F.col("is_current")).select("title_key", tracked.alias("_history"))
+    titles = reader.partition(DIM_TITLE, day).select("title_key", tracked.alias("_dim"))
+    # One full outer join by title_key answers both sides (each side's key is unique: blocking
+    # checks of its own); two exceptAll would shuffle both tables twice even when they agree.
+    differ = ~F.col("_history").eqNullSafe(F.col("_dim"))
+    joined = current.join(titles, "title_key", "full_outer")
+    stale, missing = (joined.where(differ & F.col(side).isNotNull()).select("title_key", F.col(f"{side}.show_id"))
+                      for side in ("_history", "_dim"))
+    row = joined.agg(*[F.count(F.when(differ & F.col(side).isNotNull(), 1)).alias(side)
+                       for side in ("_history", "_dim")]).first()
+    parts = [naming(f"{label} (title_key, show_id)", offenders(rows, ["title_key", "show_id"]), n)
+             for label, rows, n in (("current version(s) not in dim_title", stale, row["_history"]),
+                                    ("dim_title row(s) without a current version", missing, row["_dim"])) if n]
+    return dg.AssetCheckResult(passed=not parts, metadata={"stale_current_versions": row["_history"],
+                                                           "dim_title_rows_unmatched": row["_dim"]},
                                description="; ".join(parts) or None)
 
 

@@ -21,12 +21,24 @@ The sequencing rule (the data contract's "Title history"):
 - Snapshot days are the days dim_title has a partition (<= D); a day without a partition is not
   a day the title changed or left.
 
-No Dagster here; one pass over the snapshots (two windows by title_key), no driver-side loop.
+Two ways to the same table (a test folds random days both ways and compares them row for row):
+- `title_history`: from every snapshot up to D, one pass (two windows by title_key). It needs
+  nothing but dim_title, so it is also how a partition is repaired; it reads O(days x catalogue).
+- `advance`: from the history as of the snapshot day before D and D's snapshot alone, one full
+  outer join of the current versions with D's rows: O(catalogue), whatever the number of days
+  (measured once on 2 cores, 100k titles x 30 days, no write: 2.4-3.8 s against 8.2-9.4 s).
+  `previous_history` finds that history in the table's own partitions: the partition of the last
+  snapshot day, or D's own partition rewound (`rewind`: a same-day refresh), and None when no
+  partition can say it exactly (then the caller rebuilds). It trusts the stored partitions the way
+  a keyed refresh trusts its outputs (`lib/refresh.py`), which is why only incremental runs use it.
+
+No Dagster here, no driver-side loop.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable, Optional
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -80,3 +92,58 @@ def title_history(versions: DataFrame, as_of: dt.date) -> DataFrame:
     return runs.select(
         "title_key", *[F.col(f"_attrs.{c}").alias(c) for c in TRACKED], "valid_from", "valid_to",
         F.col("valid_to").isNull().alias("is_current"), F.lit(as_of).alias("ingest_date"))
+
+
+def _as_of(history: DataFrame, day: dt.date) -> DataFrame:
+    return history.select(*HISTORY_COLUMNS, F.lit(day).alias("ingest_date"))
+
+
+def rewind(history: DataFrame, day: dt.date) -> DataFrame:
+    """The history as of the snapshot day before `day`, from the history as of `day`: the versions
+    that started on `day` did not exist yet, and those it closed were current (a version closed on
+    `day` ran up to the snapshot day before it)."""
+    reopened = F.col("valid_to") == F.lit(day)
+    return history.where(F.col("valid_from") < F.lit(day)).withColumn(
+        "valid_to", F.when(reopened, F.lit(None).cast("date")).otherwise(F.col("valid_to"))).withColumn(
+        "is_current", F.col("valid_to").isNull())
+
+
+def advance(previous: DataFrame, snapshot: DataFrame, day: dt.date) -> DataFrame:
+    """The history as of `day` from the history as of the snapshot day before it (`previous`) and
+    the `title_versions` rows of `day` (`snapshot`): a current version whose title is absent from
+    the snapshot or changed closes on `day`; a changed or new (or returning) title opens a version.
+    One full outer join of the current versions with the day's rows; each joined row yields its
+    version(s) through one explode (not a union of three filters, which would join three times)."""
+    current = previous.where(F.col("is_current")).select("title_key", F.struct(*TRACKED).alias("_was"), "valid_from")
+    today = snapshot.where(F.col("ingest_date") == F.lit(day)).select("title_key", F.struct(*TRACKED).alias("_now"))
+    same = F.col("_was").eqNullSafe(F.col("_now"))
+    no_day = F.lit(None).cast("date")
+
+    def version(attrs: str, valid_from, valid_to):
+        return F.struct(*[F.col(f"{attrs}.{c}").alias(c) for c in TRACKED], valid_from.alias("valid_from"),
+                        valid_to.alias("valid_to"))
+
+    was = F.when(F.col("_was").isNotNull(), version("_was", F.col("valid_from"), F.when(same, no_day).otherwise(F.lit(day))))
+    now = F.when(F.col("_now").isNotNull() & ~same, version("_now", F.lit(day), no_day))
+    touched = current.join(today, "title_key", "full_outer").select(
+        "title_key", F.explode(F.array_compact(F.array(was, now))).alias("_v")).select(
+        "title_key", *[F.col(f"_v.{c}").alias(c) for c in (*TRACKED, "valid_from", "valid_to")])
+    closed = previous.where(~F.col("is_current")).select("title_key", *TRACKED, "valid_from", "valid_to")
+    return _as_of(closed.unionByName(touched).withColumn("is_current", F.col("valid_to").isNull()), day)
+
+
+def previous_history(own: DataFrame, own_days: Iterable[dt.date], snapshot_days: Iterable[dt.date],
+                     day: dt.date) -> Optional[DataFrame]:
+    """The history as of the snapshot day before `day`, from the history table's own partitions
+    (`own`, holding `own_days`), or None when they cannot say it exactly: no partition up to `day`,
+    or a dim_title snapshot day (`snapshot_days`) between the latest partition and `day` that no
+    partition has seen."""
+    latest = max((d for d in own_days if d <= day), default=None)
+    if latest is None:
+        return None
+    stored = own.where(F.col("ingest_date") == F.lit(latest))
+    if latest == day:
+        return rewind(stored, day)
+    if any(latest < d < day for d in snapshot_days):
+        return None
+    return stored

@@ -2,6 +2,10 @@
 from bronze records through silver's dedup, the gold snapshot and dim_title."""
 
 import datetime as dt
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from netflix_assets.transforms import dimensional as d
 from netflix_assets.transforms import gold as g
@@ -26,8 +30,12 @@ def _lookup(spark, column, rows):
 
 
 def _history(df):
+    return _history_rows(df.collect())
+
+
+def _history_rows(rows):
     return sorted((r["title_key"], r["valid_from"], r["valid_to"], r["is_current"], r["rating"], tuple(r["countries"]))
-                  for r in df.collect())
+                  for r in rows)
 
 
 def test_a_change_its_reversal_a_title_leaving_and_a_new_country_each_make_a_version(spark):
@@ -77,3 +85,54 @@ def test_two_changes_on_one_day_make_one_version_the_days_last(spark):
         (11, D1, D2, False, "R", ()), (11, D2, None, True, "TV-MA", ()),
         (12, D1, None, True, "R", ()),
     ]
+
+
+def test_advancing_the_stored_history_equals_a_rebuild_after_every_random_step(spark):
+    """20 random steps over 6 titles: a new snapshot day (sometimes after a gap) or a same-day
+    refresh of the last one; titles change rating or countries, revert, leave and come back. After
+    every step the history advanced from the stored partitions (`previous_history` + `advance`)
+    equals the rebuild from every snapshot, row for row, and is stored as that day's partition."""
+    import random
+
+    rng, titles, ratings, places = random.Random(27), range(1, 7), ("R", "PG", "TV-MA"), ("Chad", "France", "Peru")
+    dims, countries, stored, schema, steps = {}, {}, {}, None, []
+    state = {k: ("R", ("France",)) for k in titles}
+    day = D1
+    for step in range(20):
+        if step and rng.random() > 0.3:  # else a same-day refresh of `day`
+            day += dt.timedelta(days=rng.choice((1, 1, 2)))
+        for k in titles:
+            rating, listed = state[k]
+            if rng.random() < 0.3:
+                rating = rng.choice(ratings)
+            if rng.random() < 0.2:
+                listed = tuple(sorted(rng.sample(places, rng.randint(0, 2))))
+            state[k] = rating, listed
+        present = [k for k in titles if rng.random() > 0.15]
+        dims[day] = [(k, f"s{k}", state[k][0], day) for k in present]
+        countries[day] = [(f"s{k}", c, day) for k in present for c in state[k][1]]
+        dim = _dim(spark, [r for rows in dims.values() for r in rows])
+        versions = h.title_versions(dim, _lookup(spark, "country", [c for rows in countries.values() for c in rows]),
+                                    _lookup(spark, "category", []))
+        rebuilt = h.title_history(versions, day)
+        schema = schema or rebuilt.schema
+        own = spark.createDataFrame([r for rows in stored.values() for r in rows], schema)
+        previous = h.previous_history(own, stored, dims, day)
+        assert (previous is None) == (step == 0), step
+        advanced = rebuilt if previous is None else h.advance(previous, versions.where(f"ingest_date = '{day}'"), day)
+        stored[day] = advanced.collect()
+        steps.append((day, stored[day], rebuilt.withColumn("_step", F.lit(step))))
+    # The rebuilds of all steps in one Spark job (their inputs are each step's own frames).
+    rebuilds = reduce(DataFrame.unionByName, [r for _, _, r in steps]).collect()
+    for step, (day, advanced, _) in enumerate(steps):
+        assert _history_rows(advanced) == _history_rows(r for r in rebuilds if r["_step"] == step), (step, day)
+    assert len(stored) >= 10 and any(len({r["valid_from"] for r in rows}) > 3 for rows in stored.values())
+
+
+def test_a_stored_partition_older_than_the_last_snapshot_day_is_not_advanced(spark):
+    """A dim_title snapshot the stored history never saw lies between its partition and D: rebuild."""
+    history = h.title_history(h.title_versions(_dim(spark, [(1, "a", "R", D1)]), _lookup(spark, "country", []),
+                                               _lookup(spark, "category", [])), D1)
+    assert h.previous_history(history, [D1], [D1, D2, D3], D3) is None
+    assert h.previous_history(history, [D1], [D1, D3], D3) is not None
+    assert h.previous_history(history, [D2], [D1, D2], D1) is None  # nothing stored up to D1

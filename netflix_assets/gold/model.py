@@ -4,9 +4,9 @@ thin wiring around `transforms.dimensional` and `transforms.kpis`.
 Every table is a partitioned snapshot as of D, built from the gold snapshots of
 the same partition; dim_title_history is made of the dim_title snapshots up to D:
 rebuilt from all of them, or, in a run tagged `netflix/refresh=incremental` (the
-landing-zone sensor's), advanced from its own partition of the previous snapshot day
-(or today's, rewound) with D's snapshot alone (transforms/history.py says when that
-is exact). Gold follows silver on its own (Declarative Automation:
+landing-zone sensor's), advanced with D's snapshot alone from a stored partition
+written after every snapshot it was made of (transforms/history.py: which one, and
+why that is exact). Gold follows silver on its own (Declarative Automation:
 `eager`), and the KPIs carry a freshness policy: a dashboard should never show
 a catalog more than a day old without the UI saying so.
 """
@@ -189,17 +189,25 @@ def dim_title_history(context: dg.AssetExecutionContext, dim_title: DataFrame, c
     if previous is None:
         return dg.Output(h.title_history(h.title_versions(dim_title, countries, genres), day), metadata=FULL_REFRESH)
     snapshot = h.title_versions(*(day_rows(df, day) for df in (dim_title, countries, genres)))
-    return dg.Output(h.advance(previous, snapshot, day), metadata={"refresh": "incremental"})
+    history, source = previous
+    return dg.Output(h.advance(history, snapshot, day), metadata={"refresh": "incremental", "refresh_from": source})
 
 
-def _stored_history(context: dg.AssetExecutionContext, day: dt.date) -> Optional[DataFrame]:
+def _stored_history(context: dg.AssetExecutionContext, day: dt.date) -> Optional[tuple[DataFrame, str]]:
     """The history as of the snapshot day before `day` from the table's own partitions (None: rebuild)."""
     reader = TableReader(context.resources.spark, context.resources.lake)
     own = read_table(reader.session, reader.lake.table_uri(*HISTORY))
-    previous = None if own is None else h.previous_history(
-        own, reader.partition_row_counts(HISTORY, day), reader.partition_row_counts(DIM_TITLE, day), day)
+    times = [reader.partition_write_times(key) for key in (HISTORY, DIM_TITLE, COUNTRIES, CATEGORY)]
+    counts = [reader.partition_row_counts(key, day) for key in (HISTORY, DIM_TITLE)]
+    previous = None
+    if own is not None and None not in times:
+        history, *inputs = times
+        stored = {d: history[d][0] for d, n in counts[0].items() if n and d in history}
+        snapshots = {d: max(t[d][1] for t in inputs if d in t) for d, n in counts[1].items() if n and d in inputs[0]}
+        previous = h.previous_history(own, stored, snapshots, day)
     if previous is None:
-        context.log.info(f"dim_title_history[{day}]: no stored history of the previous snapshot day: rebuilding")
+        context.log.info(f"dim_title_history[{day}]: no up-to-date stored history of the previous snapshot day: "
+                         "rebuilding from every snapshot")
     return previous
 
 

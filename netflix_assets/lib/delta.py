@@ -310,29 +310,51 @@ def commit_with_marker(
     return {}
 
 
-def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, int]]:
-    """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
+def _partition_adds(uri: str, storage_options: Optional[dict[str, str]], column: str) -> Optional[list[tuple[dt.date, int]]]:
+    """(ingest_date, `column`) of every file of the table's current snapshot, from the Delta log
+    (no Spark job), or None when the log cannot say it."""
     import pyarrow as pa
 
     try:
         table = _table(uri, storage_options)
         # A deletion vector hides rows that its file's numRecords still counts, and delta-rs
         # does not list them: a table that may hold any (Databricks enables them by default)
-        # is counted by Spark.
+        # is read by Spark.
         if "deletionVectors" in (table.protocol().reader_features or []):
             return None
         adds = pa.table(table.get_add_actions(flatten=True))
     except Exception:  # noqa: BLE001
         return None
     partition = f"partition.{PARTITION_COLUMN}"
-    if partition not in adds.column_names or "num_records" not in adds.column_names:
+    if partition not in adds.column_names or column not in adds.column_names or adds.column(column).null_count:
         return None
-    if adds.column("num_records").null_count:
-        return None
-    counts: dict[dt.date, int] = {}
-    for day, rows in zip(adds.column(partition).to_pylist(), adds.column("num_records").to_pylist()):
+    rows = []
+    for day, value in zip(adds.column(partition).to_pylist(), adds.column(column).to_pylist()):
         if day is None:
             return None
-        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-        counts[day] = counts.get(day, 0) + int(rows)
+        rows.append((day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)), int(value)))
+    return rows
+
+
+def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, int]]:
+    """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
+    adds = _partition_adds(uri, storage_options, "num_records")
+    if adds is None:
+        return None
+    counts: dict[dt.date, int] = {}
+    for day, rows in adds:
+        counts[day] = counts.get(day, 0) + rows
     return counts
+
+
+def partition_write_times(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, tuple[int, int]]]:
+    """(oldest, newest) write time in ms of the files of each `ingest_date` partition (the add
+    actions' `modificationTime`), or None: when a partition was last rewritten, from the log."""
+    adds = _partition_adds(uri, storage_options, "modification_time")
+    if adds is None:
+        return None
+    times: dict[dt.date, tuple[int, int]] = {}
+    for day, at in adds:
+        low, high = times.get(day, (at, at))
+        times[day] = (min(low, at), max(high, at))
+    return times

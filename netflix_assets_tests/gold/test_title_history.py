@@ -42,21 +42,24 @@ def test_a_rating_changed_by_todays_file_closes_yesterdays_version(spark, lookup
     show_id = rows[0]["show_id"]
 
     def history_of(day, refresh, name, file_rows):
-        """Land a file and run the day; the history's versions of the changed title, and the run."""
+        """Land a file and run the day (`refresh`: the history's expected refresh and refresh_from);
+        the history's versions of the changed title."""
         # Bronze claims new files for today's partition only: yesterday's run lands on a pinned yesterday.
         monkeypatch.setenv(clock.TODAY_ENV, day)
         lake.land(_write(tmp_path / name, header, file_rows), name)
-        result = lake.run(day, asset_selection=selection, tags={REFRESH_TAG: refresh} if refresh else None)
+        tags = {REFRESH_TAG: INCREMENTAL} if refresh[0] == INCREMENTAL else None
+        result = lake.run(day, asset_selection=selection, tags=tags)
         assert result.success, day
         verdicts = {k: v for k, v in check_results(result).items() if k.startswith("gold/dim_title_history:")}
         assert len(verdicts) == 4 and all(verdicts.values()), (day, verdicts)
-        assert materialized(result)["gold/dim_title_history"]["refresh"].value == (refresh or "full"), day
+        metadata = materialized(result)["gold/dim_title_history"]
+        assert (metadata["refresh"].value, getattr(metadata.get("refresh_from"), "value", None)) == refresh, day
         return sorted((str(r["valid_from"]), str(r["valid_to"]), r["is_current"], r["rating"])
                       for r in lake.rows("gold/dim_title_history", day) if r["show_id"] == show_id)
 
-    history_of(YESTERDAY, None, "first.csv", rows)
+    history_of(YESTERDAY, ("full", None), "first.csv", rows)
     # Today's run advances yesterday's stored history with today's snapshot (the sensor's runs do).
-    versions = history_of(TODAY, INCREMENTAL, "second.csv", [changed, rows[1]])
+    versions = history_of(TODAY, (INCREMENTAL, YESTERDAY), "second.csv", [changed, rows[1]])
     assert versions == [(YESTERDAY, TODAY, False, rows[0]["rating"]), (TODAY, "None", True, changed["rating"])]
     history = lake.rows("gold/dim_title_history", TODAY)
     # The others did not change: one version each, current since yesterday.
@@ -67,4 +70,5 @@ def test_a_rating_changed_by_todays_file_closes_yesterdays_version(spark, lookup
         (r["show_id"], None, True) for r in rows}
     # A later file of today reverts the rating: today's stored partition, rewound to yesterday and
     # advanced with today's new snapshot, holds no version of today (the day's final state is a version).
-    assert history_of(TODAY, INCREMENTAL, "third.csv", [rows[0]]) == [(YESTERDAY, "None", True, rows[0]["rating"])]
+    assert history_of(TODAY, (INCREMENTAL, f"{TODAY} (rewound)"), "third.csv", [rows[0]]) == [
+        (YESTERDAY, "None", True, rows[0]["rating"])]

@@ -87,17 +87,26 @@ def test_two_changes_on_one_day_make_one_version_the_days_last(spark):
     ]
 
 
-def test_advancing_the_stored_history_equals_a_rebuild_after_every_random_step(spark):
+def test_advancing_the_stored_history_equals_a_rebuild_after_every_random_step(spark, monkeypatch):
     """20 random steps over 6 titles: a new snapshot day (sometimes after a gap) or a same-day
-    refresh of the last one; titles change rating or countries, revert, leave and come back. After
-    every step the history advanced from the stored partitions (`previous_history` + `advance`)
-    equals the rebuild from every snapshot, row for row, and is stored as that day's partition."""
+    refresh of the last one; titles change rating or countries, revert, leave and come back; now and
+    then a day is empty, an older day is rewritten (a backfill) or the history step fails after
+    dim_title was written. After every step the history the asset would write (advanced from the
+    trusted stored partitions, else rebuilt) equals the rebuild from every snapshot, row for row."""
     import random
 
     rng, titles, ratings, places = random.Random(27), range(1, 7), ("R", "PG", "TV-MA"), ("Chad", "France", "Peru")
-    dims, countries, stored, schema, steps = {}, {}, {}, None, []
+    dims, countries, written, stored, stored_at, schema, steps = {}, {}, {}, {}, {}, None, []
     state = {k: ("R", ("France",)) for k in titles}
-    day = D1
+    day, clock, advanced_steps = D1, 0, 0
+    events = {"empty day": 0, "backfill": 0, "failed history step": 0, "rewind": 0}
+    rewind = h.rewind
+
+    def counted_rewind(history, on):
+        events["rewind"] += 1
+        return rewind(history, on)
+
+    monkeypatch.setattr(h, "rewind", counted_rewind)
     for step in range(20):
         if step and rng.random() > 0.3:  # else a same-day refresh of `day`
             day += dt.timedelta(days=rng.choice((1, 1, 2)))
@@ -108,31 +117,53 @@ def test_advancing_the_stored_history_equals_a_rebuild_after_every_random_step(s
             if rng.random() < 0.2:
                 listed = tuple(sorted(rng.sample(places, rng.randint(0, 2))))
             state[k] = rating, listed
-        present = [k for k in titles if rng.random() > 0.15]
+        present = [] if step and rng.random() < 0.1 else [k for k in titles if rng.random() > 0.15]
+        events["empty day"] += not present
+        written_days = [day]
+        if len(dims) > 2 and rng.random() < 0.15:  # a backfill rewrites an older snapshot too
+            older = rng.choice(sorted(d for d in dims if d < day))
+            dims[older] = [(k, sid, "TV-MA", d) for k, sid, _, d in dims[older]]
+            written_days.append(older)
+            events["backfill"] += 1
         dims[day] = [(k, f"s{k}", state[k][0], day) for k in present]
         countries[day] = [(f"s{k}", c, day) for k in present for c in state[k][1]]
+        for d in written_days:
+            clock += 1
+            written[d] = clock
         dim = _dim(spark, [r for rows in dims.values() for r in rows])
         versions = h.title_versions(dim, _lookup(spark, "country", [c for rows in countries.values() for c in rows]),
                                     _lookup(spark, "category", []))
         rebuilt = h.title_history(versions, day)
         schema = schema or rebuilt.schema
         own = spark.createDataFrame([r for rows in stored.values() for r in rows], schema)
-        previous = h.previous_history(own, stored, dims, day)
-        assert (previous is None) == (step == 0), step
-        advanced = rebuilt if previous is None else h.advance(previous, versions.where(f"ingest_date = '{day}'"), day)
-        stored[day] = advanced.collect()
-        steps.append((day, stored[day], rebuilt.withColumn("_step", F.lit(step))))
+        snapshots = {d: written[d] for d, rows in dims.items() if rows and d <= day}
+        previous = h.previous_history(own, {d: stored_at[d] for d in stored if stored[d]}, snapshots, day)
+        advanced_steps += previous is not None
+        result = rebuilt if previous is None else h.advance(previous[0], versions.where(f"ingest_date = '{day}'"), day)
+        rows = result.collect()
+        steps.append((day, rows, rebuilt.withColumn("_step", F.lit(step))))
+        if step and rng.random() < 0.1:
+            events["failed history step"] += 1
+            continue  # dim_title is newer than the stored history
+        clock += 1
+        stored[day], stored_at[day] = rows, clock
     # The rebuilds of all steps in one Spark job (their inputs are each step's own frames).
     rebuilds = reduce(DataFrame.unionByName, [r for _, _, r in steps]).collect()
-    for step, (day, advanced, _) in enumerate(steps):
-        assert _history_rows(advanced) == _history_rows(r for r in rebuilds if r["_step"] == step), (step, day)
-    assert len(stored) >= 10 and any(len({r["valid_from"] for r in rows}) > 3 for rows in stored.values())
+    for step, (day, rows, _) in enumerate(steps):
+        assert _history_rows(rows) == _history_rows(r for r in rebuilds if r["_step"] == step), (step, day)
+    assert advanced_steps >= 10 and all(events.values()), (advanced_steps, events)
+    assert any(len({r["valid_from"] for r in rows}) > 3 for _, rows, _ in steps)
 
 
-def test_a_stored_partition_older_than_the_last_snapshot_day_is_not_advanced(spark):
-    """A dim_title snapshot the stored history never saw lies between its partition and D: rebuild."""
+def test_a_stored_partition_is_advanced_only_when_it_saw_every_snapshot_as_it_is_now(spark):
+    """Write times: the stored history of D1 was written at 5, after D1's snapshot (at 4)."""
     history = h.title_history(h.title_versions(_dim(spark, [(1, "a", "R", D1)]), _lookup(spark, "country", []),
                                                _lookup(spark, "category", [])), D1)
-    assert h.previous_history(history, [D1], [D1, D2, D3], D3) is None
-    assert h.previous_history(history, [D1], [D1, D3], D3) is not None
-    assert h.previous_history(history, [D2], [D1, D2], D1) is None  # nothing stored up to D1
+    assert h.previous_history(history, {D1: 5}, {D1: 4, D3: 6}, D3)[1] == str(D1)
+    assert h.previous_history(history, {D1: 5}, {D1: 4, D2: 6, D3: 7}, D3) is None  # D2 never seen
+    assert h.previous_history(history, {D1: 5}, {D1: 6, D3: 7}, D3) is None  # D1 rewritten since
+    assert h.previous_history(history, {D1: 5}, {D1: 4}, D3) is None  # D3's snapshot is empty
+    assert h.previous_history(history, {D2: 5}, {D1: 4}, D1) is None  # nothing stored up to D1
+    # A same-day refresh rewinds D's own partition if it is newer than every earlier snapshot.
+    assert h.previous_history(history, {D1: 5}, {D1: 9}, D1)[1] == f"{D1} (rewound)"
+    assert h.previous_history(history.where("false"), {D3: 5}, {D1: 6, D3: 9}, D3) is None

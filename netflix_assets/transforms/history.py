@@ -147,8 +147,10 @@ def previous_history(own: DataFrame, stored: Mapping[dt.date, int], snapshots: M
     - D's own partition rewound (a second file the same day), if written after every snapshot
       before D;
     - else the partition of the last snapshot day before D, if written after every snapshot up to it.
-    A snapshot partition deleted (not rewritten) since leaves no write time to compare: a rebuild
-    (any run not tagged incremental) repairs that."""
+    Write times miss a snapshot partition deleted or emptied since, a compacted history partition,
+    and a concurrent run rewriting an older snapshot while a history is computed (the
+    data contract's "Title history"): a rebuild (any run not tagged incremental, as the daily run of
+    today's partition) repairs those."""
     if day not in snapshots:
         return None
     before = [d for d in snapshots if d < day]

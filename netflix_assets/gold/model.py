@@ -197,13 +197,14 @@ def _stored_history(context: dg.AssetExecutionContext, day: dt.date) -> Optional
     """The history as of the snapshot day before `day` from the table's own partitions (None: rebuild)."""
     reader = TableReader(context.resources.spark, context.resources.lake)
     own = read_table(reader.session, reader.lake.table_uri(*HISTORY))
-    times = [reader.partition_write_times(key) for key in (HISTORY, DIM_TITLE, COUNTRIES, CATEGORY)]
-    counts = [reader.partition_row_counts(key, day) for key in (HISTORY, DIM_TITLE)]
+    # One Delta log read per table gives both the partitions' rows and their write times.
+    files = [reader.partition_files(key) for key in (HISTORY, DIM_TITLE, COUNTRIES, CATEGORY)]
     previous = None
-    if own is not None and None not in times:
-        history, *inputs = times
-        stored = {d: history[d][0] for d, n in counts[0].items() if n and d in history}
-        snapshots = {d: max(t[d][1] for t in inputs if d in t) for d, n in counts[1].items() if n and d in inputs[0]}
+    if own is not None and None not in files:
+        history, dims, *lists = files
+        stored = {d: f.oldest for d, f in history.items() if f.rows and d <= day}
+        snapshots = {d: max([f.newest, *(lookup[d].newest for lookup in lists if d in lookup)])
+                     for d, f in dims.items() if f.rows and d <= day}
         previous = h.previous_history(own, stored, snapshots, day)
     if previous is None:
         context.log.info(f"dim_title_history[{day}]: no up-to-date stored history of the previous snapshot day: "

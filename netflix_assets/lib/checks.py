@@ -25,7 +25,7 @@ from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
 from ..resources.databricks import SPARK_RESOURCES
 from ..transforms.quality import SAMPLE, key_check_name, key_verdict, naming, offenders  # noqa: F401 (re-exported)
-from .delta import partition_row_counts, partition_write_times, read_table
+from .delta import PartitionFiles, partition_files, partition_row_counts, read_table
 from .tables import partition_date
 
 # Partitioned asset checks are a "preview" feature in dagster 1.13; the contract
@@ -74,10 +74,10 @@ class TableReader:
         df = self.partition_or_none(key, day)
         return 0 if df is None else df.count()
 
-    def partition_write_times(self, key: Sequence[str]) -> dict[dt.date, tuple[int, int]] | None:
-        """(oldest, newest) write time (ms) of each partition's files, from the Delta log; None
-        when the log cannot say (e.g. deletion vectors)."""
-        return partition_write_times(self.lake.table_uri(*key), self.lake.storage_options())
+    def partition_files(self, key: Sequence[str]) -> dict[dt.date, PartitionFiles] | None:
+        """Rows and write times of each partition's files, from the Delta log; None when the log
+        cannot say (e.g. deletion vectors)."""
+        return partition_files(self.lake.table_uri(*key), self.lake.storage_options())
 
     def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
         df = read_table(self.session, self.lake.table_uri(*key))

@@ -23,7 +23,7 @@ import datetime as dt
 import random
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -310,9 +310,18 @@ def commit_with_marker(
     return {}
 
 
-def _partition_adds(uri: str, storage_options: Optional[dict[str, str]], column: str) -> Optional[list[tuple[dt.date, int]]]:
-    """(ingest_date, `column`) of every file of the table's current snapshot, from the Delta log
-    (no Spark job), or None when the log cannot say it."""
+class PartitionFiles(NamedTuple):
+    """One `ingest_date` partition's files in the table's current snapshot: rows, and the oldest
+    and newest write time (ms, the add actions' `modificationTime`: when it was last rewritten)."""
+
+    rows: int
+    oldest: int
+    newest: int
+
+
+def partition_files(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, PartitionFiles]]:
+    """`PartitionFiles` per partition, from the Delta log (no Spark job), or None when the log
+    cannot say it."""
     import pyarrow as pa
 
     try:
@@ -326,35 +335,19 @@ def _partition_adds(uri: str, storage_options: Optional[dict[str, str]], column:
     except Exception:  # noqa: BLE001
         return None
     partition = f"partition.{PARTITION_COLUMN}"
-    if partition not in adds.column_names or column not in adds.column_names or adds.column(column).null_count:
+    columns = (partition, "num_records", "modification_time")
+    if any(c not in adds.column_names or adds.column(c).null_count for c in columns):
         return None
-    rows = []
-    for day, value in zip(adds.column(partition).to_pylist(), adds.column(column).to_pylist()):
-        if day is None:
-            return None
-        rows.append((day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)), int(value)))
-    return rows
+    files: dict[dt.date, PartitionFiles] = {}
+    for day, rows, at in zip(*(adds.column(c).to_pylist() for c in columns)):
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        seen = files.get(day)
+        files[day] = PartitionFiles(int(rows), int(at), int(at)) if seen is None else PartitionFiles(
+            seen.rows + int(rows), min(seen.oldest, int(at)), max(seen.newest, int(at)))
+    return files
 
 
 def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, int]]:
     """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
-    adds = _partition_adds(uri, storage_options, "num_records")
-    if adds is None:
-        return None
-    counts: dict[dt.date, int] = {}
-    for day, rows in adds:
-        counts[day] = counts.get(day, 0) + rows
-    return counts
-
-
-def partition_write_times(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[dt.date, tuple[int, int]]]:
-    """(oldest, newest) write time in ms of the files of each `ingest_date` partition (the add
-    actions' `modificationTime`), or None: when a partition was last rewritten, from the log."""
-    adds = _partition_adds(uri, storage_options, "modification_time")
-    if adds is None:
-        return None
-    times: dict[dt.date, tuple[int, int]] = {}
-    for day, at in adds:
-        low, high = times.get(day, (at, at))
-        times[day] = (min(low, at), max(high, at))
-    return times
+    files = partition_files(uri, storage_options)
+    return None if files is None else {day: f.rows for day, f in files.items()}

@@ -198,3 +198,53 @@ def azurite(tmp_path_factory):
     yield Azurite(f"http://127.0.0.1:{port}/{name}", name, key)
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=10)
+
+
+# `make test` runs two xdist workers with `--dist loadgroup`: each group runs whole on one worker, so
+# a module-scoped lake is built once. A module is a group, or one per value of a module-scoped
+# parameter (the ingestion scenario builds a local and an Azurite lake: one on each worker). The
+# modules reading the session-built lakes share one group, which builds each lake once.
+SHARED_LAKE_MODULES = {
+    "netflix_assets_tests.benchmarks.test_baseline",
+    "netflix_assets_tests.gold.test_gold_model",
+    "netflix_assets_tests.gold.test_independent_model",
+    "netflix_assets_tests.pipes.test_databricks_pipes",
+    "netflix_assets_tests.resources.test_spark_connect",
+    "netflix_assets_tests.serving.test_serving",
+    "netflix_assets_tests.test_table_digests",
+}
+# The longest groups start first, so the two workers end together (seconds in a CI run on 2 cores,
+# one worker); the rest follow in collection order.
+SLOWEST_FIRST = [
+    "shared_lakes",
+    "netflix_assets_tests.lib.test_incremental_refresh",
+    "netflix_assets_tests.lib.test_crash_points",
+    "netflix_assets_tests.test_ingestion_scenario[scenario=local]",
+    "netflix_assets_tests.test_ingestion_scenario[scenario=azurite]",
+    "netflix_assets_tests.test_ui_e2e",
+    "netflix_assets_tests.test_demo",
+    "netflix_assets_tests.resources.test_databricks_step_launcher",
+    "netflix_assets_tests.test_pipeline",
+    "netflix_assets_tests.gold.test_title_history",
+]
+
+
+def _xdist_group(item: pytest.Item) -> str:
+    module = item.module.__name__
+    if module in SHARED_LAKE_MODULES:
+        return "shared_lakes"
+    callspec = getattr(item, "callspec", None)
+    fixtures = item._fixtureinfo.name2fixturedefs
+    scoped = sorted(
+        f"{name}={value}" for name, value in (callspec.params.items() if callspec else ())
+        if name in fixtures and fixtures[name][-1].scope == "module"
+    )
+    return f"{module}[{','.join(scoped)}]" if scoped else module
+
+
+def pytest_collection_modifyitems(config, items):
+    groups = {item: _xdist_group(item) for item in items}
+    for item, group in groups.items():
+        item.add_marker(pytest.mark.xdist_group(group))
+    rank = {group: i for i, group in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: collection order within a group

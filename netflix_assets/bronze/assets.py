@@ -8,7 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..io_managers.delta import delta_out
-from ..lib.checks import table_checks
+from ..lib.checks import checked_tables
 from ..lib.lineage import LINEAGE_KEY, same_columns
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
@@ -215,6 +215,4 @@ checks = bronze_checks(("bronze", "netflix_titles"), TITLE_FORMATS, TITLE_COLUMN
 for _lookup in LOOKUPS.values():
     checks += bronze_checks(("bronze", _lookup.table), [_lookup.format], _lookup.format.columns)
 
-defs = dg.Definitions(
-    assets=[landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], asset_checks=table_checks(checks)
-)
+defs = checked_tables([landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], checks)

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, Replace, delta_out
 from ..lib import refresh
-from ..lib.checks import TableReader, table_checks
+from ..lib.checks import TableReader, checked_tables
 from ..lib.lineage import LINEAGE_KEY, column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
@@ -126,7 +126,5 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
 
 gold_lookups = [_gold_lookup(lookup.table, lookup.value_column) for lookup in LOOKUPS.values()]
 
-defs = dg.Definitions(
-    assets=[gold_netflix_titles, *gold_lookups, *model.model_assets, *model.kpi_assets],
-    asset_checks=table_checks([*checks, *model_checks.checks]),
-)
+defs = checked_tables([gold_netflix_titles, *gold_lookups, *model.model_assets, *model.kpi_assets],
+                      [*checks, *model_checks.checks])

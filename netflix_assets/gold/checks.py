@@ -2,12 +2,13 @@
 
 
 import datetime as dt
+from typing import Any, Mapping
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
+from ..lib.checks import TableReader, aggregate_check, key_check, naming, offenders, partition_check, row_count_drop_check
 from ..lib.delta import PARTITION_COLUMN
 from ..transforms.formats import LOOKUPS
 
@@ -86,10 +87,11 @@ for _lookup in LOOKUPS.values():
     _key = ("gold", _lookup.table)
 
     def _not_null(key=_key, value=_lookup.value_column):
-        @partition_check(key, "show_id_not_null", "Expectation: show_id not null.", blocking=True)
-        def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+        @aggregate_check(key, "show_id_not_null", "Expectation: show_id not null.", {"nulls": "count_if(show_id IS NULL)"},
+                         blocking=True)
+        def _body(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
             rows = df.where(F.col("show_id").isNull())
-            nulls = rows.count()
+            nulls = values["nulls"] or 0
             named = [c for c in ("_source_file", value) if c in df.columns]
             return dg.AssetCheckResult(
                 passed=nulls == 0, metadata={"null_show_ids": nulls},

@@ -14,9 +14,10 @@ from ..lib.lineage import LINEAGE_KEY
 from ..reporting import lineage as lineage_picture
 from ..lib.columns import describe
 from ..lib.delta import (
-    PARTITION_COLUMN, comment_columns, commit_metadata, partition_row_counts, read_table, save_table, with_comments,
-    write_partitions,
+    PARTITION_COLUMN, comment_columns, commit_metadata, observe, partition_row_counts, read_table, save_table,
+    with_comments, write_partitions,
 )
+from ..lib.checks import OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY
 from ..lib.tables import table_metadata
 
 if TYPE_CHECKING:
@@ -93,6 +94,12 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{context.asset_key.to_user_string()}: a Replace needs a partitioned asset")
         descriptions = describe(context.asset_key.to_user_string(), obj.columns)
         obj = with_comments(obj, descriptions)
+        observed = None
+        metrics = (context.definition_metadata or {}).get(OBSERVED_METRICS_KEY)
+        if metrics and narrower is None and window is not None and window[1] - window[0] == dt.timedelta(days=1):
+            # The write replaces the whole partition: what it observes is the partition's content
+            # (lib/checks.py: the table's aggregate checks then need no query of their own).
+            obj, observed = observe(obj, metrics)
         if window is not None:
             marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:
@@ -107,6 +114,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             **commit_metadata(spark, uri, self.lake.storage_options(), marker),
             **table_metadata(context.asset_key, obj.schema, uri),
         }
+        values = observed() if observed is not None else None
+        if values is not None and "delta_version" in metadata:
+            metadata[OBSERVED_VALUES_KEY] = dg.MetadataValue.json({"delta_version": metadata["delta_version"], "metrics": values})
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
             if shown:

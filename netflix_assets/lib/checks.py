@@ -5,6 +5,14 @@ never the whole table) and reads the persisted Delta table, not the in-memory
 DataFrame: it checks what consumers will actually see. The checks of one table run
 together in one step (`table_checks`).
 
+A check that is an aggregate over the partition's own rows (`aggregate_check`: nulls, allowed
+values, ranges) is computed by the write itself: the IO manager observes its SQL aggregates while
+it writes (`DataFrame.observe`, in the same pass over the rows) and records them with the commit's
+Delta version; the check step uses them while the table is still at that version (nothing has
+touched it since), else computes them all in one query. The other checks read other tables or
+need a key's rows together (uniqueness cannot be observed: Spark refuses a distinct count in an
+observation), so they query.
+
 A check that fails says which rows broke the rule, not only how many: its description
 names up to `SAMPLE` offenders (keys, files, groups), with the helpers of
 `transforms/quality.py`, re-exported here for the layers' checks.
@@ -14,7 +22,7 @@ names up to `SAMPLE` offenders (keys, files, groups), with the helpers of
 import datetime as dt
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -25,7 +33,7 @@ from ..resources.lake import LakeResource
 from ..resources.spark import SparkResource
 from ..resources.databricks import SPARK_RESOURCES
 from ..transforms.quality import SAMPLE, key_check_name, key_verdict, naming, offenders  # noqa: F401 (re-exported)
-from .delta import PartitionFiles, partition_files, partition_row_counts, read_table
+from .delta import PartitionFiles, last_commit, partition_files, partition_row_counts, read_table
 from .tables import partition_date
 
 # Partitioned asset checks are a "preview" feature in dagster 1.13; the contract
@@ -33,6 +41,15 @@ from .tables import partition_date
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 CheckBody = Callable[[DataFrame, dt.date, "TableReader"], dg.AssetCheckResult]
+# An aggregate check's verdict: (its metrics' values, the partition, the day) -> result.
+Verdict = Callable[[Mapping[str, Any], DataFrame, dt.date], dg.AssetCheckResult]
+
+# Definition metadata of a table the IO manager observes: {metric: SQL aggregate over the written rows}.
+OBSERVED_METRICS_KEY = "observed_by_write"
+# Materialization metadata: {"delta_version": the commit's, "metrics": {metric: value}}.
+OBSERVED_VALUES_KEY = "observed_checks"
+# Check metadata: where an aggregate check's values came from.
+AGGREGATES_FROM_KEY = "aggregates_from"
 
 
 class TableReader:
@@ -79,6 +96,19 @@ class TableReader:
         cannot say (e.g. deletion vectors)."""
         return partition_files(self.lake.table_uri(*key), self.lake.storage_options())
 
+    def written_aggregates(
+        self, context: dg.AssetCheckExecutionContext, key: Sequence[str], metrics: Iterable[str]
+    ) -> Optional["Aggregates"]:
+        """The metrics observed by the write of the partition's latest materialization, if its
+        commit is still the table's latest (`lib.checks.written_aggregates`)."""
+        [record] = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(list(key)), asset_partitions=[context.partition_key]), limit=1
+        ).records or [None]
+        if record is None or record.asset_materialization is None:
+            return None
+        last = last_commit(self.lake.table_uri(*key), self.lake.storage_options())
+        return written_aggregates(record.asset_materialization.metadata, metrics, last and last["version"])
+
     def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
         df = read_table(self.session, self.lake.table_uri(*key))
         return None if df is None else df.where(F.col(PARTITION_COLUMN) == F.lit(day))
@@ -94,6 +124,9 @@ class PartitionCheck:
     blocking: bool
     additional_deps: tuple[tuple[str, ...], ...]
     body: CheckBody
+    # An aggregate check (`aggregate_check`): its (metric, SQL aggregate) pairs, metric names
+    # prefixed with the check's; `body` is then its `Verdict`.
+    metrics: tuple[tuple[str, str], ...] = ()
 
     @property
     def check_key(self) -> dg.AssetCheckKey:
@@ -110,8 +143,21 @@ class PartitionCheck:
             partitions_def=daily_partitions,
         )
 
-    def evaluate(self, df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-        result = self.body(df, day, reader)
+    def evaluate(
+        self, df: DataFrame, day: dt.date, reader: TableReader, aggregates: Optional["Aggregates"] = None
+    ) -> dg.AssetCheckResult:
+        """`aggregates`: the table's metric values the step already has (from the write or one
+        query); an aggregate check given none queries its own."""
+        metadata = {}
+        if self.metrics:
+            if aggregates is None:
+                aggregates = query_aggregates(df, dict(self.metrics))
+            prefix = f"{self.name}__"
+            values = {name.removeprefix(prefix): aggregates.values[name] for name, _ in self.metrics}
+            result = self.body(values, df, day)
+            metadata[AGGREGATES_FROM_KEY] = aggregates.source
+        else:
+            result = self.body(df, day, reader)
         severity = result.severity
         if not self.blocking and severity == dg.AssetCheckSeverity.ERROR and not result.passed:
             severity = dg.AssetCheckSeverity.WARN  # only blocking checks fail a run
@@ -120,9 +166,39 @@ class PartitionCheck:
             check_name=self.name,
             passed=result.passed,
             severity=severity,
-            metadata=result.metadata,
+            metadata={**(result.metadata or {}), **metadata},
             description=result.description,
         )
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """The values of a table's aggregate-check metrics, and where they came from."""
+
+    values: Mapping[str, Any]
+    source: str
+
+
+def query_aggregates(df: DataFrame, metrics: Mapping[str, str]) -> Aggregates:
+    """Every metric in one pass over the partition."""
+    row = df.agg(*[F.expr(sql).alias(name) for name, sql in metrics.items()]).first()
+    return Aggregates(row.asDict(), "a query of the table")
+
+
+def written_aggregates(
+    metadata: Mapping[str, Any], metrics: Iterable[str], current_version: Optional[int]
+) -> Optional[Aggregates]:
+    """The metrics the write of the partition's latest materialization observed (its `metadata`),
+    if that write's commit is still the table's latest (`current_version`: nothing can have
+    changed the partition since) and it observed every metric asked; else None."""
+    entry = metadata.get(OBSERVED_VALUES_KEY)
+    data = getattr(entry, "data", entry)
+    if not isinstance(data, Mapping) or current_version is None or data.get("delta_version") != current_version:
+        return None
+    observed = data.get("metrics") or {}
+    if not all(name in observed for name in metrics):
+        return None
+    return Aggregates({name: observed[name] for name in metrics}, f"the write (Delta version {current_version})")
 
 
 def partition_check(
@@ -140,6 +216,46 @@ def partition_check(
         return PartitionCheck(tuple(key), name, description, blocking, tuple(tuple(k) for k in additional_deps), body)
 
     return wrap
+
+
+def aggregate_check(
+    key: Sequence[str], name: str, description: str, metrics: Mapping[str, str], *, blocking: bool = False
+) -> Callable[[Verdict], PartitionCheck]:
+    """Decorator: a check that is a function of SQL aggregates over the partition's own rows
+    (`metrics`: name -> aggregate; `ingest_date` may stand for the day). Its write computes them
+    (`observed_by_writes`); `verdict(values, partition_df, day)` decides, and reads the partition
+    only to name offenders when it fails."""
+
+    def wrap(verdict: Verdict) -> PartitionCheck:
+        pairs = tuple((f"{name}__{metric}", sql) for metric, sql in metrics.items())
+        return PartitionCheck(tuple(key), name, description, blocking, (), verdict, pairs)  # type: ignore[arg-type]
+
+    return wrap
+
+
+def observed_metrics(checks: Sequence[PartitionCheck]) -> dict[tuple[str, ...], dict[str, str]]:
+    """{table: {metric: SQL aggregate}} of the tables' aggregate checks."""
+    tables: dict[tuple[str, ...], dict[str, str]] = {}
+    for c in checks:
+        tables.setdefault(c.key, {}).update(c.metrics)
+    return {key: metrics for key, metrics in tables.items() if metrics}
+
+
+def observed_by_writes(assets: Sequence, checks: Sequence[PartitionCheck]) -> list:
+    """`assets` with the metrics of their aggregate checks in their definition metadata, where the
+    Delta IO manager finds what to observe while it writes them."""
+    metrics = observed_metrics(checks)
+
+    def with_metrics(spec: dg.AssetSpec) -> dg.AssetSpec:
+        table = tuple(spec.key.path)
+        return spec.merge_attributes(metadata={OBSERVED_METRICS_KEY: metrics[table]}) if table in metrics else spec
+
+    return list(dg.map_asset_specs(with_metrics, assets))
+
+
+def checked_tables(assets: Sequence, checks: Sequence[PartitionCheck]) -> dg.Definitions:
+    """A layer's definitions: its assets, told what their writes observe, and its table checks."""
+    return dg.Definitions(assets=observed_by_writes(assets, checks), asset_checks=table_checks(checks))
 
 
 def table_checks(checks: Sequence[PartitionCheck]) -> list[dg.AssetChecksDefinition]:
@@ -174,10 +290,13 @@ def _table_check_def(key: tuple[str, ...], group: list[PartitionCheck]) -> dg.As
         reader = TableReader(context.resources.spark, context.resources.lake)
         day = partition_date(context)
         df = reader.partition(key, day)
-        selected = context.selected_asset_check_keys
-        for c in group:
-            if c.check_key in selected:
-                yield c.evaluate(df, day, reader)
+        chosen = [c for c in group if c.check_key in context.selected_asset_check_keys]
+        metrics = {name: sql for c in chosen for name, sql in c.metrics}
+        aggregates = None
+        if metrics:
+            aggregates = reader.written_aggregates(context, key, metrics) or query_aggregates(df, metrics)
+        for c in chosen:
+            yield c.evaluate(df, day, reader, aggregates)
 
     return _checks
 

@@ -187,6 +187,54 @@ def save_table(df: DataFrame, uri: str) -> str:
     )
 
 
+# Observed metrics reach a classic session on its listener bus, just after the action returns; a
+# session that never reports them (an action that did not run the observed plan) must not hang a write.
+OBSERVATION_WAIT_SECONDS = 30.0
+
+
+def observe(df: DataFrame, metrics: Mapping[str, str]) -> tuple[DataFrame, Callable[[], Optional[dict[str, Any]]]]:
+    """`df` with `metrics` (name -> SQL aggregate over its rows) computed by the first action that
+    runs it, such as its write, in the same pass over the rows; and a function that returns them
+    once that action is done (JSON-ready values), or None when the session did not report them.
+
+    Classic and Spark Connect sessions each have their own `Observation` class; the DataFrame's
+    says which. Call the function only after the action succeeded: before, a classic session waits."""
+    import threading
+
+    from pyspark.sql import functions as F
+
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        from pyspark.sql.connect.observation import Observation
+    else:
+        from pyspark.sql.observation import Observation
+    observation = Observation(f"write_{uuid.uuid4().hex}")
+    observed = df.observe(observation, *[F.expr(sql).alias(name) for name, sql in metrics.items()])
+
+    def values() -> Optional[dict[str, Any]]:
+        got: dict[str, Any] = {}
+
+        def wait() -> None:
+            try:
+                got.update(observation.get)
+            except Exception:  # noqa: BLE001 - not reported (Spark Connect raises): the caller queries
+                pass
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        waiter.join(OBSERVATION_WAIT_SECONDS)
+        if waiter.is_alive() or set(got) != set(metrics):
+            return None
+        return {name: _json_value(value) for name, value in got.items()}
+
+    return observed, values
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return float(value) if hasattr(value, "__float__") else str(value)
+
+
 def with_comments(df: DataFrame, descriptions: Mapping[str, str]) -> DataFrame:
     """`df` with each described column's comment in its schema: a new Delta table is born documented."""
     for column, text in descriptions.items():

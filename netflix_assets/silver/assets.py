@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import Replace, delta_out
 from ..lib import refresh
-from ..lib.checks import TableReader, table_checks
+from ..lib.checks import TableReader, checked_tables
 from ..lib.lineage import column_lineage
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
@@ -150,4 +150,4 @@ def _silver_lookup(lookup: Lookup) -> dg.AssetsDefinition:
 
 silver_lookups = [_silver_lookup(lookup) for lookup in LOOKUPS.values()]
 
-defs = dg.Definitions(assets=[silver_netflix_titles, *silver_lookups], asset_checks=table_checks(checks))
+defs = checked_tables([silver_netflix_titles, *silver_lookups], checks)

@@ -2,13 +2,15 @@
 
 
 import datetime as dt
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
+from ..lib.checks import (
+    PartitionCheck, TableReader, aggregate_check, key_check, naming, offenders, partition_check, row_count_drop_check,
+)
 from ..lib.refresh import file_rows
 from ..transforms.formats import LOOKUPS, Lookup
 from ..transforms import silver as t
@@ -100,21 +102,26 @@ def _lookup_input(lookup: Lookup) -> InputRows:
     return lambda reader, day: files(reader, day).agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long")).first()[0]
 
 
-@partition_check(TITLES, "type_allowed", f"type is one of {sorted(t.TYPES)} (warning).")
-def type_allowed(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    rows = df.where(~F.coalesce(F.col("type").isin(*t.TYPES), F.lit(False)))
-    bad = rows.count()
+_TYPES_SQL = ", ".join(f"'{v}'" for v in sorted(t.TYPES))
+
+
+@aggregate_check(TITLES, "type_allowed", f"type is one of {sorted(t.TYPES)} (warning).",
+                 {"bad_rows": f"count_if(coalesce(type NOT IN ({_TYPES_SQL}), true))"})
+def type_allowed(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+    bad = values["bad_rows"] or 0
     return dg.AssetCheckResult(
         passed=bad == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"bad_rows": bad},
-        description=naming("title(s) of another type (show_id, type)", offenders(rows, ["show_id", "type"]), bad)
+        description=naming("title(s) of another type (show_id, type)", offenders(
+            df.where(~F.coalesce(F.col("type").isin(*t.TYPES), F.lit(False))), ["show_id", "type"]), bad)
         if bad else None,
     )
 
 
-@partition_check(TITLES, "release_year_in_range", "release_year within [1925, year(D)+1] (warning).")
-def release_year_in_range(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+@aggregate_check(TITLES, "release_year_in_range", "release_year within [1925, year(D)+1] (warning).",
+                 {"rows_out_of_range": "count_if(coalesce(release_year NOT BETWEEN 1925 AND year(ingest_date) + 1, true))"})
+def release_year_in_range(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+    out = values["rows_out_of_range"] or 0
     rows = df.where(F.col("release_year").isNull() | ~F.col("release_year").between(1925, day.year + 1))
-    out = rows.count()
     return dg.AssetCheckResult(
         passed=out == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"rows_out_of_range": out},
         description=naming(f"title(s) released outside [1925, {day.year + 1}] (show_id, release_year)",
@@ -122,10 +129,10 @@ def release_year_in_range(df: DataFrame, day: dt.date, reader: TableReader) -> d
     )
 
 
-@partition_check(TITLES, "date_added_null_share", f"Share of null date_added <= {MAX_NULL_DATE_ADDED_SHARE:.0%} (warning).")
-def date_added_null_share(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    row = df.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("date_added").isNull().cast("int")).alias("nulls")).first()
-    rows, nulls = row["rows"], row["nulls"] or 0
+@aggregate_check(TITLES, "date_added_null_share", f"Share of null date_added <= {MAX_NULL_DATE_ADDED_SHARE:.0%} (warning).",
+                 {"rows": "count(1)", "nulls": "count_if(date_added IS NULL)"})
+def date_added_null_share(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+    rows, nulls = values["rows"] or 0, values["nulls"] or 0
     share = nulls / rows if rows else 0.0
     passed = share <= MAX_NULL_DATE_ADDED_SHARE
     return dg.AssetCheckResult(

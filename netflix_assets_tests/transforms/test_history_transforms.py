@@ -127,9 +127,9 @@ def test_advancing_the_stored_history_equals_a_rebuild_after_every_random_step(s
             events["backfill"] += 1
         dims[day] = [(k, f"s{k}", state[k][0], day) for k in present]
         countries[day] = [(f"s{k}", c, day) for k in present for c in state[k][1]]
-        for d in written_days:
+        for written_day in written_days:
             clock += 1
-            written[d] = clock
+            written[written_day] = clock
         dim = _dim(spark, [r for rows in dims.values() for r in rows])
         versions = h.title_versions(dim, _lookup(spark, "country", [c for rows in countries.values() for c in rows]),
                                     _lookup(spark, "category", []))

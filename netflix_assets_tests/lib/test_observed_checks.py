@@ -1,0 +1,74 @@
+"""Checks computed by the write itself (`lib.checks.aggregate_check`): the write of a whole
+partition observes its table's aggregate-check metrics; the check step uses them only while the
+write's commit is still the table's latest, and queries the table once anything committed since."""
+
+import dagster as dg
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from netflix_assets.lib.checks import (
+    AGGREGATES_FROM_KEY, OBSERVED_VALUES_KEY, Aggregates, written_aggregates,
+)
+from netflix_assets.lib.refresh import REFRESH_TAG
+
+from netflix_assets_tests.lakehouse import bronze_titles_lake, materialized
+
+SILVER = dg.AssetKey(["silver", "netflix_titles"])
+AGGREGATE_CHECKS = ("type_allowed", "release_year_in_range", "date_added_null_share")
+
+
+def _check_events(result) -> dict[str, object]:
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION and e.event_specific_data.asset_key == SILVER
+    }
+
+
+def test_observed_values_serve_only_while_their_commit_is_the_tables_latest():
+    observed = {"delta_version": 4, "metrics": {"a__x": 0, "a__y": 2}}
+    metadata = {OBSERVED_VALUES_KEY: dg.MetadataValue.json(observed)}
+    assert written_aggregates(metadata, ["a__x", "a__y"], 4) == Aggregates({"a__x": 0, "a__y": 2}, "the write (Delta version 4)")
+    assert written_aggregates(metadata, ["a__x"], 5) is None, "a later commit may have changed the partition"
+    assert written_aggregates(metadata, ["a__x", "b__z"], 4) is None, "a metric the write did not observe"
+    assert written_aggregates(metadata, ["a__x"], None) is None, "the log could not say the version"
+    assert written_aggregates({}, ["a__x"], 4) is None
+
+
+def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the_table(spark, lookup_server, tmp_path):
+    lake, day = bronze_titles_lake(tmp_path / "lake", lookup_server)
+    silver_only = [SILVER, dg.AssetKey(["quarantine", "netflix_titles"])]
+    result = lake.run(day, asset_selection=silver_only, tags={REFRESH_TAG: "full"})
+    assert result.success
+    written = materialized(result)["silver/netflix_titles"]
+    version = written["delta_version"].value
+    observed = written[OBSERVED_VALUES_KEY].value
+    assert observed["delta_version"] == version
+    rows = lake.rows("silver/netflix_titles", day)
+    assert observed["metrics"]["date_added_null_share__rows"] == len(rows)
+    assert observed["metrics"]["date_added_null_share__nulls"] == sum(r["date_added"] is None for r in rows)
+    assert observed["metrics"]["type_allowed__bad_rows"] == 0
+    checks = _check_events(result)
+    for name in AGGREGATE_CHECKS:
+        assert checks[name].passed, name
+        assert checks[name].metadata[AGGREGATES_FROM_KEY].value == f"the write (Delta version {version})", name
+    assert checks["date_added_null_share"].metadata["rows"].value == len(rows)
+
+    # Another writer appends a title of an unknown type to the partition after the checked write.
+    bad = spark.read.format("delta").load(str(lake.root / "silver/netflix_titles")).where(f"ingest_date = '{day}'").limit(1)
+    bad = bad.withColumn("show_id", F.lit("s_podcast")).withColumn("type", F.lit("Podcast"))
+    bad.write.format("delta").mode("append").save(str(lake.root / "silver/netflix_titles"))
+    assert DeltaTable(str(lake.root / "silver/netflix_titles")).version() == version + 1
+
+    job = dg.define_asset_job("silver_checks", selection=dg.AssetSelection.checks_for_assets(SILVER))
+    defs = dg.Definitions.merge(lake.defs, dg.Definitions(jobs=[job]))
+    # The partition as a run tag: a job of checks alone has no asset to take a partitions definition from.
+    rechecked = defs.resolve_job_def("silver_checks").execute_in_process(
+        tags={"dagster/partition": day}, instance=lake.instance, raise_on_error=False)
+    checks = _check_events(rechecked)
+    assert not checks["type_allowed"].passed
+    assert checks["type_allowed"].metadata["bad_rows"].value == 1
+    assert "s_podcast" in checks["type_allowed"].description
+    for name in AGGREGATE_CHECKS:
+        assert checks[name].metadata[AGGREGATES_FROM_KEY].value == "a query of the table", name
+    assert checks["date_added_null_share"].metadata["rows"].value == len(rows) + 1

@@ -2,13 +2,15 @@
 
 
 import datetime as dt
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from ..lib.checks import PartitionCheck, TableReader, naming, offenders, partition_check, row_count_drop_check
+from ..lib.checks import (
+    PartitionCheck, TableReader, aggregate_check, naming, offenders, partition_check, row_count_drop_check,
+)
 from ..transforms.formats import SourceFormat
 from .ledger import FAILED, LEDGER_TABLE, status_code
 
@@ -18,17 +20,25 @@ REQUEUE_COMMAND = 'make requeue FILES="<path> ..."  (python -m netflix_assets.br
 def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: Sequence[str]) -> PartitionCheck:
     names = [f.name for f in formats]
 
-    @partition_check(
+    known_sql = ", ".join(f"'{n}'" for n in names)
+    metrics = {f"rows_{n}": f"count_if(_source_format = '{n}')" for n in names}
+    metrics["rows_unknown"] = f"count_if(coalesce(_source_format NOT IN ({known_sql}), true))"
+
+    @aggregate_check(
         key,
         "header_recognised",
         f"Every row comes from a file whose header is a known format ({', '.join(names)}) and the table has the contract's columns.",
+        metrics,
         blocking=True,
     )
-    def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    def _body(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
         missing = sorted(set(columns) - set(df.columns))
-        by_format = {r["_source_format"]: r["count"] for r in df.groupBy("_source_format").count().collect()}
-        unknown = {str(k): v for k, v in by_format.items() if k not in names}
-        metadata = {"rows_by_format": dg.MetadataValue.json({str(k): v for k, v in by_format.items()})}
+        by_format = {n: values[f"rows_{n}"] for n in names if values[f"rows_{n}"]}
+        unknown = values["rows_unknown"] or 0
+        known = F.coalesce(F.col("_source_format").isin(*names), F.lit(False))
+        if unknown:  # which formats: only a failing check reads the partition again
+            by_format.update({str(r["_source_format"]): r["count"] for r in df.where(~known).groupBy("_source_format").count().collect()})
+        metadata = {"rows_by_format": dg.MetadataValue.json(by_format)}
         if missing:
             metadata["missing_columns"] = dg.MetadataValue.json(missing)
         if key[-1] == "netflix_titles":
@@ -37,7 +47,6 @@ def header_check(key: Sequence[str], formats: Sequence[SourceFormat], columns: S
                 metadata["refused_files"] = refused.select("_source_file").distinct().count()
         parts = [naming("contract column(s) missing", missing)] if missing else []
         if unknown:
-            known = F.coalesce(F.col("_source_format").isin(*names), F.lit(False))
             files = df.where(~known).select("_source_file", "_source_format")
             parts.append(naming("file(s) of an unknown format", offenders(files, ["_source_file", "_source_format"]),
                                 files.distinct().count()))

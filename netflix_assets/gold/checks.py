@@ -89,7 +89,7 @@ for _lookup in LOOKUPS.values():
     def _not_null(key=_key, value=_lookup.value_column):
         @aggregate_check(key, "show_id_not_null", "Expectation: show_id not null.", {"nulls": "count_if(show_id IS NULL)"},
                          blocking=True)
-        def _body(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+        def _body(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
             rows = df.where(F.col("show_id").isNull())
             nulls = values["nulls"] or 0
             named = [c for c in ("_source_file", value) if c in df.columns]

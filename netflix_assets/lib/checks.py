@@ -41,8 +41,8 @@ from .tables import partition_date
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 CheckBody = Callable[[DataFrame, dt.date, "TableReader"], dg.AssetCheckResult]
-# An aggregate check's verdict: (its metrics' values, the partition, the day) -> result.
-Verdict = Callable[[Mapping[str, Any], DataFrame, dt.date], dg.AssetCheckResult]
+# An aggregate check's verdict: (its metrics' values, the partition, the day, the reader) -> result.
+Verdict = Callable[[Mapping[str, Any], DataFrame, dt.date, "TableReader"], dg.AssetCheckResult]
 
 # Definition metadata of a table the IO manager observes: {metric: SQL aggregate over the written rows}.
 OBSERVED_METRICS_KEY = "observed_by_write"
@@ -154,7 +154,7 @@ class PartitionCheck:
                 aggregates = query_aggregates(df, dict(self.metrics))
             prefix = f"{self.name}__"
             values = {name.removeprefix(prefix): aggregates.values[name] for name, _ in self.metrics}
-            result = self.body(values, df, day)
+            result = self.body(values, df, day, reader)
             metadata[AGGREGATES_FROM_KEY] = aggregates.source
         else:
             result = self.body(df, day, reader)
@@ -223,8 +223,8 @@ def aggregate_check(
 ) -> Callable[[Verdict], PartitionCheck]:
     """Decorator: a check that is a function of SQL aggregates over the partition's own rows
     (`metrics`: name -> aggregate; `ingest_date` may stand for the day). Its write computes them
-    (`observed_by_writes`); `verdict(values, partition_df, day)` decides, and reads the partition
-    only to name offenders when it fails."""
+    (`observed_by_writes`); `verdict(values, partition_df, day, reader)` decides, and reads the
+    partition only to name offenders when it fails."""
 
     def wrap(verdict: Verdict) -> PartitionCheck:
         pairs = tuple((f"{name}__{metric}", sql) for metric, sql in metrics.items())

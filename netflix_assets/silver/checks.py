@@ -107,7 +107,7 @@ _TYPES_SQL = ", ".join(f"'{v}'" for v in sorted(t.TYPES))
 
 @aggregate_check(TITLES, "type_allowed", f"type is one of {sorted(t.TYPES)} (warning).",
                  {"bad_rows": f"count_if(coalesce(type NOT IN ({_TYPES_SQL}), true))"})
-def type_allowed(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+def type_allowed(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
     bad = values["bad_rows"] or 0
     return dg.AssetCheckResult(
         passed=bad == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"bad_rows": bad},
@@ -119,7 +119,7 @@ def type_allowed(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.A
 
 @aggregate_check(TITLES, "release_year_in_range", "release_year within [1925, year(D)+1] (warning).",
                  {"rows_out_of_range": "count_if(coalesce(release_year NOT BETWEEN 1925 AND year(ingest_date) + 1, true))"})
-def release_year_in_range(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+def release_year_in_range(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
     out = values["rows_out_of_range"] or 0
     rows = df.where(F.col("release_year").isNull() | ~F.col("release_year").between(1925, day.year + 1))
     return dg.AssetCheckResult(
@@ -131,7 +131,7 @@ def release_year_in_range(values: Mapping[str, Any], df: DataFrame, day: dt.date
 
 @aggregate_check(TITLES, "date_added_null_share", f"Share of null date_added <= {MAX_NULL_DATE_ADDED_SHARE:.0%} (warning).",
                  {"rows": "count(1)", "nulls": "count_if(date_added IS NULL)"})
-def date_added_null_share(values: Mapping[str, Any], df: DataFrame, day: dt.date) -> dg.AssetCheckResult:
+def date_added_null_share(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
     rows, nulls = values["rows"] or 0, values["nulls"] or 0
     share = nulls / rows if rows else 0.0
     passed = share <= MAX_NULL_DATE_ADDED_SHARE

@@ -61,12 +61,11 @@ postgres:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null && \
 	  for v in $$(ls /usr/lib/postgresql); do $(SUDO) pg_ctlcluster $$v main stop >/dev/null 2>&1 || true; done)
 
-# Two pytest workers, each with its own JVM: most of a test's time is one-threaded driver work
-# (Dagster steps, query planning, Delta commits), so two workers share 2 cores well. A module's
-# tests stay on one worker; so do the modules sharing a session-built lake (conftest.py).
+# Two pytest workers, each with its own JVM; a module's tests stay on one worker, and so do the
+# modules sharing a session-built lake (conftest.py). TEST_WORKERS=N for a machine with more cores.
 TEST_WORKERS ?= 2
 test: install $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The Dagster UI (webserver + daemon) on http://127.0.0.1:3000, same instance as the demo:
 # `dg dev` (what `dagster dev` now points to; the project has no component YAML to check),

@@ -1,4 +1,4 @@
-"""Shared fixtures: one SparkSession for the whole test session, a real HTTP
+"""Shared fixtures: one SparkSession per test worker (`make test` runs two), a real HTTP
 server on 127.0.0.1 serving the lookup files, and a real Azurite blob service."""
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ KAGGLE_TITLES = DATA_DIR / "netflix_kaggle" / "netflix_titles.csv"
 
 @pytest.fixture(scope="session")
 def spark():
-    # Starting a JVM costs ~10 s: every test (and every Dagster run in the
-    # tests, through SparkResource) shares this one session.
+    # Starting a JVM costs ~10 s: every test of a worker (and every Dagster run in
+    # its tests, through SparkResource) shares this one session.
     from netflix_assets.resources.spark import get_or_create_session
 
     session = get_or_create_session(driver_memory="4g")

@@ -67,7 +67,8 @@ class Lakehouse:
 
     def state(self, table: str, day: str) -> list[tuple]:
         """A table's rows as sorted tuples that two runs of the same data agree on: the columns that
-        record when it ran dropped (`VOLATILE`), the lake's and landing zone's roots and the day masked."""
+        record when it ran dropped (`VOLATILE`), the lake's and landing zone's roots and the day masked,
+        also inside strings (a pulled lookup file's path holds its day: `raw/api/<dataset>/<day>/...`)."""
         roots = [self.landing.root_uri(), str(self.root)]
 
         def masked(value):
@@ -76,6 +77,7 @@ class Lakehouse:
             if isinstance(value, str):
                 for root in roots:
                     value = value.replace(root, "<root>")
+                value = value.replace(day, "<day>")
             return repr(value)
 
         return sorted(

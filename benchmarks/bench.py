@@ -197,6 +197,29 @@ def spark_connect(table: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def key_checks(lake: Path) -> dict:
+    """The key check by a hash of the key against by the key, on the largest lake's tables (`benchmarks/key_check.py`)."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.key_check", "--lake", str(lake)], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return _last_json(out.stdout) or {"error": "no report"}
+
+
+def key_check_lines(keys: dict) -> list[str]:
+    lines = ["", "## Key checks: rows counted per hash of the key", "",
+             "`transforms.quality.key_verdict` counts a table's rows per 64-bit hash of its key and groups by the key",
+             "itself only when a hash repeats (a duplicate, or two keys sharing a hash), so its verdict is exact; against it,",
+             "the same verdict grouping by the key columns. One warm session, the largest lake's newest partition,",
+             f"median of {keys.get('reps', '?')} alternated (`benchmarks/key_check.py`):", ""]
+    if "error" in keys:
+        return lines + [f"Not measured: {keys['error']}"]
+    lines += ["| table | key | rows | by the key | by its hash | speed-up | same verdict |", "|---|---|---|---|---|---|---|"]
+    for table, k in keys["tables"].items():
+        lines.append(f"| {table} | ({', '.join(k['key'])}) | {k['rows']:,} | {k['by_key_s']:.2f} s | {k['by_hash_s']:.2f} s | "
+                     f"{k['by_key_s'] / k['by_hash_s']:.2f}x | {k['same_verdict']} |")
+    return lines
+
+
 def _last_json(stdout: str) -> dict:
     """What a benchmark child reports: its last line of output, one JSON object ({} if it printed none)."""
     lines = stdout.strip().splitlines()
@@ -297,12 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size:8} outputs compared: {len(diffs)} difference(s)", flush=True)
     connect = timed("Spark Connect", spark_connect, lakes[sizes[-1]][0] / "silver" / "netflix_titles") if sizes else {"error": "no size run"}
     print(f"spark connect: {connect}", flush=True)
+    keys = timed("key checks", key_checks, lakes[sizes[-1]][0]) if sizes else {"error": "no size run"}
     warm = timed("warm runs", warm_runs) if args.warm_runs else {"error": "skipped (--no-warm-runs)"}
     tick = timed("sensor tick", sensor_tick)
     defs = timed("definitions load", definitions_load)
     memory = timed("parser memory", parse_memory)
     total = time.perf_counter() - started
-    report = render(comparisons, curve_points, connect, warm, tick, defs, memory, phases, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
+    report = render(comparisons, curve_points, connect, keys, warm, tick, defs, memory, phases, total, " ".join(["python -m benchmarks.bench", *(argv or sys.argv[1:])]))
     args.out.write_text(report)
     print(report)
     return 0
@@ -386,7 +410,7 @@ def warm_lines(warm: dict) -> list[str]:
 SUITE_TIME = ROOT / "benchmarks" / "suite_time.md"
 
 
-def render(comparisons, curve_points, connect, warm, tick, defs, memory, phases, total, command) -> str:
+def render(comparisons, curve_points, connect, keys, warm, tick, defs, memory, phases, total, command) -> str:
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Benchmarks",
@@ -466,6 +490,7 @@ def render(comparisons, curve_points, connect, warm, tick, defs, memory, phases,
     # it is measured on its own (a fresh clone's `.ci/run`) and kept in a file this report includes.
     if SUITE_TIME.exists():
         lines += ["", SUITE_TIME.read_text().strip()]
+    lines += key_check_lines(keys)
     lines += ["", "## Sensor tick and definitions load", "",
               f"- One landing-zone sensor tick over 10,000 landed files (+10 new): {tick['tick_ms']:.0f} ms "
               f"(floor: os.walk + stat of the same tree {tick['walk_ms']:.0f} ms; target < {TARGETS['tick_s']:.0f} s).",

@@ -411,3 +411,21 @@ def test_the_pipes_task_check_fails_on_a_duplicated_or_null_show_id(spark):
     assert not verdict.passed and (verdict.null_keys, verdict.duplicate_keys) == (1, 1)
     assert "duplicated key(s): s1" in verdict.description and "(a.csv, 4)" in verdict.description
     assert key_verdict(df.where("show_id = 's2'"), ["show_id"]).passed
+
+
+def test_a_key_verdict_is_exact_when_keys_share_a_hash(spark):
+    """The key check counts rows per hash of the key: keys that share one (every key here) are
+    told apart by the key itself, so they are neither duplicates nor hide one."""
+    from pyspark.sql import functions as F
+
+    def collide(*columns):
+        return F.lit(7).cast("long")
+
+    rows = [("s1", "x", "a.csv", 2), ("s1", "y", "a.csv", 3), ("s2", "x", "a.csv", 4), (None, "x", "a.csv", 5)]
+    df = spark.createDataFrame(rows, "show_id string, value string, _source_file string, _source_line int")
+    unique = key_verdict(df.where("show_id IS NOT NULL"), ["show_id", "value"], key_hash=collide)
+    assert unique.passed and (unique.rows, unique.duplicate_keys) == (3, 0), unique
+    verdict = key_verdict(df, ["show_id", "value"], key_hash=collide)
+    assert not verdict.passed and (verdict.rows, verdict.null_keys, verdict.duplicate_keys) == (4, 1, 0), verdict
+    doubled = key_verdict(df.unionByName(df.where("show_id = 's2'")), ["show_id", "value"], key_hash=collide)
+    assert (doubled.null_keys, doubled.duplicate_keys) == (1, 1) and "duplicated key(s): (s2, x)" in doubled.description

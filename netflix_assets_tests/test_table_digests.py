@@ -13,6 +13,7 @@ depend on where or on which day the suite runs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from netflix_assets_tests.lakehouse import check_results
+from netflix_assets_tests.lakehouse import Lakehouse, check_results
 
 EXPECTED = Path(__file__).resolve().parent / "table_digests.json"
 
@@ -44,3 +45,30 @@ def test_every_table_of_the_bundled_run_is_as_checked_in(tutorial_lake):
     changed = {t: (got["tables"][t], want["tables"][t]) for t in want["tables"] if got["tables"][t] != want["tables"][t]}
     assert not changed, f"{len(changed)} table(s) differ from the checked-in run: {changed}"
     assert got["checks"] == want["checks"]
+
+
+
+class _Landing:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def root_uri(self) -> str:
+        return f"file://{self.root}/raw/netflix_titles"
+
+
+def test_a_table_state_does_not_depend_on_the_day_or_the_lake_it_ran_in(monkeypatch):
+    """The checked-in digests hold on any day: the day is masked inside strings too (a pulled
+    lookup file's path, `raw/api/<dataset>/<day>/...`), the lake's root wherever it appears."""
+    monkeypatch.setattr(Lakehouse, "landing", property(lambda self: _Landing(self.root)))
+
+    def lake(root: str, day: str) -> Lakehouse:
+        found = Lakehouse(Path(root), defs=None, instance=None)
+        found.rows = lambda table: [{
+            "ingest_date": dt.date.fromisoformat(day), "_ingested_at": f"{day}T06:00:00",
+            "_source_file": f"file://{root}/raw/api/netflix_cast/{day}/netflix_cast.csv", "cast": "James Franco",
+        }]
+        return found
+
+    first, second = lake("/tmp/a", "2026-12-04"), lake("/tmp/b", "2027-01-15")
+    assert first.state("bronze/netflix_cast", "2026-12-04") == second.state("bronze/netflix_cast", "2027-01-15")
+    assert "'file://<root>/raw/api/netflix_cast/<day>/netflix_cast.csv'" in str(second.state("bronze/netflix_cast", "2027-01-15"))

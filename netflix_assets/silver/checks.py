@@ -98,8 +98,15 @@ def _lookup_input_files(lookup: Lookup) -> InputFiles:
 
 
 def _lookup_input(lookup: Lookup) -> InputRows:
-    files = _lookup_input_files(lookup)
-    return lambda reader, day: files(reader, day).agg(F.coalesce(F.sum("rows"), F.lit(0)).cast("long")).first()[0]
+    def rows(reader: TableReader, day: dt.date) -> int:
+        # The lookup file's rows from the Delta log; only the Kaggle titles' lists need a query.
+        # At 1M titles the count took 0.89 s for netflix_cast and 0.30-0.34 s for the other three,
+        # against 1.16 s and 0.55-0.62 s reading the bronze lookup too (same totals, medians of 3).
+        titles = reader.partition(("bronze", "netflix_titles"), day)
+        listed = t.kaggle_list_lengths(lookup, titles).agg(F.coalesce(F.sum("n"), F.lit(0)).cast("long")).first()[0]
+        return reader.partition_rows(("bronze", lookup.table), day) + listed
+
+    return rows
 
 
 _TYPES_SQL = ", ".join(f"'{v}'" for v in sorted(t.TYPES))

@@ -189,16 +189,22 @@ def lookup_candidates(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: D
     return from_file.unionByName(from_titles)
 
 
-def lookup_candidate_counts(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
-    """(`_source_file`, `rows`): how many rows `lookup_candidates` yields per file, without
-    exploding the lists (a list of n elements, blank ones included, explodes into n rows)."""
+def kaggle_list_lengths(lookup: Lookup, bronze_titles: DataFrame) -> DataFrame:
+    """(`_source_file`, `n`): per Kaggle-format title, how many rows its `lookup` list yields in
+    `lookup_candidates`, without exploding it (a list of n elements, blank ones included, explodes
+    into n rows)."""
     listed = F.col(lookup.kaggle_list_column)
     kaggle = bronze_titles.where(
         (F.col("_source_format") == "kaggle") & F.col("_rescued_data").isNull() & blank_to_null(listed).isNotNull()
     )
-    from_titles = kaggle.select("_source_file", F.size(F.split(listed, ",")).cast("long").alias("n"))
+    return kaggle.select("_source_file", F.size(F.split(listed, ",")).cast("long").alias("n"))
+
+
+def lookup_candidate_counts(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
+    """(`_source_file`, `rows`): how many rows `lookup_candidates` yields per file: each row of the
+    lookup file, and the Kaggle titles' lists (`kaggle_list_lengths`)."""
     from_file = bronze_lookup.select("_source_file", F.lit(1).cast("long").alias("n"))
-    return from_file.unionByName(from_titles).groupBy("_source_file").agg(F.sum("n").alias("rows"))
+    return from_file.unionByName(kaggle_list_lengths(lookup, bronze_titles)).groupBy("_source_file").agg(F.sum("n").alias("rows"))
 
 
 def classify_lookup(candidates: DataFrame) -> DataFrame:

@@ -55,9 +55,10 @@ def key_verdict(df: DataFrame, columns: Sequence[str], key_hash: Callable[..., C
     The rows are counted per 64-bit hash of the key rather than per key: at 1M titles, on the 5.7M
     rows of bridge_title_person (a three-string key) and the 5.1M of silver netflix_cast, the check
     took 3.5 s and 3.2 s against 4.2 s and 4.0 s grouping by the strings (`benchmarks/key_check.py`,
-    medians of 3 alternated, 2 cores); a one-column key gains nothing. Two keys sharing a hash look like a duplicate there, so the keys themselves are grouped only
-    when a hash repeats: the verdict is exact either way, and a passing check (no repeated hash)
-    never pays for the exact pass."""
+    medians of 3 alternated, 2 cores); a one-column key gains nothing. Two keys sharing a hash
+    look like a duplicate there, so the keys themselves are grouped only when a hash repeats: the
+    verdict is exact either way, and a passing check (no repeated hash) never pays for the exact
+    pass."""
     null_any = F.lit(False)
     for column in columns:
         null_any = null_any | F.col(column).isNull()

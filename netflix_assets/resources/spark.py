@@ -15,13 +15,14 @@ remote that does not answer is not fatal: the run warns and starts its own JVM, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
 import threading
 import warnings
 from urllib.parse import urlparse
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -216,20 +217,21 @@ def get_or_create_session(
         for key, value in conf.items():
             builder = builder.config(key, value)
         coordinate = delta_maven_coordinate()
-        resolved = None if "spark.jars" in conf else resolved_jars(coordinate)
-        if resolved:
-            conf["spark.jars"] = ",".join(resolved)
-            builder = builder.config("spark.jars", conf["spark.jars"])
-        else:
-            conf["spark.jars.packages"] = coordinate
-            builder = builder.config("spark.jars.packages", coordinate)
-        launch_quietly(
-            {**conf, "spark.master": master, "spark.app.name": app_name, "spark.driver.memory": driver_memory}, coordinate
-        )
-        session = builder.getOrCreate()
-        session.sparkContext.setLogLevel("ERROR")
-        if not resolved and "spark.jars" not in conf:
-            remember_jars(coordinate, session.sparkContext.getConf().get("spark.jars", ""))
+        given = "spark.jars" in conf
+        with contextlib.nullcontext() if given else delta_jars(coordinate) as resolved:
+            if resolved:
+                conf["spark.jars"] = ",".join(resolved)
+                builder = builder.config("spark.jars", conf["spark.jars"])
+            elif not given:
+                conf["spark.jars.packages"] = coordinate
+                builder = builder.config("spark.jars.packages", coordinate)
+            launch_quietly(
+                {**conf, "spark.master": master, "spark.app.name": app_name, "spark.driver.memory": driver_memory}, coordinate
+            )
+            session = builder.getOrCreate()
+            session.sparkContext.setLogLevel("ERROR")
+            if not resolved and not given:
+                remember_jars(coordinate, session.sparkContext.getConf().get("spark.jars", ""))
         return session
 
 
@@ -335,6 +337,31 @@ def resolved_jars(coordinate: str) -> Optional[list[str]]:
     except OSError:
         return None
     return jars if jars and all(os.path.isfile(j) for j in jars) else None
+
+
+@contextlib.contextmanager
+def delta_jars(coordinate: str) -> Iterator[Optional[list[str]]]:
+    """The jar files an earlier JVM resolved for `coordinate` (`resolved_jars`), or None: then the
+    caller holds this machine's lock on Delta's first resolution until its block ends, in which
+    its JVM resolves them by Ivy and `remember_jars` lists them.
+
+    Why a lock: two JVMs that resolve at once into an empty Ivy cache both fail, each reading the
+    other's half-downloaded files ("download failed", "unresolved dependency"); measured here with
+    two sessions started together on a fresh machine, which is what `make test`'s two workers, or
+    two runs launched at once, do. Under the lock the second start waits for the first and then
+    reads its list: one resolution per machine."""
+    jars = resolved_jars(coordinate)
+    if jars:
+        yield jars
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield None
+        return
+    with open(_jar_list(coordinate) + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield resolved_jars(coordinate)
 
 
 def remember_jars(coordinate: str, spark_jars: str) -> None:

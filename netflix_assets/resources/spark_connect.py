@@ -15,16 +15,18 @@ they would keep the package's modules imported from the last run, so a file edit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
 
-from .spark import LOCAL_SPARK_CONF, answers, delta_maven_coordinate, resolved_jars
+from .spark import LOCAL_SPARK_CONF, answers, delta_jars, delta_maven_coordinate
 
 DEFAULT_PORT = 15002  # Spark Connect's own default
 PORT_ENV = "NETFLIX_SPARK_CONNECT_PORT"
@@ -48,7 +50,9 @@ appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 """
 
 
-def command(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: bool = False) -> list[str]:
+def command(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: bool = False,
+            jars: Optional[list[str]] = None) -> list[str]:
+    """The server's `spark-submit`: Delta's `jars` on disk, or (None) its Maven coordinate for Ivy."""
     import pyspark
 
     submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
@@ -63,7 +67,6 @@ def command(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: 
         "spark.driver.memory": driver_memory,
         "spark.python.worker.reuse": "true" if reuse_workers else "false",
     }
-    jars = resolved_jars(delta_maven_coordinate())  # no Ivy run when a session resolved them before
     cmd = [str(submit), "--master", "local[2]", "--name", "netflix-spark-connect", "--class", SERVER_CLASS,
            *(["--jars", ",".join(jars)] if jars else ["--packages", delta_maven_coordinate()])]
     for key, value in conf.items():
@@ -88,10 +91,33 @@ def start(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: bo
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     env.pop("SPARK_REMOTE", None)
-    with open(log_dir / "server.log", "ab") as log:
-        return subprocess.Popen(command(port, log_dir, driver_memory, reuse_workers), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=log_dir,  # anything Spark drops in its working directory
-                                preexec_fn=_own_group_ending_with_parent)
+    resolution = contextlib.ExitStack()
+    try:
+        jars = resolution.enter_context(delta_jars(delta_maven_coordinate()))  # no Ivy run once resolved
+        with open(log_dir / "server.log", "ab") as log:
+            proc = subprocess.Popen(command(port, log_dir, driver_memory, reuse_workers, jars), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=log_dir,  # anything Spark drops in its working directory
+                                    preexec_fn=_own_group_ending_with_parent)
+    except BaseException:
+        resolution.close()
+        raise
+    if jars is None:
+        # Ivy resolves in the server's JVM, under this machine's lock (`spark.delta_jars`): held
+        # until the server is up or gone, so that a run starting its own JVM meanwhile waits.
+        threading.Thread(target=_release_when_up, args=(resolution, proc, port), daemon=True).start()
+    else:
+        resolution.close()
+    return proc
+
+
+def _release_when_up(resolution: contextlib.ExitStack, proc: subprocess.Popen, port: int, timeout: float = 600.0) -> None:
+    started = time.monotonic()
+    try:
+        while proc.poll() is None and not answers(url(port), timeout=1.0) and time.monotonic() - started < timeout:
+            time.sleep(0.5)
+    finally:
+        resolution.close()
 
 
 def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 180.0) -> float:

@@ -1,6 +1,7 @@
 """The local SparkSession: Ivy resolves Delta's jars once; later JVMs load the resolved files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,6 +32,34 @@ def test_remembered_jars_are_used_only_while_every_file_is_there(tmp_path, monke
     assert s.resolved_jars(coordinate) is None  # a jar gone (Ivy cache cleaned): resolve again
     s.remember_jars("other:coordinate:1", f"file://{jars[1]}")
     assert s.resolved_jars("other:coordinate:1") is None  # a list naming a missing file is never kept
+
+
+RESOLVER = """
+import json, sys, time
+from netflix_assets.resources import spark as s
+with s.delta_jars("test:coordinate:1") as jars:
+    start = time.time()
+    if jars is None:  # this process's JVM resolves by Ivy: a few seconds on a machine's first start
+        time.sleep(1.5)
+        s.remember_jars("test:coordinate:1", "file://" + sys.argv[1])
+    end = time.time()
+print(json.dumps({"jars": jars, "start": start, "end": end}))
+"""
+
+
+def test_two_first_starts_at_once_resolve_one_after_the_other(tmp_path):
+    """Two JVMs resolving into an empty Ivy cache at once both fail (measured: two sessions started
+    together on a fresh machine). Two processes starting together: one resolves, the other waits
+    for it and then uses the jars it listed."""
+    jar = tmp_path / "delta.jar"
+    jar.write_bytes(b"PK")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # a scratch dir of its own: no list yet
+    procs = [subprocess.Popen([sys.executable, "-c", RESOLVER, str(jar)], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    first, second = sorted((json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs),
+                           key=lambda r: r["start"])
+    assert first["jars"] is None and second["jars"] == [str(jar)]
+    assert second["start"] >= first["end"]
 
 
 def test_a_new_jvm_loads_the_jars_the_first_session_resolved(spark, tmp_path):

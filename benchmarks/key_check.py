@@ -1,4 +1,5 @@
-"""What the key check (`transforms.quality.key_verdict`) costs by a hash of the key against by the key.
+"""What the key check (`transforms.quality.key_verdict`) costs by a hash of the key against by the key,
+and what a write with its key check costs observed by the write against checked by a query after it.
 
     python -m benchmarks.key_check --lake .bench/lake_pipeline_1m [--reps 3]
 
@@ -7,14 +8,20 @@ null and unique by an aggregation over all of its rows (5.7M rows in bridge_titl
 `key_verdict` counts rows per 64-bit hash of the key and groups by the key itself only when a hash
 repeats; `by_key` below is the same verdict grouping by the key columns, as the check did before.
 Both run alternately on the same warm session over the largest keyed tables of the lake's newest
-partition; their verdicts must agree. Prints one JSON line.
+partition; their verdicts must agree. Then the partition is written to a scratch table whole, as
+the IO manager writes it: once followed by the check's query (`key_verdict`), once observing the
+key's counts in the write itself (`lib.delta.observe` with `transforms.quality.key_metrics`, the
+product's way for a whole-partition write), alternated. Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import datetime as dt
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args(argv)
 
+    from netflix_assets.lib.delta import observe, write_partitions
     from netflix_assets.resources.spark import get_or_create_session
-    from netflix_assets.transforms.quality import key_verdict
+    from netflix_assets.transforms.quality import key_metrics, key_verdict
 
     spark = get_or_create_session()
     out = {}
@@ -72,8 +80,30 @@ def main(argv: list[str] | None = None) -> int:
                     verdicts.add((v.rows, v.null_keys, v.duplicate_keys))
                 times[way].append(time.perf_counter() - t0)
         (rows, _, _), *_ = verdicts
+
+        scratch = Path(tempfile.mkdtemp(prefix="key_check_"))
+        end = day + dt.timedelta(days=1)
+        writes = {"queried": [], "observed": []}
+        for rep in range(args.reps + 1):  # the first pair warms the scratch tables: not counted
+            for way in (("queried", "observed") if rep % 2 == 0 else ("observed", "queried")):
+                uri = str(scratch / way)
+                t0 = time.perf_counter()
+                if way == "queried":
+                    write_partitions(df, uri, day, end)
+                    v = key_verdict(spark.read.format("delta").load(uri).where(f"ingest_date = '{day}'"), columns)
+                    verdicts.add((v.rows, v.null_keys, v.duplicate_keys))
+                else:
+                    written, values = observe(df, key_metrics(columns), [columns])
+                    write_partitions(written, uri, day, end)
+                    got = values() or {}
+                    verdicts.add((got.get("rows"), got.get("null_keys"), got.get("duplicate_keys")))
+                if rep:
+                    writes[way].append(time.perf_counter() - t0)
+        shutil.rmtree(scratch, ignore_errors=True)
         out[table] = {"key": columns, "rows": rows, "by_key_s": statistics.median(times["key"]),
-                      "by_hash_s": statistics.median(times["hash"]), "same_verdict": len(verdicts) == 1}
+                      "by_hash_s": statistics.median(times["hash"]), "same_verdict": len(verdicts) == 1,
+                      "write_then_query_s": statistics.median(writes["queried"]),
+                      "write_observing_s": statistics.median(writes["observed"])}
     spark.stop()
     print(json.dumps({"reps": args.reps, "tables": out}))
     return 0

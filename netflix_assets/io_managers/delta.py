@@ -17,7 +17,7 @@ from ..lib.delta import (
     PARTITION_COLUMN, comment_columns, commit_metadata, observe, partition_row_counts, read_table, save_table,
     with_comments, write_partitions,
 )
-from ..lib.checks import OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY
+from ..lib.checks import OBSERVED_KEYS_KEY, OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY
 from ..lib.tables import table_metadata
 
 if TYPE_CHECKING:
@@ -98,8 +98,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         metrics = (context.definition_metadata or {}).get(OBSERVED_METRICS_KEY)
         if metrics and narrower is None and window is not None and window[1] - window[0] == dt.timedelta(days=1):
             # The write replaces the whole partition: what it observes is the partition's content
-            # (lib/checks.py: the table's aggregate checks then need no query of their own).
-            obj, observed = observe(obj, metrics)
+            # (lib/checks.py: the table's aggregate and key checks then need no query of their own).
+            keys = (context.definition_metadata or {}).get(OBSERVED_KEYS_KEY) or ()
+            obj, observed = observe(obj, metrics, keys)
         if window is not None:
             marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:

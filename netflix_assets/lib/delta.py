@@ -192,10 +192,14 @@ def save_table(df: DataFrame, uri: str) -> str:
 OBSERVATION_WAIT_SECONDS = 30.0
 
 
-def observe(df: DataFrame, metrics: Mapping[str, str]) -> tuple[DataFrame, Callable[[], Optional[dict[str, Any]]]]:
+def observe(
+    df: DataFrame, metrics: Mapping[str, str], keys: Sequence[Sequence[str]] = ()
+) -> tuple[DataFrame, Callable[[], Optional[dict[str, Any]]]]:
     """`df` with `metrics` (name -> SQL aggregate over its rows) computed by the first action that
     runs it, such as its write, in the same pass over the rows; and a function that returns them
     once that action is done (JSON-ready values), or None when the session did not report them.
+    `keys`: key columns whose rows the metrics may count by number within the key
+    (`transforms.quality.key_metrics`); the numbers are observed, never written.
 
     Classic and Spark Connect sessions each have their own `Observation` class; the DataFrame's
     says which. Call the function only after the action succeeded: before, a classic session waits."""
@@ -207,9 +211,15 @@ def observe(df: DataFrame, metrics: Mapping[str, str]) -> tuple[DataFrame, Calla
         from pyspark.sql.connect.observation import Observation
     else:
         from pyspark.sql.observation import Observation
+    from ..transforms.quality import key_number_column, numbered
+
     observation = Observation(f"write_{uuid.uuid4().hex}")
     try:
-        observed = df.observe(observation, *[F.expr(sql).alias(name) for name, sql in metrics.items()])
+        observed = df
+        for columns in keys:
+            observed = numbered(observed, columns)
+        observed = observed.observe(observation, *[F.expr(sql).alias(name) for name, sql in metrics.items()])
+        observed = observed.drop(*[key_number_column(columns) for columns in keys])
         observed.schema  # analysed here: Spark Connect analyses lazily, at the write
     except Exception:  # noqa: BLE001 - a metric these rows cannot compute never fails the write:
         return df, lambda: None  # its check queries the table instead, and that query says why

@@ -85,6 +85,32 @@ def key_verdict(df: DataFrame, columns: Sequence[str], key_hash: Callable[..., C
     return KeyVerdict(rows, nulls, duplicates, "; ".join(parts) or None)
 
 
+def key_number_column(columns: Sequence[str]) -> str:
+    """The column a write adds (and drops) to number each key's rows: 1, 2, ... (`key_metrics`)."""
+    return "_key_number__" + "__".join(columns)
+
+
+def numbered(df: DataFrame, columns: Sequence[str]) -> DataFrame:
+    """`df` with `key_number_column(columns)`: each row's number among the rows of its key."""
+    from pyspark.sql import Window
+
+    order = Window.partitionBy(*columns).orderBy(F.lit(1))  # any order: only "> 1" is counted
+    return df.withColumn(key_number_column(columns), F.row_number().over(order))
+
+
+def key_metrics(columns: Sequence[str]) -> dict[str, str]:
+    """`key_verdict`'s counts as SQL aggregates over `numbered(df, columns)`, so that the write of
+    the rows can observe them (`lib.delta.observe`): an observation refuses a distinct count, but
+    counting the rows numbered past 1 within their key is the same number of surplus rows."""
+    null_any = " OR ".join(f"`{c}` IS NULL" for c in columns)
+    number = key_number_column(columns)
+    return {
+        "rows": "count(1)",
+        "null_keys": f"count(CASE WHEN {null_any} THEN 1 END)",
+        "duplicate_keys": f"count(CASE WHEN NOT ({null_any}) AND `{number}` > 1 THEN 1 END)",
+    }
+
+
 def _totals(groups: DataFrame, null_key: Column):
     """Over (..., n) groups: all rows, rows with a null key, groups without one."""
     return groups.agg(

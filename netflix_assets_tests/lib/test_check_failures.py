@@ -27,6 +27,8 @@ from netflix_assets.bronze import assets as bronze_assets
 from netflix_assets.definitions import defs
 from netflix_assets.gold import checks as gold_checks
 from netflix_assets.gold import model_checks
+from netflix_assets.lib.checks import AGGREGATES_FROM_KEY, Aggregates
+from netflix_assets.lib.delta import observe
 from netflix_assets.pipes import silver_titles_task
 from netflix_assets.silver import checks as silver_checks
 from netflix_assets.transforms.formats import LOOKUPS, TITLE_COLUMNS, TITLE_FORMATS
@@ -387,19 +389,35 @@ def test_the_check_fails_on_its_defect_and_passes_without_it(spark, check_id):
     case = CASES[check_id]()
     table = "/".join(check.key)
 
-    def evaluate(tables):
+    def evaluate(tables, observed: bool):
         lake = HandMadeLake(spark, tables)
         df = lake.partition(check.key, DAY) if table in tables else spark.createDataFrame([], "ingest_date date")
-        return check.evaluate(df, DAY, lake)
+        if not observed:
+            return check.evaluate(df, DAY, lake)
+        result = check.evaluate(df, DAY, lake, _observed_by_a_write(check, df))
+        assert result.metadata[AGGREGATES_FROM_KEY].value == "a write", result.metadata
+        return result
 
-    failed = evaluate(case.tables)
-    assert not failed.passed, failed
-    assert failed.severity == (dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN)
-    for name in case.offenders:
-        assert name in (failed.description or ""), (name, failed.description)
+    # A check its table's write observes is made to fail both ways: from the write's values, and
+    # from its own query of the table (after any other commit, or a keyed refresh's partial write).
+    for observed in ((False, True) if check.metrics else (False,)):
+        failed = evaluate(case.tables, observed)
+        assert not failed.passed, (observed, failed)
+        assert failed.severity == (dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN)
+        for name in case.offenders:
+            assert name in (failed.description or ""), (observed, name, failed.description)
 
-    repaired = evaluate({**case.tables, **case.repair})
-    assert repaired.passed, repaired
+        repaired = evaluate({**case.tables, **case.repair}, observed)
+        assert repaired.passed, (observed, repaired)
+
+
+def _observed_by_a_write(check, df) -> Aggregates:
+    """The check's metrics as the IO manager's write of `df` observes them (an action over the rows)."""
+    rows, values = observe(df, dict(check.metrics), check.numbered_keys)
+    rows.collect()
+    got = values()
+    assert got is not None, f"{check.name}: its metrics were not observed"
+    return Aggregates(got, "a write")
 
 
 def test_the_pipes_task_check_fails_on_a_duplicated_or_null_show_id(spark):

@@ -1,5 +1,5 @@
-"""Checks computed by the write itself (`lib.checks.aggregate_check`): the write of a whole
-partition observes its table's aggregate-check metrics; the check step uses them only while the
+"""Checks computed by the write itself (`lib.checks.aggregate_check`, `key_check`): the write of a
+whole partition observes its table's aggregate- and key-check metrics; the check step uses them only while the
 write's commit is still the table's latest, and queries the table once anything committed since."""
 
 import dagster as dg
@@ -14,7 +14,7 @@ from netflix_assets.lib.refresh import REFRESH_TAG
 from netflix_assets_tests.lakehouse import bronze_titles_lake, materialized
 
 SILVER = dg.AssetKey(["silver", "netflix_titles"])
-AGGREGATE_CHECKS = ("type_allowed", "release_year_in_range", "date_added_null_share")
+AGGREGATE_CHECKS = ("type_allowed", "release_year_in_range", "date_added_null_share", "show_id_not_null_unique")
 
 
 def _check_events(result) -> dict[str, object]:
@@ -48,6 +48,9 @@ def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the
     assert observed["metrics"]["date_added_null_share__rows"] == len(rows)
     assert observed["metrics"]["date_added_null_share__nulls"] == sum(r["date_added"] is None for r in rows)
     assert observed["metrics"]["type_allowed__bad_rows"] == 0
+    assert observed["metrics"]["show_id_not_null_unique__duplicate_keys"] == 0
+    assert observed["metrics"]["show_id_not_null_unique__rows"] == len(rows)
+    assert "_key_number__show_id" not in rows[0], "the key numbers are observed, not written"
     checks = _check_events(result)
     for name in AGGREGATE_CHECKS:
         assert checks[name].passed, name

@@ -255,27 +255,30 @@ def aggregate_check(
     return wrap
 
 
-def observed_metrics(checks: Sequence[PartitionCheck]) -> dict[tuple[str, ...], dict[str, Any]]:
+def write_observations(checks: Sequence[PartitionCheck]) -> dict[tuple[str, ...], dict[str, Any]]:
     """{table: definition metadata} saying what the table's writes observe for its checks:
     {OBSERVED_METRICS_KEY: {metric: SQL aggregate}, OBSERVED_KEYS_KEY: [key columns, ...]}."""
-    metrics: dict[tuple[str, ...], dict[str, str]] = {}
-    keys: dict[tuple[str, ...], list[list[str]]] = {}
+    tables: dict[tuple[str, ...], dict[str, Any]] = {}
     for c in checks:
-        metrics.setdefault(c.key, {}).update(c.metrics)
-        numbered = keys.setdefault(c.key, [])
-        numbered.extend(list(k) for k in c.numbered_keys if list(k) not in numbered)
-    return {key: {OBSERVED_METRICS_KEY: m, **({OBSERVED_KEYS_KEY: keys[key]} if keys[key] else {})}
-            for key, m in metrics.items() if m}
+        if not c.metrics:
+            continue
+        entry = tables.setdefault(c.key, {OBSERVED_METRICS_KEY: {}})
+        entry[OBSERVED_METRICS_KEY].update(c.metrics)
+        for columns in c.numbered_keys:
+            keys = entry.setdefault(OBSERVED_KEYS_KEY, [])
+            if list(columns) not in keys:
+                keys.append(list(columns))
+    return tables
 
 
 def observed_by_writes(assets: Sequence, checks: Sequence[PartitionCheck]) -> list:
     """`assets` with the metrics of their aggregate and key checks in their definition metadata,
     where the Delta IO manager finds what to observe while it writes them."""
-    metrics = observed_metrics(checks)
+    observations = write_observations(checks)
 
     def with_metrics(spec: dg.AssetSpec) -> dg.AssetSpec:
         table = tuple(spec.key.path)
-        return spec.merge_attributes(metadata=metrics[table]) if table in metrics else spec
+        return spec.merge_attributes(metadata=observations[table]) if table in observations else spec
 
     return list(dg.map_asset_specs(with_metrics, assets))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 SAMPLE = 20  # offenders named in a failed check's description
@@ -92,8 +92,6 @@ def key_number_column(columns: Sequence[str]) -> str:
 
 def numbered(df: DataFrame, columns: Sequence[str]) -> DataFrame:
     """`df` with `key_number_column(columns)`: each row's number among the rows of its key."""
-    from pyspark.sql import Window
-
     order = Window.partitionBy(*columns).orderBy(F.lit(1))  # any order: only "> 1" is counted
     return df.withColumn(key_number_column(columns), F.row_number().over(order))
 

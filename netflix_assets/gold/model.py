@@ -2,9 +2,7 @@
 thin wiring around `transforms.dimensional` and `transforms.kpis`.
 
 Every table is a partitioned snapshot as of D, built from the gold snapshots of
-the same partition; in a run tagged `netflix/refresh=incremental`, the dimensions, bridges and
-fact are instead maintained from their inputs' changes (lib/changes.py, transforms/changes.py:
-which keys, and why that is exact); dim_title_history is made of the dim_title snapshots up to D:
+the same partition; dim_title_history is made of the dim_title snapshots up to D:
 rebuilt from all of them, or, in a run tagged `netflix/refresh=incremental` (the
 landing-zone sensor's), advanced with D's snapshot alone from a stored partition
 written after every snapshot it was made of (transforms/history.py: which one, and
@@ -25,8 +23,7 @@ from ..automation import FOLLOW_UPSTREAM
 from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
-from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, Replace, delta_out
-from ..lib import changes
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
 from ..lib.checks import TableReader
 from ..lib.delta import read_table
 from ..lib.refresh import FULL_REFRESH, day_rows, incremental_requested
@@ -125,12 +122,6 @@ def gold_title_identity(context: dg.AssetExecutionContext, titles: DataFrame, ca
         pairs.unpersist()
 
 
-def _maintained(context: dg.AssetExecutionContext, table: str, **inputs: DataFrame) -> dg.Output:
-    """A table of `transforms.changes.MAINTAINED`: rebuilt, or its changed keys' rows replaced."""
-    done = changes.maintained(context, table, **inputs)
-    return dg.Output(done.rows if done.where is None else Replace(done.rows, done.where), metadata=done.metadata)
-
-
 # ------------------------------------------------------------------ dimensions
 
 
@@ -138,8 +129,8 @@ def _maintained(context: dg.AssetExecutionContext, table: str, **inputs: DataFra
             "One row per title_key (a real title, whichever sources named it): its representative's attributes.",
             column_lineage({"title_key": _from((IDS, "title_key"))}, TITLES,
                            [c for c in d.DIM_TITLE_COLUMNS if c != "title_key"]))
-def dim_title(context: dg.AssetExecutionContext, titles: DataFrame, ids: DataFrame) -> dg.Output:
-    return _maintained(context, "dim_title", titles=titles, ids=ids)
+def dim_title(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.dim_title(titles, ids)
 
 
 _PERSON_NAME = _from((CAST, "cast_name"), (DIRECTORS, "director_name"))
@@ -148,20 +139,20 @@ _PERSON_NAME = _from((CAST, "cast_name"), (DIRECTORS, "director_name"))
 @gold_table("dim_person", {"cast": CAST, "directors": DIRECTORS},
             "Every cast member and director once; person_key = xxhash64(name), stable across partitions and runs.",
             column_lineage({"person_key": _PERSON_NAME, "name": _PERSON_NAME}))
-def dim_person(context: dg.AssetExecutionContext, cast: DataFrame, directors: DataFrame) -> dg.Output:
-    return _maintained(context, "dim_person", cast=cast, directors=directors)
+def dim_person(cast: DataFrame, directors: DataFrame) -> DataFrame:
+    return d.dim_person(cast, directors)
 
 
 @gold_table("dim_country", {"countries": COUNTRIES}, "Every country once; country_key = xxhash64(country).",
             column_lineage({"country_key": _from((COUNTRIES, "country")), "country": _from((COUNTRIES, "country"))}))
-def dim_country(context: dg.AssetExecutionContext, countries: DataFrame) -> dg.Output:
-    return _maintained(context, "dim_country", countries=countries)
+def dim_country(countries: DataFrame) -> DataFrame:
+    return d.dim_value(countries, "country", "country")
 
 
 @gold_table("dim_genre", {"category": CATEGORY}, "Every genre (listed_in category) once; genre_key = xxhash64(genre).",
             column_lineage({"genre_key": _from((CATEGORY, "category")), "genre": _from((CATEGORY, "category"))}))
-def dim_genre(context: dg.AssetExecutionContext, category: DataFrame) -> dg.Output:
-    return _maintained(context, "dim_genre", category=category)
+def dim_genre(category: DataFrame) -> DataFrame:
+    return d.dim_value(category, "category", "genre")
 
 
 _DATE_COLUMNS = ["date", "year", "quarter", "month", "month_name", "year_month", "day", "day_name", "is_weekend"]
@@ -231,9 +222,8 @@ _TITLE_KEY = _from((IDS, "title_key"))
             "(show_id, title_key, person_key, role) of representative titles: role is 'cast' or 'director'.",
             column_lineage({"show_id": _from((CAST, "show_id"), (DIRECTORS, "show_id")), "title_key": _TITLE_KEY,
                             "person_key": _PERSON_NAME, "role": []}))
-def bridge_title_person(context: dg.AssetExecutionContext, cast: DataFrame, directors: DataFrame,
-                        ids: DataFrame) -> dg.Output:
-    return _maintained(context, "bridge_title_person", cast=cast, directors=directors, ids=ids)
+def bridge_title_person(cast: DataFrame, directors: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.bridge_title_person(cast, directors, ids)
 
 
 def _value_bridge(dimension: str, lookup: Sequence[str], value_column: str) -> dg.AssetsDefinition:
@@ -242,8 +232,8 @@ def _value_bridge(dimension: str, lookup: Sequence[str], value_column: str) -> d
                 f"(show_id, title_key, {dimension}_key) of representative titles.",
                 column_lineage({"show_id": _from((lookup, "show_id")), "title_key": _TITLE_KEY,
                                 f"{dimension}_key": _from((lookup, value_column))}))
-    def _asset(context: dg.AssetExecutionContext, lookup: DataFrame, ids: DataFrame) -> dg.Output:
-        return _maintained(context, f"bridge_title_{dimension}", lookup=lookup, ids=ids)
+    def _asset(lookup: DataFrame, ids: DataFrame) -> DataFrame:
+        return d.bridge_title_value(lookup, value_column, dimension, ids)
 
     return _asset
 
@@ -257,8 +247,8 @@ bridge_title_genre = _value_bridge("genre", CATEGORY, "category")
             column_lineage({"years_to_netflix": _from((TITLES, "date_added"), (TITLES, "release_year")),
                             "title_key": _TITLE_KEY},
                            TITLES, [c for c in d.FACT_COLUMNS if c not in ("years_to_netflix", "title_key")]))
-def fact_title_added(context: dg.AssetExecutionContext, titles: DataFrame, ids: DataFrame) -> dg.Output:
-    return _maintained(context, "fact_title_added", titles=titles, ids=ids)
+def fact_title_added(titles: DataFrame, ids: DataFrame) -> DataFrame:
+    return d.fact_title_added(titles, ids)
 
 
 # ------------------------------------------------------------------ KPIs

@@ -102,8 +102,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             keys = (context.definition_metadata or {}).get(OBSERVED_KEYS_KEY) or ()
             obj, observed = observe(obj, metrics, keys)
         if window is not None:
-            # Gold tables record their changes: the model is maintained from them (lib/changes.py).
-            marker = write_partitions(obj, uri, *window, narrower=narrower, change_feed=context.asset_key.path[0] == "gold")
+            marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:
             marker = save_table(obj, uri)
         spark = self.spark.get_session()

@@ -50,19 +50,10 @@ def partition_predicate(start: dt.date, end: dt.date, narrower: Optional[str] = 
 STATS_COLUMNS = ("show_id", "_source_file", "path")
 
 
-# A table whose changes another table is maintained from (`lib.changes`) records them: Delta's
-# change data feed. A keyed replace then also writes the rows it deletes (`_change_data`), so a
-# reader of the feed gets the changed rows without scanning the partition; a whole-partition
-# overwrite writes nothing more (the feed reads its removed and added files). A writer feature
-# only: readers of version 1 (Synapse serverless SQL) still read the table.
-CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
-
-
-def new_table_options(columns: Sequence[str], change_feed: bool = False) -> dict[str, str]:
+def new_table_options(columns: Sequence[str]) -> dict[str, str]:
     """Writer options that set a new Delta table's properties (an existing table keeps its own)."""
     present = [c for c in STATS_COLUMNS if c in columns]
-    options = {"delta.dataSkippingStatsColumns": ",".join(present)} if present else {}
-    return {**options, **CHANGE_FEED} if change_feed else options
+    return {"delta.dataSkippingStatsColumns": ",".join(present)} if present else {}
 
 
 def portable_types(df: "DataFrame") -> "DataFrame":
@@ -151,18 +142,16 @@ def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATT
     return marker
 
 
-def sql_in(column: str, values: Sequence[str | int]) -> str:
-    """`column IN ('a', 'b')` with SQL string literals escaped (integers as numbers)."""
-    literals = ", ".join(str(int(v)) if isinstance(v, int) else "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-                         for v in values)
+def sql_in(column: str, values: Sequence[str]) -> str:
+    """`column IN ('a', 'b')` with SQL string literals escaped."""
+    literals = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
     return f"{column} IN ({literals})" if values else "FALSE"
 
 
-def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None,
-                     change_feed: bool = False) -> str:
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> str:
     """Replace exactly the `ingest_date` partitions in [start, end) with `df`
     (only their rows matching `narrower`, when given: an incremental batch); returns the
-    commit's marker (`committed`). `change_feed`: a new table records its changes (CHANGE_FEED).
+    commit's marker (`committed`).
 
     `replaceWhere` makes a re-run replace, never append; Delta refuses to commit
     rows outside the predicate, so a wrong date fails loudly.
@@ -174,7 +163,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
     return committed(
         lambda marker: (
             df.write.format("delta")
-            .options(**new_table_options(df.columns, change_feed))
+            .options(**new_table_options(df.columns))
             .option("mergeSchema", "true")
             .option("userMetadata", marker)
             .mode("overwrite")
@@ -352,7 +341,6 @@ def commit_metadata(
     return {
         "dagster/row_count": rows,
         "delta_version": int(last["version"]),
-        **({"delta_table_id": last["table_id"]} if last.get("table_id") else {}),
         "delta_operation": last["operation"],
         "delta_files_written": int(metrics.get("numFiles", 0)),
         "delta_bytes_written": int(metrics.get("numOutputBytes", 0)),
@@ -366,35 +354,31 @@ def _table(uri: str, storage_options: Optional[dict[str, str]]):
 
 
 def last_commit(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[dict[str, Any]]:
-    """{version, operation, operationMetrics, table_id} of the table's latest commit, or None."""
+    """{version, operation, operationMetrics} of the table's latest commit, or None."""
     try:
-        table = _table(uri, storage_options)
-        [commit] = table.history(1)
-        table_id = str(table.metadata().id)
+        [commit] = _table(uri, storage_options).history(1)
     except Exception:  # noqa: BLE001 - any doubt: the caller asks Spark
         return None
     if "version" not in commit or "operation" not in commit:
         return None
     return {"version": int(commit["version"]), "operation": commit["operation"],
-            "operationMetrics": commit.get("operationMetrics") or {}, "table_id": table_id}
+            "operationMetrics": commit.get("operationMetrics") or {}}
 
 
 def commit_with_marker(
     uri: str, marker: str, storage_options: Optional[dict[str, str]] = None, limit: int = 50
 ) -> Optional[dict[str, Any]]:
-    """{version, operation, operationMetrics, table_id} of the commit whose `userMetadata` is `marker`
+    """{version, operation, operationMetrics} of the commit whose `userMetadata` is `marker`
     (among the latest `limit`): a run's own commit, whoever committed after it. {} when there
     is none (a write with nothing to add or remove commits nothing); None when the log is unreadable."""
     try:
-        table = _table(uri, storage_options)
-        history = table.history(limit)
-        table_id = str(table.metadata().id)
+        history = _table(uri, storage_options).history(limit)
     except Exception:  # noqa: BLE001 - any doubt: the caller asks Spark
         return None
     for commit in history:
         if commit.get("userMetadata") == marker and "version" in commit and "operation" in commit:
             return {"version": int(commit["version"]), "operation": commit["operation"],
-                    "operationMetrics": commit.get("operationMetrics") or {}, "table_id": table_id}
+                    "operationMetrics": commit.get("operationMetrics") or {}}
     return {}
 
 
@@ -439,35 +423,3 @@ def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = N
     """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
     files = partition_files(uri, storage_options)
     return None if files is None else {day: f.rows for day, f in files.items()}
-
-class TableState(NamedTuple):
-    """Which table (`id`: Delta's, new when a table is created again at the same path) at which version."""
-
-    id: str
-    version: int
-
-
-def table_state(uri: str, storage_options: Optional[dict[str, str]] = None) -> Optional[TableState]:
-    """The table's `TableState` from its log (no Spark job), or None when there is no table or the log
-    cannot say."""
-    try:
-        table = _table(uri, storage_options)
-        return TableState(str(table.metadata().id), int(table.version()))
-    except Exception:  # noqa: BLE001 - no table, or a log delta-rs does not read: the caller rebuilds
-        return None
-
-
-def change_feed(spark: SparkSession, uri: str, after: int, upto: int, day: dt.date) -> DataFrame:
-    """The rows of partition `day` that the commits after version `after` up to `upto` inserted or
-    deleted (Delta's change data feed: the row's columns, `_change_type`, `_commit_version`,
-    `_commit_timestamp`). Analysis fails when a commit in that range did not record its changes."""
-    from pyspark.sql import functions as F
-
-    feed = (spark.read.format("delta").option("readChangeFeed", "true")
-            .option("startingVersion", after + 1).option("endingVersion", upto).load(uri))
-    return feed.where(F.col(PARTITION_COLUMN) == F.lit(day))
-
-
-def read_version(spark: SparkSession, uri: str, version: int) -> DataFrame:
-    """The table as of `version` (time travel)."""
-    return spark.read.format("delta").option("versionAsOf", version).load(uri)

@@ -11,7 +11,6 @@ from deltalake import DeltaTable
 
 from netflix_assets.lib import refresh
 from netflix_assets.lib.refresh import REFRESH_TAG
-from netflix_assets.transforms import changes
 from netflix_assets.transforms.formats import LOOKUPS
 
 from netflix_assets_tests.conftest import KAGGLE_TITLES, today_iso
@@ -23,10 +22,7 @@ KEYED = [
     *(f"{layer}/{t}" for layer in ("silver", "quarantine", "gold") for t in ("netflix_titles", *LOOKUPS)),
     "quarantine/gold_netflix_titles",
 ]
-# The model tables maintained from their inputs' changes (lib/changes.py); dim_country and dim_genre
-# take a few hundred rows, rebuilt whole unless the refresh's MIN_ROWS is 0 as here.
-MAINTAINED = [f"gold/{t}" for t in changes.MAINTAINED]
-COMPARED = [*KEYED, *MAINTAINED, "gold/kpi_top_people", "gold/kpi_rating_mix"]
+COMPARED = [*KEYED, "gold/dim_title", "gold/bridge_title_person", "gold/kpi_top_people", "gold/kpi_rating_mix"]
 
 
 def _kaggle_rows() -> tuple[list[str], list[dict]]:
@@ -117,7 +113,7 @@ def lake(spark, lookup_server, tmp_path_factory, request):
 def _assert_refresh_equals_rebuild(lake: Lakehouse, day: str, result: dg.ExecuteInProcessResult) -> dict:
     assert result.success and unexpected_failures(result) == []
     mats = materialized(result)
-    for table in [*KEYED, *MAINTAINED]:
+    for table in KEYED:
         assert mats[table]["refresh"].value == "incremental", table
     refreshed = _snapshot(lake, day)
     rebuilt_run = _rebuild(lake, day)

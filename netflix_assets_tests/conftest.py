@@ -30,8 +30,8 @@ os.environ.setdefault(clock.TODAY_ENV, clock.now().date().isoformat())
 # `make serve` running on this machine at a test's temporary lake: they look for an endpoint on a
 # port where nothing listens (port 1: connections are refused at once). test_serving.py starts its own.
 os.environ["NETFLIX_SQL_PORT"] = "1"
-# The suite's runs use its own session (test_spark_connect.py and `make dev` in test_ui_e2e.py start
-# their own Spark Connect servers), whatever the developer's shell points at.
+# The suite's runs use its own session, whatever the developer's shell points at: the tests that need a
+# Spark Connect server use the suite's (`connect_url`), and `make dev` in test_ui_e2e.py starts its own.
 os.environ.pop("NETFLIX_SPARK_REMOTE", None)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "netflix_assets" / "data"
@@ -73,7 +73,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def connect_url(tmp_path_factory):
     """One local Spark Connect server with Delta (`make dev`'s), shared by the tests that need
-    one (the classic-vs-Connect comparison, the emulated serverless task): a JVM start each less."""
+    one (the classic-vs-Connect comparison, the emulated serverless task, the crash points' killed
+    runs): a JVM start each less, and their queries run on a JIT the earlier ones warmed."""
     from netflix_assets.resources import spark_connect
 
     port = spark_connect.free_port()
@@ -221,10 +222,10 @@ SPLIT_BY_PARAMETER = {"netflix_assets_tests.test_ingestion_scenario", "netflix_a
 SLOWEST_FIRST = [
     "shared_lakes",  # ~600 s
     "netflix_assets_tests.lib.test_incremental_refresh",  # 467 s
-    "netflix_assets_tests.lib.test_crash_points",  # 299 s
     "netflix_assets_tests.test_ingestion_scenario[local]",  # 270 s
     "netflix_assets_tests.test_ingestion_scenario[azurite]",  # 276 s
     "netflix_assets_tests.test_ui_e2e",  # 234 s
+    "netflix_assets_tests.lib.test_crash_points",  # 208 s alone, its Spark Connect server started
     "netflix_assets_tests.test_demo",  # 149 s
     "netflix_assets_tests.resources.test_databricks_step_launcher",  # 140 s
     "netflix_assets_tests.test_pipeline",  # 140 s

@@ -23,13 +23,17 @@ TITLES = ("gold", "netflix_titles")
     additional_deps=[("silver", "netflix_titles"), ("quarantine", "gold_netflix_titles")],
 )
 def gold_titles_parity(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    silver = reader.table(("silver", "netflix_titles")).where(F.col(PARTITION_COLUMN) <= F.lit(day)).select("show_id")
+    # Gold's and silver's figures in one query (a Spark action costs ~0.2 s however small the
+    # tables). silver's distinct show_ids as `distinct().count()` counts them: a null is one.
     row = df.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum((F.col("show_id").isNull() | F.col("newflag").isNull()).cast("int")).alias("violations"),
-    ).first()
+    ).crossJoin(silver.agg(
+        (F.count_distinct("show_id") + F.coalesce(F.max(F.col("show_id").isNull().cast("int")), F.lit(0))).alias("expected")
+    )).first()
     dropped = reader.partition_rows(("quarantine", "gold_netflix_titles"), day)
-    silver = reader.table(("silver", "netflix_titles")).where(F.col(PARTITION_COLUMN) <= F.lit(day)).select("show_id")
-    expected = silver.distinct().count()
+    expected = row["expected"]
     violations = row["violations"] or 0
     passed = violations == 0 and row["rows"] + dropped == expected
     return dg.AssetCheckResult(

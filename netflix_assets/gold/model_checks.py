@@ -162,12 +162,20 @@ def kpi_reconciliation(
                      + (f", per {group}" if group else "") + ".", blocking=True, additional_deps=[FACT, *deps])
     def _body(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
         source = expected(reader, day)
+        # Both sides in one query (one job, each table scanned once): a Spark action costs
+        # ~0.2 s however small the tables, and the check ran two.
         if group is None:
-            got = {"all": df.agg(F.sum(total_column)).first()[0] or 0}
-            want = {"all": source.count()}
+            row = df.agg(F.sum(total_column).alias("got")).crossJoin(source.agg(F.count(F.lit(1)).alias("want"))).first()
+            got, want = {"all": row["got"] or 0}, {"all": row["want"]}
         else:
-            got = {r[group]: r["n"] for r in df.groupBy(group).agg(F.sum(total_column).alias("n")).collect()}
-            want = {r[group]: r["count"] for r in source.groupBy(group).count().collect()}
+            sides = df.groupBy(group).agg(
+                F.sum(total_column).alias("got"), F.lit(True).alias("in_kpi"), F.lit(None).cast("long").alias("want")
+            ).unionByName(source.groupBy(group).agg(
+                F.lit(None).cast("long").alias("got"), F.lit(None).cast("boolean").alias("in_kpi"), F.count(F.lit(1)).alias("want")
+            ))
+            rows = sides.groupBy(group).agg(F.sum("got").alias("got"), F.max("in_kpi").alias("in_kpi"), F.sum("want").alias("want")).collect()
+            got = {r[group]: r["got"] for r in rows if r["in_kpi"]}
+            want = {r[group]: r["want"] for r in rows if r["want"] is not None}
         wrong = sorted((g for g in got.keys() | want.keys() if got.get(g, 0) != want.get(g, 0)), key=str)
         return dg.AssetCheckResult(
             passed=not wrong,

@@ -3,7 +3,10 @@ followed by what the product runs next, leaves the lake an uninterrupted run lea
 
 The killed run is a real process (`python -m netflix_assets_tests.lib.test_crash_points`),
 killed by the fault hook `lib.faults` (`NETFLIX_FAULT_POINT`): no `finally`, no Dagster
-failure handling, as when a container is restarted or the OOM killer fires. What the
+failure handling, as when a container is restarted or the OOM killer fires. It is a Spark
+Connect client of the suite's warm local server (`connect_url`), as a run launched under
+`make dev` is: what dies is the run's process, not the Spark that committed for it; a JVM of its
+own started and warmed for each killed run was most of this module's time. What the
 product runs next is the same batch for the same day (what the landing-zone sensor
 requests again for a batch whose run died, and for a `claimed` row whose run is gone),
 then, for a first batch, a run of the next day, which must not take the file.
@@ -38,6 +41,7 @@ import pytest
 
 from netflix_assets.lib import clock, refresh
 from netflix_assets.lib.faults import FAULT_ENV
+from netflix_assets.resources.spark import REMOTE_ENV
 
 from netflix_assets_tests.conftest import TUTORIAL_DIR
 from netflix_assets_tests.lakehouse import Lakehouse
@@ -110,6 +114,7 @@ def keyed_refresh_of_small_partitions():
 def _main(spec: str) -> None:
     args = json.loads(spec)
     refresh.MIN_ROWS = 1  # as `keyed_refresh_of_small_partitions`, in the killed run's own process
+    os.environ[REMOTE_ENV] = args["remote"]  # after conftest's import, which clears it for the suite
     run_batch(Path(args["root"]), dt.date.fromisoformat(args["day"]), args["files"], args["keyed"])
     sys.exit(3)  # reached only when the fault point was never hit
 
@@ -220,8 +225,8 @@ class Kills:
     batch in this process, the next case's run is being killed in another (a JVM start per
     killed run is most of its cost)."""
 
-    def __init__(self, folder: Path, sources: dict[str, Path]):
-        self.folder, self.sources = folder, sources
+    def __init__(self, folder: Path, sources: dict[str, Path], remote: str):
+        self.folder, self.sources, self.remote = folder, sources, remote
         self.cases = [("first", p) for p in FIRST_POINTS] + [("keyed", p) for p in KEYED_POINTS]
         self.started: dict[int, tuple] = {}
 
@@ -231,7 +236,8 @@ class Kills:
         if scenario == "keyed":
             shutil.copytree(base, root)
         uri = _land(root, self.sources["a.csv" if scenario == "first" else "b.csv"])
-        spec = json.dumps({"root": str(root), "day": DAY.isoformat(), "files": [uri], "keyed": True})
+        spec = json.dumps({"root": str(root), "day": DAY.isoformat(), "files": [uri], "keyed": True,
+                           "remote": self.remote})
         log = open(self.folder / f"{i}.log", "w+")
         process = subprocess.Popen(
             [sys.executable, "-m", "netflix_assets_tests.lib.test_crash_points", spec],
@@ -262,8 +268,8 @@ class Kills:
 
 
 @pytest.fixture(scope="module")
-def kills(sources, tmp_path_factory):
-    runs = Kills(tmp_path_factory.mktemp("killed"), sources)
+def kills(sources, tmp_path_factory, connect_url):
+    runs = Kills(tmp_path_factory.mktemp("killed"), sources, connect_url)
     runs._start(0, None)  # killed while the reference lake is built
     yield runs
     runs.close()

@@ -222,8 +222,7 @@ def _root_uri(root: Path) -> str:
 
 class Kills:
     """The killed runs, one process each, started one case ahead: while a test re-runs its
-    batch in this process, the next case's run is being killed in another (a JVM start per
-    killed run is most of its cost)."""
+    batch in this process, the next case's run is being killed in another."""
 
     def __init__(self, folder: Path, sources: dict[str, Path], remote: str):
         self.folder, self.sources, self.remote = folder, sources, remote

@@ -66,7 +66,7 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
         done = g.refresh_gold_titles(refresh.day_rows(silver, day), plan.keys, *stored, day)
         served, dropped, persisted = done.served, done.dropped, done.ranks
         if not done.reranked:  # only the touched show_ids' rows are new
-            served, dropped = Replace(served, plan.key_predicate()), Replace(dropped, plan.key_predicate())
+            served, dropped = Replace(served, plan.key_predicate(), by="show_id"), Replace(dropped, plan.key_predicate(), by="show_id")
         meta = {**plan.metadata(), "refresh_reranked": done.reranked}
     try:
         for name, df in (("gold", served), ("dropped", dropped)):
@@ -119,7 +119,7 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
         # A touched show_id appears in silver[D]: its list is silver[D]'s (the snapshot rule).
         touched = refresh.day_rows(silver, day).where(F.col("show_id").isin(list(plan.keys)))
         fresh = g.gold_lookup(g.snapshot_as_of(touched, day), value_column)
-        return dg.Output(Replace(fresh, plan.key_predicate()), metadata=plan.metadata())
+        return dg.Output(Replace(fresh, plan.key_predicate(), by="show_id"), metadata=plan.metadata())
 
     return _asset
 

@@ -17,7 +17,10 @@ from ..lib.delta import (
     PARTITION_COLUMN, comment_columns, commit_metadata, observe, partition_row_counts, read_table, save_table,
     with_comments, write_partitions,
 )
-from ..lib.checks import OBSERVED_KEYS_KEY, OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY
+from ..lib.checks import (
+    OBSERVED_KEYS_KEY, OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY, latest_materialization_metadata, observed_values,
+)
+from ..transforms.quality import OUTSIDE_REPLACED, outside_metric, replaced_partition_metrics
 from ..lib.tables import table_metadata
 
 if TYPE_CHECKING:
@@ -37,11 +40,14 @@ class Replace:
     not the whole partition: a bronze batch of files, a keyed refresh (`lib.refresh`). The one way
     an asset narrows its write. `shown`: the predicate is also recorded with the materialization
     (a bronze batch's short file list, which the UI then shows; a keyed refresh's predicate lists
-    up to 20,000 show_ids, too long for the event log)."""
+    up to 20,000 show_ids, too long for the event log). `by`: the column `where` selects rows by,
+    when every row of its values is replaced (a keyed refresh's show_id): the keys holding it then
+    never share a key between kept and written rows, and the write's key checks can be derived."""
 
     df: "DataFrame"
     where: str
     shown: bool = False
+    by: Optional[str] = None
 
 
 def delta_out(key: list[str], description: str, lineage: Optional[dg.TableColumnLineage] = None, **kwargs) -> dg.AssetOut:
@@ -68,6 +74,16 @@ def _window(context: "dg.InputContext | dg.OutputContext") -> Optional[tuple[dt.
     return window.start.date(), window.end.date()
 
 
+def _previous_metadata(context: dg.OutputContext) -> Optional[dict]:
+    """The metadata of the partition's materialization before this write (this one is recorded
+    after `handle_output`), when the step's instance knows it (a remote step's may not)."""
+    try:
+        instance = context.step_context.instance
+        return latest_materialization_metadata(instance, context.asset_key, context.asset_partition_key)
+    except Exception:  # noqa: BLE001 - no history: nothing is derived, the checks query
+        return None
+
+
 class SparkDeltaIOManager(dg.ConfigurableIOManager):
     """Writes each partition with `replaceWhere` on `ingest_date`, so a re-run
     replaces exactly the partitions it materializes and never appends twice.
@@ -87,20 +103,22 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: "DataFrame | Replace") -> None:
         uri = self._uri(context.asset_key)
         window = _window(context)
-        narrower = shown = None
+        narrower = shown = by = None
         if isinstance(obj, Replace):
-            obj, narrower, shown = obj.df, obj.where, obj.shown
+            obj, narrower, shown, by = obj.df, obj.where, obj.shown, obj.by
         if narrower is not None and window is None:
             raise ValueError(f"{context.asset_key.to_user_string()}: a Replace needs a partitioned asset")
         descriptions = describe(context.asset_key.to_user_string(), obj.columns)
         obj = with_comments(obj, descriptions)
         observed = None
         metrics = (context.definition_metadata or {}).get(OBSERVED_METRICS_KEY)
-        if metrics and narrower is None and window is not None and window[1] - window[0] == dt.timedelta(days=1):
-            # The write replaces the whole partition: what it observes is the partition's content
-            # (lib/checks.py: the table's aggregate and key checks then need no query of their own).
-            keys = (context.definition_metadata or {}).get(OBSERVED_KEYS_KEY) or ()
-            obj, observed = observe(obj, metrics, keys)
+        keys = (context.definition_metadata or {}).get(OBSERVED_KEYS_KEY) or ()
+        if metrics and window is not None and window[1] - window[0] == dt.timedelta(days=1) and (narrower is None or by):
+            # A write of the whole partition observes the partition's content (lib/checks.py: the
+            # table's aggregate and key checks then need no query of their own); a keyed refresh
+            # observes its own rows, from which some of the partition's values follow.
+            wanted = metrics if narrower is None else {**metrics, OUTSIDE_REPLACED: outside_metric(narrower)}
+            obj, observed = observe(obj, wanted, keys)
         if window is not None:
             marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:
@@ -116,8 +134,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             **table_metadata(context.asset_key, obj.schema, uri),
         }
         values = observed() if observed is not None else None
-        if values is not None and "delta_version" in metadata:
-            metadata[OBSERVED_VALUES_KEY] = dg.MetadataValue.json({"delta_version": metadata["delta_version"], "metrics": values})
+        partition_rows = None
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
             if shown:
@@ -125,7 +142,16 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             metadata["rows_written"] = metadata["dagster/row_count"]
             rows = partition_row_counts(uri, self.lake.storage_options())
             if rows is not None:
-                metadata["dagster/row_count"] = sum(n for d, n in rows.items() if window[0] <= d < window[1])
+                partition_rows = metadata["dagster/row_count"] = sum(n for d, n in rows.items() if window[0] <= d < window[1])
+        version = metadata.get("delta_version")
+        if values is not None and version is not None and narrower is not None:
+            previous = observed_values(_previous_metadata(context))
+            values = replaced_partition_metrics(
+                metrics, (previous or {}).get("metrics") if (previous or {}).get("delta_version") == version - 1 else None,
+                values, partition_rows, [k for k in keys if by is not None and by in k],
+            )
+        if values and version is not None:
+            metadata[OBSERVED_VALUES_KEY] = dg.MetadataValue.json({"delta_version": version, "metrics": values})
         lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
         if lineage is not None:
             # The UI draws column lineage from the materialization's metadata (in Dagster+ only:

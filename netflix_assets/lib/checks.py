@@ -17,8 +17,11 @@ however small the table) and saves the check's query (~0.6 s): on a warm session
 its key check took 1.01 s against 1.63 s on 6,000 cached rows, 6.4 s against 7.6 s on 5.7M rows
 of a three-column key (medians of 5 and 3 alternated), and a full run of the bundled data spent
 25 s in check steps against 34 s, 90 s in all against 96 s (2 alternated runs);
-`benchmarks/key_check.py` measures it on `make bench`'s lakes. The other checks read other
-tables, so they query.
+`benchmarks/key_check.py` measures it on `make bench`'s lakes. A keyed refresh writes part of
+the partition: it observes its own rows, and the partition's values that follow from them and
+from the values at the commit before are recorded (`transforms.quality.replaced_partition_metrics`:
+the counts that were 0, the rows from the log); a check missing any of its values queries. The
+other checks read other tables, so they query.
 
 A check that fails says which rows broke the rule, not only how many: its description
 names up to `SAMPLE` offenders (keys, files, groups), with the helpers of
@@ -112,13 +115,11 @@ class TableReader:
     ) -> Optional["Aggregates"]:
         """The metrics observed by the write of the partition's latest materialization, if its
         commit is still the table's latest (`lib.checks.written_aggregates`)."""
-        [record] = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(list(key)), asset_partitions=[context.partition_key]), limit=1
-        ).records or [None]
-        if record is None or record.asset_materialization is None:
+        metadata = latest_materialization_metadata(context.instance, dg.AssetKey(list(key)), context.partition_key)
+        if metadata is None:
             return None
         last = last_commit(self.lake.table_uri(*key), self.lake.storage_options())
-        return written_aggregates(record.asset_materialization.metadata, metrics, last and last["version"])
+        return written_aggregates(metadata, metrics, last and last["version"])
 
     def partition_or_none(self, key: Sequence[str], day: dt.date) -> DataFrame | None:
         df = read_table(self.session, self.lake.table_uri(*key))
@@ -159,15 +160,17 @@ class PartitionCheck:
         )
 
     def evaluate(
-        self, df: DataFrame, day: dt.date, reader: TableReader, aggregates: Optional["Aggregates"] = None
+        self, df: DataFrame, day: dt.date, reader: TableReader, known: Sequence[Optional["Aggregates"]] = ()
     ) -> dg.AssetCheckResult:
-        """`aggregates`: the table's metric values the step already has (from the write or one
-        query); an aggregate check given none of its own queries them, a key check queries its way."""
+        """`known`: the table's metric values the step already has (from the write, one query); the
+        first holding all of the check's metrics serves. An aggregate check served by none queries
+        them, a key check queries its way."""
         metadata = {}
         if not self.metrics:
             result = self.body(df, day, reader)
         else:
-            if aggregates is None or any(name not in aggregates.values for name, _ in self.metrics):
+            aggregates = next((a for a in known if a is not None and all(n in a.values for n, _ in self.metrics)), None)
+            if aggregates is None:
                 aggregates = None if self.unobserved is not None else query_aggregates(df, dict(self.metrics))
             if aggregates is None:
                 result = self.unobserved(df, day, reader)
@@ -207,20 +210,35 @@ def query_aggregates(df: DataFrame, metrics: Mapping[str, str]) -> Aggregates:
 QUERIED = "a query of the table"
 
 
+def observed_values(metadata: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
+    """A materialization's `{"delta_version": ..., "metrics": {...}}` (`OBSERVED_VALUES_KEY`), or None."""
+    entry = (metadata or {}).get(OBSERVED_VALUES_KEY)
+    data = getattr(entry, "data", entry)
+    return data if isinstance(data, Mapping) else None
+
+
+def latest_materialization_metadata(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str
+) -> Optional[Mapping[str, Any]]:
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records or [None]
+    return None if record is None or record.asset_materialization is None else record.asset_materialization.metadata
+
+
 def written_aggregates(
     metadata: Mapping[str, Any], metrics: Iterable[str], current_version: Optional[int]
 ) -> Optional[Aggregates]:
-    """The metrics the write of the partition's latest materialization observed (its `metadata`),
-    if that write's commit is still the table's latest (`current_version`: nothing can have
-    changed the partition since) and it observed every metric asked; else None."""
-    entry = metadata.get(OBSERVED_VALUES_KEY)
-    data = getattr(entry, "data", entry)
-    if not isinstance(data, Mapping) or current_version is None or data.get("delta_version") != current_version:
+    """The metrics the write of the partition's latest materialization observed or derived (its
+    `metadata`; a write of part of the partition derives only some: `transforms.quality.
+    replaced_partition_metrics`), if that write's commit is still the table's latest
+    (`current_version`: nothing can have changed the partition since); None if it has none of them."""
+    data = observed_values(metadata)
+    if data is None or current_version is None or data.get("delta_version") != current_version:
         return None
     observed = data.get("metrics") or {}
-    if not all(name in observed for name in metrics):
-        return None
-    return Aggregates({name: observed[name] for name in metrics}, f"the write (Delta version {current_version})")
+    values = {name: observed[name] for name in metrics if name in observed}
+    return Aggregates(values, f"the write (Delta version {current_version})") if values else None
 
 
 def partition_check(
@@ -324,11 +342,12 @@ def _table_check_def(key: tuple[str, ...], group: list[PartitionCheck]) -> dg.As
         metrics = {name: sql for c in chosen for name, sql in c.metrics}
         # What a query can compute when the write's values do not serve (a key check queries its own way).
         queryable = {name: sql for c in chosen if c.unobserved is None for name, sql in c.metrics}
-        aggregates = reader.written_aggregates(context, key, metrics) if metrics else None
-        if aggregates is None and queryable:
-            aggregates = query_aggregates(df, queryable)
+        written = reader.written_aggregates(context, key, metrics) if metrics else None
+        # What the write did not give, in one query (a check needs all its metrics from one source).
+        missing = {name: sql for name, sql in queryable.items() if written is None or name not in written.values}
+        queried = query_aggregates(df, missing) if missing else None
         for c in chosen:
-            yield c.evaluate(df, day, reader, aggregates)
+            yield c.evaluate(df, day, reader, (written, queried))
 
     return _checks
 

@@ -103,7 +103,7 @@ def _split_outputs(context: dg.AssetExecutionContext, classified: DataFrame, to_
     try:
         if "silver" in selected:
             df = to_silver(classified)
-            yield dg.Output(df if plan is None else Replace(df, plan.key_predicate()), "silver", metadata=meta)
+            yield dg.Output(df if plan is None else Replace(df, plan.key_predicate(), by="show_id"), "silver", metadata=meta)
         if "quarantine" in selected:
             df = to_quarantine(classified)
             yield dg.Output(df if plan is None else Replace(df, plan.source_predicate()), "quarantine", metadata=meta)

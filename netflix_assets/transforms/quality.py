@@ -10,7 +10,7 @@ passing check pays nothing for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -116,3 +116,52 @@ def _totals(groups: DataFrame, null_key: Column):
         F.sum(F.when(null_key, F.col("n"))).alias("nulls"),
         F.count(F.when(~null_key, 1)).alias("distinct"),
     ).first()
+
+
+# A metric the write of part of a partition observes beside its table's: its rows outside the
+# predicate of the rows it replaces. 0, or the partition's values cannot be derived.
+OUTSIDE_REPLACED = "_outside_replaced"
+
+
+def outside_metric(predicate: str) -> str:
+    """The SQL aggregate of `OUTSIDE_REPLACED`: written rows `predicate` does not select."""
+    return f"count_if(NOT coalesce(({predicate}), false))"
+
+
+def replaced_partition_metrics(
+    metrics: Mapping[str, str],
+    previous: Optional[Mapping[str, Any]],
+    written: Mapping[str, Any],
+    partition_rows: Optional[int],
+    disjoint_keys: Sequence[Sequence[str]] = (),
+) -> dict[str, Any]:
+    """The partition's values of `metrics` (name -> SQL aggregate) after a commit that deleted its
+    rows matching a predicate P and wrote rows all matching P, from what that write observed
+    (`written`, with `OUTSIDE_REPLACED`) and the partition's values at the commit just before
+    (`previous`); the metrics it cannot derive are left out (their checks query the table).
+
+    The partition is now the rows P did not select (kept: a subset of the previous rows) plus the
+    written ones. So a count of rows (`count(...)`/`count_if(...)`) that was 0 before is 0 over
+    the kept rows, and the partition's is the written rows': the checks whose rule is "no such
+    row" (null or duplicate keys, disallowed values) are evaluated by induction from the last
+    verdict, scoped to what the write changed. A count numbering rows within a key (duplicates)
+    also needs kept and written rows never to share a key: `disjoint_keys` are the keys that hold
+    the column P selects by. `count(1)` is the partition's rows, from the Delta log
+    (`partition_rows`). Any other value (a count that was not 0, a sum, a maximum) is unknown
+    without the rows the commit deleted."""
+    if previous is None or written.get(OUTSIDE_REPLACED) != 0:
+        return {}
+    numbered = [f"`{key_number_column(columns)}`" for columns in disjoint_keys]  # as `key_metrics` quotes them
+    derived: dict[str, Any] = {}
+    for name, sql in metrics.items():
+        text = sql.strip().lower()
+        if text == "count(1)":
+            if partition_rows is not None:
+                derived[name] = partition_rows
+            continue
+        if not text.startswith(("count(", "count_if(")) or name not in written or previous.get(name) != 0:
+            continue
+        if "`_key_number__" in sql and not any(column in sql for column in numbered):
+            continue  # kept and written rows may share a key
+        derived[name] = written[name]
+    return derived

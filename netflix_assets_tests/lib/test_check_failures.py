@@ -394,7 +394,7 @@ def test_the_check_fails_on_its_defect_and_passes_without_it(spark, check_id):
         df = lake.partition(check.key, DAY) if table in tables else spark.createDataFrame([], "ingest_date date")
         if not observed:
             return check.evaluate(df, DAY, lake)
-        result = check.evaluate(df, DAY, lake, _observed_by_a_write(check, df))
+        result = check.evaluate(df, DAY, lake, (_observed_by_a_write(check, df),))
         assert result.metadata[AGGREGATES_FROM_KEY].value == "a write", result.metadata
         return result
 

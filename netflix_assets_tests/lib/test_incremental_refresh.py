@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from netflix_assets.lib import refresh
+from netflix_assets.lib.checks import AGGREGATES_FROM_KEY
 from netflix_assets.lib.refresh import REFRESH_TAG
 from netflix_assets.transforms.formats import LOOKUPS
 
@@ -148,6 +149,17 @@ def test_an_overlapping_batch_with_defects_refreshes_exactly_like_a_rebuild(lake
     assert mats["silver/netflix_titles"]["rows_written"].value >= len(batch) - 1
     served = {r["show_id"]: r for r in lake.rows("gold/netflix_titles", day)}
     assert served[batch[0]["show_id"]]["title"].endswith("(Director's Cut)")
+    # The keyed writes' own rows decided their tables' key and null checks, by induction from the
+    # partition's previous values (`transforms.quality.replaced_partition_metrics`): no query.
+    checks = {(e.event_specific_data.asset_key.to_user_string(), e.event_specific_data.check_name): e.event_specific_data
+              for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    for table, check in [("silver/netflix_titles", "show_id_not_null_unique"), ("silver/netflix_titles", "type_allowed"),
+                         ("silver/netflix_cast", "show_id_cast_name_not_null_unique"), ("gold/netflix_cast", "show_id_not_null")]:
+        evaluation = checks[(table, check)]
+        assert evaluation.passed, (table, check)
+        source = evaluation.metadata[AGGREGATES_FROM_KEY].value
+        assert source == f"the write (Delta version {mats[table]['delta_version'].value})", (table, check, source)
+    assert checks[("silver/netflix_titles", "show_id_not_null_unique")].metadata["rows"].value == len(lake.rows("silver/netflix_titles", day))
 
 
 def test_a_batch_with_a_new_duration_reranks_every_title(lake):

@@ -17,7 +17,7 @@ def test_counts_rows_null_keys_and_duplicate_keys(spark):
     assert written.columns == df.columns and len(written.collect()) == len(rows)
     observed = Aggregates(values(), "the write")
     for aggregates, source in ((None, "a query of the table"), (observed, "the write")):
-        result = check.evaluate(df, DAY, reader=None, aggregates=aggregates)
+        result = check.evaluate(df, DAY, reader=None, known=(aggregates,))
         assert not result.passed
         meta = {k: v.value for k, v in result.metadata.items()}
         # 4 distinct non-null keys among 7 rows without a null: 3 duplicates.

@@ -10,6 +10,7 @@ from netflix_assets.lib.checks import (
     AGGREGATES_FROM_KEY, OBSERVED_VALUES_KEY, Aggregates, written_aggregates,
 )
 from netflix_assets.lib.refresh import REFRESH_TAG
+from netflix_assets.transforms.quality import OUTSIDE_REPLACED, key_metrics, replaced_partition_metrics
 
 from netflix_assets_tests.lakehouse import bronze_titles_lake, materialized
 
@@ -30,9 +31,37 @@ def test_observed_values_serve_only_while_their_commit_is_the_tables_latest():
     metadata = {OBSERVED_VALUES_KEY: dg.MetadataValue.json(observed)}
     assert written_aggregates(metadata, ["a__x", "a__y"], 4) == Aggregates({"a__x": 0, "a__y": 2}, "the write (Delta version 4)")
     assert written_aggregates(metadata, ["a__x"], 5) is None, "a later commit may have changed the partition"
-    assert written_aggregates(metadata, ["a__x", "b__z"], 4) is None, "a metric the write did not observe"
+    assert written_aggregates(metadata, ["a__x", "b__z"], 4) == Aggregates({"a__x": 0}, "the write (Delta version 4)"), \
+        "only what the write observed: the step queries the rest"
+    assert written_aggregates(metadata, ["b__z"], 4) is None
     assert written_aggregates(metadata, ["a__x"], None) is None, "the log could not say the version"
     assert written_aggregates({}, ["a__x"], 4) is None
+
+
+KEY = key_metrics(["show_id", "name"])
+METRICS = {"k__rows": KEY["rows"], "k__null_keys": KEY["null_keys"], "k__duplicate_keys": KEY["duplicate_keys"],
+           "bad__rows": "count_if(type = 'Podcast')", "share__nulls": "count_if(date_added IS NULL)",
+           "top__max": "max(release_year)"}
+
+
+def test_a_keyed_refresh_derives_the_partitions_counts_that_were_zero_from_its_own_rows():
+    """Kept rows are a subset of the previous ones and never share a show_id with the written rows."""
+    previous = {"k__rows": 100, "k__null_keys": 0, "k__duplicate_keys": 0, "bad__rows": 0, "share__nulls": 3, "top__max": 2020}
+    written = {"k__rows": 10, "k__null_keys": 0, "k__duplicate_keys": 1, "bad__rows": 2, "share__nulls": 1,
+               "top__max": 2021, OUTSIDE_REPLACED: 0}
+    derived = replaced_partition_metrics(METRICS, previous, written, 104, [["show_id", "name"]])
+    # The duplicate and the two bad rows are the written rows' (the kept ones had none); a count that
+    # was not 0 (nulls: which rows did the commit delete?) or a maximum cannot be derived.
+    assert derived == {"k__rows": 104, "k__null_keys": 0, "k__duplicate_keys": 1, "bad__rows": 2}
+    # The predicate selects by a column outside the key: kept and written rows may share a key.
+    assert "k__duplicate_keys" not in replaced_partition_metrics(METRICS, previous, written, 104, [])
+    assert replaced_partition_metrics(METRICS, previous, {**written, OUTSIDE_REPLACED: 1}, 104, [["show_id", "name"]]) == {}, \
+        "a written row outside the replaced rows"
+    assert replaced_partition_metrics(METRICS, None, written, 104, [["show_id", "name"]]) == {}, "no previous values"
+    assert "k__rows" not in replaced_partition_metrics(METRICS, previous, written, None, [["show_id", "name"]])
+    # A key whose number column's name starts another's is not taken for it.
+    longer = {"d": key_metrics(["show_id", "name", "role"])["duplicate_keys"]}
+    assert replaced_partition_metrics(longer, {"d": 0}, {"d": 0, OUTSIDE_REPLACED: 0}, 1, [["show_id", "name"]]) == {}
 
 
 def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the_table(spark, lookup_server, tmp_path):

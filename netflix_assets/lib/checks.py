@@ -340,11 +340,11 @@ def _table_check_def(key: tuple[str, ...], group: list[PartitionCheck]) -> dg.As
         df = reader.partition(key, day)
         chosen = [c for c in group if c.check_key in context.selected_asset_check_keys]
         metrics = {name: sql for c in chosen for name, sql in c.metrics}
-        # What a query can compute when the write's values do not serve (a key check queries its own way).
-        queryable = {name: sql for c in chosen if c.unobserved is None for name, sql in c.metrics}
         written = reader.written_aggregates(context, key, metrics) if metrics else None
-        # What the write did not give, in one query (a check needs all its metrics from one source).
-        missing = {name: sql for name, sql in queryable.items() if written is None or name not in written.values}
+        # The metrics of the checks the write's values do not serve whole, in one query (a check takes
+        # all its metrics from one source; a key check queries its own way).
+        missing = {name: sql for c in chosen if c.unobserved is None
+                   and (written is None or any(n not in written.values for n, _ in c.metrics)) for name, sql in c.metrics}
         queried = query_aggregates(df, missing) if missing else None
         for c in chosen:
             yield c.evaluate(df, day, reader, (written, queried))

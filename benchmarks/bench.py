@@ -417,6 +417,8 @@ def warm_lines(warm: dict) -> list[str]:
 
 
 SUITE_TIME = ROOT / "benchmarks" / "suite_time.md"
+# Figures measured by hand (a script or a command run on its own), which the report keeps as they are.
+MEASURED = ROOT / "benchmarks" / "measured.md"
 
 
 def render(comparisons, curve_points, connect, keys, warm, tick, defs, memory, phases, total, command) -> str:
@@ -513,6 +515,8 @@ def render(comparisons, curve_points, connect, keys, warm, tick, defs, memory, p
               "Wall seconds of each Dagster step (event log, step start -> end), summed by layer; steps run one at a time",
               "(in-process executor), so a run's steps add up to about its run time. `checks`: the one check step per table.", ""]
     lines += profile_lines([(label, steps) for label, steps in runs if steps])
+    if MEASURED.exists():
+        lines += ["", MEASURED.read_text().strip()]
     lines += ["", f"## Where this run's {total / 60:.1f} minutes went", "", "| phase | time |", "|---|---|"]
     lines += [f"| {phase} | {seconds:.0f} s |" for phase, seconds in phases.items()]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 Why: every run the UI, the sensor or a schedule launches is a new process, and a process that
 builds its own SparkSession pays a JVM start (~12 s on 2 cores) and then runs every query on a
 cold JIT. A client of a running server answers its first query in ~1 s and reads a Delta table
-in 0.4 s instead of 5.8 s (BENCHMARKS.md, "Warm Spark"). The runs find the server through
+in 0.4 s instead of 5.3 s (BENCHMARKS.md, "A warm Spark Connect server"). The runs find the server through
 `NETFLIX_SPARK_REMOTE` (`resources/spark.py`), which `make dev` sets (`devserver.py`).
 
 What the server is: pyspark's own `SparkConnectServer` (its jar ships in the pyspark wheel: no

@@ -1,8 +1,11 @@
 """Jobs and automation over the asset graph."""
 
+import datetime as dt
+
 import dagster as dg
 
 from .bronze.assets import bronze_netflix_titles, landing_zone
+from .lib.checks import CHECKS_TAG, FULL
 from .lib.refresh import INCREMENTAL, REFRESH_TAG
 
 # Everything Dagster can materialize for one ingest_date (the landing zone is external).
@@ -45,4 +48,47 @@ follow_upstream = dg.AutomationConditionSensorDefinition(
     description="Materializes silver/gold partitions whose inputs changed (their eager automation conditions).",
 )
 
-defs = dg.Definitions(jobs=[lakehouse_job, landed_titles_job], sensors=[follow_upstream])
+# A check step trusts the values its table's latest write recorded (`lib.checks`); this job queries
+# every table instead. A job of checks alone takes no partitions definition from an asset: its run
+# names the day with the `dagster/partition` tag, as the schedule below does.
+table_checks_job = dg.define_asset_job(
+    "table_checks_job",
+    selection=dg.AssetSelection.all_asset_checks(),
+    description=(
+        "Every asset check of one ingest_date (tag dagster/partition=YYYY-MM-DD), each computed by a query "
+        "of its table: none trusts the values a write recorded (tag netflix/checks=full)."
+    ),
+    tags={CHECKS_TAG: FULL},
+)
+
+
+@dg.schedule(
+    job=table_checks_job,
+    cron_schedule="0 4 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Daily at 04:00 UTC: the checks of yesterday's partition, each by a query of its table, for the "
+        "tables that partition has (none: skipped)."
+    ),
+)
+def daily_full_checks(context: dg.ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
+    graph = context.repository_def.asset_graph
+    written = [
+        key for key in graph.get_all_asset_keys()
+        if context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
+        ).records
+    ]
+    checks = sorted(graph.get_check_keys_for_assets(written), key=lambda k: k.to_user_string())
+    if not checks:
+        return dg.SkipReason(f"no checked table has a partition {day}")
+    return dg.RunRequest(
+        run_key=f"full-checks-{day}", asset_selection=[], asset_check_keys=checks, tags={"dagster/partition": day}
+    )
+
+
+defs = dg.Definitions(
+    jobs=[lakehouse_job, landed_titles_job, table_checks_job], sensors=[follow_upstream], schedules=[daily_full_checks]
+)

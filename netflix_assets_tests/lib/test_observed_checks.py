@@ -1,13 +1,18 @@
 """Checks computed by the write itself (`lib.checks.aggregate_check`, `key_check`): the write of a
 whole partition observes its table's aggregate- and key-check metrics; the check step uses them only while the
-write's commit is still the table's latest, and queries the table once anything committed since."""
+write's commit is still the table's latest, and queries the table once anything committed since, or when its
+run is tagged `netflix/checks=full` (`table_checks_job`, schedule `daily_full_checks`)."""
+
+import datetime as dt
+
 
 import dagster as dg
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from netflix_assets import definitions
 from netflix_assets.lib.checks import (
-    AGGREGATES_FROM_KEY, OBSERVED_VALUES_KEY, Aggregates, written_aggregates,
+    AGGREGATES_FROM_KEY, CHECKS_TAG, FULL, OBSERVED_VALUES_KEY, Aggregates, written_aggregates,
 )
 from netflix_assets.lib.refresh import REFRESH_TAG
 from netflix_assets.transforms.quality import OUTSIDE_REPLACED, key_metrics, replaced_partition_metrics
@@ -36,6 +41,26 @@ def test_observed_values_serve_only_while_their_commit_is_the_tables_latest():
     assert written_aggregates(metadata, ["b__z"], 4) is None
     assert written_aggregates(metadata, ["a__x"], None) is None, "the log could not say the version"
     assert written_aggregates({}, ["a__x"], 4) is None
+
+
+def test_the_daily_full_check_queries_yesterdays_tables_and_skips_a_day_without_any():
+    defs = definitions.defs
+    schedule = defs.resolve_schedule_def("daily_full_checks")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert defs.resolve_job_def("table_checks_job").tags[CHECKS_TAG] == FULL
+    tick = dt.datetime(2026, 11, 25, 4, 0, tzinfo=dt.timezone.utc)
+    with dg.instance_for_test() as instance:
+        def evaluate():
+            return schedule(dg.build_schedule_context(instance, scheduled_execution_time=tick,
+                                                      repository_def=defs.get_repository_def()))
+        assert isinstance(evaluate(), dg.SkipReason)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=SILVER, partition="2026-11-24"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["gold", "dim_title"], partition="2026-11-23"))
+        request = evaluate()
+    # Only the checks of the tables the day has: a table never written would fail its checks for nothing.
+    assert {k.asset_key for k in request.asset_check_keys} == {SILVER}
+    assert {k.name for k in request.asset_check_keys} >= set(AGGREGATE_CHECKS)
+    assert request.tags["dagster/partition"] == "2026-11-24" and request.run_key == "full-checks-2026-11-24"
 
 
 KEY = key_metrics(["show_id", "name"])
@@ -104,3 +129,22 @@ def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the
     for name in AGGREGATE_CHECKS:
         assert checks[name].metadata[AGGREGATES_FROM_KEY].value == "a query of the table", name
     assert checks["date_added_null_share"].metadata["rows"].value == len(rows) + 1
+
+    # A wrong record: a write's values claim the table's latest commit had no bad type (a bug in what a
+    # write observes or derives). The checks trust it; the full check, which queries, finds the row.
+    wrong = {"delta_version": version + 1, "metrics": observed["metrics"]}
+    lake.instance.report_runless_asset_event(dg.AssetMaterialization(
+        asset_key=SILVER, partition=day, metadata={OBSERVED_VALUES_KEY: dg.MetadataValue.json(wrong)}))
+    trusted = _check_events(defs.resolve_job_def("silver_checks").execute_in_process(
+        tags={"dagster/partition": day}, instance=lake.instance, raise_on_error=False))
+    assert trusted["type_allowed"].passed
+    assert trusted["type_allowed"].metadata[AGGREGATES_FROM_KEY].value == f"the write (Delta version {version + 1})"
+    # As the daily schedule runs it: table_checks_job, its checks of the day's tables.
+    full_job = defs.resolve_job_def("table_checks_job").get_subset(
+        asset_selection=set(), asset_check_selection={dg.AssetCheckKey(SILVER, n) for n in AGGREGATE_CHECKS})
+    full = _check_events(full_job.execute_in_process(
+        tags={"dagster/partition": day}, instance=lake.instance, raise_on_error=False))
+    assert set(full) == set(AGGREGATE_CHECKS)
+    assert not full["type_allowed"].passed and "s_podcast" in full["type_allowed"].description
+    for name in AGGREGATE_CHECKS:
+        assert full[name].metadata[AGGREGATES_FROM_KEY].value == "a query of the table", name

@@ -128,6 +128,26 @@ def outside_metric(predicate: str) -> str:
     return f"count_if(NOT coalesce(({predicate}), false))"
 
 
+def _one_count(sql: str) -> bool:
+    """Whether lower-cased `sql` is one `count(...)` or `count_if(...)` call and nothing else: its first
+    parenthesis closes at the end (`count(a) - count(b)` is not a count of rows), quoted text skipped."""
+    if not sql.startswith(("count(", "count_if(")):
+        return False
+    depth, quote = 0, ""
+    for i, char in enumerate(sql):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(sql) - 1
+    return False
+
+
 def replaced_partition_metrics(
     metrics: Mapping[str, str],
     previous: Optional[Mapping[str, Any]],
@@ -159,7 +179,7 @@ def replaced_partition_metrics(
             if partition_rows is not None:
                 derived[name] = partition_rows
             continue
-        if not text.startswith(("count(", "count_if(")) or name not in written or previous.get(name) != 0:
+        if not _one_count(text) or name not in written or previous.get(name) != 0:
             continue
         if "`_key_number__" in sql and not any(column in sql for column in numbered):
             continue  # kept and written rows may share a key

@@ -84,6 +84,11 @@ def test_a_keyed_refresh_derives_the_partitions_counts_that_were_zero_from_its_o
         "a written row outside the replaced rows"
     assert replaced_partition_metrics(METRICS, None, written, 104, [["show_id", "name"]]) == {}, "no previous values"
     assert "k__rows" not in replaced_partition_metrics(METRICS, previous, written, None, [["show_id", "name"]])
+    # Only a lone count is a count of rows: an expression of counts is not derived.
+    exprs = {"diff": "count(1) - count(date_added)", "sum": "count_if(a) + count_if(b)",
+             "quoted": "count_if(type NOT IN ('(', ')'))"}
+    assert replaced_partition_metrics(exprs, {"diff": 0, "sum": 0, "quoted": 0},
+                                      {"diff": 1, "sum": 1, "quoted": 1, OUTSIDE_REPLACED: 0}, 104) == {"quoted": 1}
     # A key whose number column's name starts another's is not taken for it.
     longer = {"d": key_metrics(["show_id", "name", "role"])["duplicate_keys"]}
     assert replaced_partition_metrics(longer, {"d": 0}, {"d": 0, OUTSIDE_REPLACED: 0}, 1, [["show_id", "name"]]) == {}

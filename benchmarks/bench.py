@@ -33,7 +33,10 @@ WORK = ROOT / ".bench"
 TUTORIAL = ROOT / "netflix_assets" / "data" / "netflix_tutorial"
 ROWS_PER_FILE = 1000
 CONNECT_REPS = 1  # local JVM / Spark Connect client pairs (the gap is 10x: one pair tells it)
-WARM_REPS = 3  # classic / warm-server pairs of whole-run processes (alternated)
+WARM_REPS = 3  # rounds of whole-run processes, one per mode (order rotated per round)
+# Whole-run modes of `warm_runs`: (client of the warm server, steps at once). `classic` is the run as the
+# issue measured it (its own JVM, one step at a time); `threads` is a run under `make dev` today.
+WARM_MODES = {"classic": (False, 1), "connect": (True, 1), "threads": (True, None)}
 SEED = 20261124
 # name -> number of 1,000-row files (None: the bundled real titles file).
 SIZES = {"bundled": None, "10k": 10, "100k": 100, "1m": 1000}
@@ -130,34 +133,40 @@ def pipeline(size: str, lake: Path, incremental: bool) -> Measure:
 
 def warm_runs(reps: int = WARM_REPS) -> dict:
     """What a run launched under `make dev` costs, as its own process (the daemon launches each run
-    as one), today against a client of the warm Spark Connect server: (b) materializing the whole
-    graph for today's partition on the bundled data (the UI's "Materialize all"), then (a) one new
-    1,000-row file from its landing to gold committed (the sensor's tick and the run it requests).
-    Modes alternate per rep; the server starts once, and its first run meets a cold JIT."""
+    as one), for each of `WARM_MODES`: its own JVM one step at a time, a client of the warm Spark
+    Connect server one step at a time, and that client with the run's ready steps in threads
+    (`NETFLIX_STEP_THREADS`'s default): (b) materializing the whole graph for today's partition on
+    the bundled data (the UI's "Materialize all"), then (a) one new 1,000-row file from its landing
+    to gold committed (the sensor's tick and the run it requests). The order of the modes rotates
+    per round; the server starts once, and its first run meets a cold JIT."""
     from benchmarks.spark_connect import start_server
     from netflix_assets.resources import spark_connect
     from netflix_assets.resources.spark import REMOTE_ENV
 
     port = spark_connect.free_port()
     server, ready_s = start_server(port)
-    seconds: dict[str, dict[str, list[float]]] = {m: {"full": [], "file": []} for m in ("classic", "connect")}
+    seconds: dict[str, dict[str, list[float]]] = {m: {"full": [], "file": []} for m in WARM_MODES}
+    modes = list(WARM_MODES)
     try:
         for rep in range(reps):
-            for mode in ("classic", "connect") if rep % 2 == 0 else ("connect", "classic"):
+            for mode in modes[rep % len(modes):] + modes[:rep % len(modes)]:
+                remote, threads = WARM_MODES[mode]
                 lake, instance = WORK / f"warm_{mode}", WORK / f"warm_{mode}_instance"
                 for folder in (lake, instance):
                     shutil.rmtree(folder, ignore_errors=True)
                 instance.mkdir(parents=True)
-                env = {k: v for k, v in os.environ.items() if k != REMOTE_ENV}
-                if mode == "connect":
+                env = {k: v for k, v in os.environ.items() if k not in (REMOTE_ENV, "NETFLIX_STEP_THREADS")}
+                if remote:
                     env[REMOTE_ENV] = spark_connect.url(port)
+                if threads:
+                    env["NETFLIX_STEP_THREADS"] = str(threads)
                 cmd = [sys.executable, "-m", "benchmarks.pipeline_run", "--titles-dir", str(titles_dir("bundled")),
                        "--lookups", str(TUTORIAL), "--lake", str(lake), "--instance-dir", str(instance)]
                 full = run_measured(cmd, env)
                 drop = run_measured([*cmd, "--incremental", str(new_file()), "--incremental-only"], env)
                 for m in (full, drop):
                     info = json.loads(m.stdout.strip().splitlines()[-1])
-                    if info["session"].startswith("pyspark.sql.connect") != (mode == "connect"):
+                    if info["session"].startswith("pyspark.sql.connect") != remote:
                         raise RuntimeError(f"{mode} run had a {info['session']} session")
                 drop_info = json.loads(drop.stdout.strip().splitlines()[-1])
                 if not drop_info.get("incremental_gold_updated"):
@@ -399,17 +408,18 @@ def memory_lines(memory: dict) -> list[str]:
 def warm_lines(warm: dict) -> list[str]:
     if "error" in warm:
         return ["", f"Whole runs against the warm server: not measured ({warm['error']})."]
-    def ratio(kind: str) -> str:
-        return f"{warm[f'classic_{kind}_s'] / warm[f'connect_{kind}_s']:.1f}x"
+    def cells(kind: str) -> str:
+        classic = warm[f"classic_{kind}_s"]
+        return " | ".join([f"{classic:.1f} s", *(f"{warm[f'{m}_{kind}_s']:.1f} s ({classic / warm[f'{m}_{kind}_s']:.1f}x)"
+                                               for m in ("connect", "threads"))])
     return [
         "", f"Whole runs, each its own process as the daemon launches it (`warm_runs` in `benchmarks/bench.py`), "
-        f"median of {warm['reps']} alternated pairs; the server's first run meets a cold JIT:", "",
-        "| run (its process, start to exit) | own JVM (without `make dev`'s server) | client of the warm server | speed-up |",
+        f"median of {warm['reps']} rounds (one run per mode, order rotated); the server's first run meets a cold JIT:", "",
+        "| run (its process, start to exit) | own JVM, one step at a time (before `make dev`'s server) "
+        "| client of the warm server, one step at a time | client of the warm server, 2 steps at once (`make dev` today) |",
         "|---|---|---|---|",
-        f"| (a) one new 1,000-row file, landing to gold committed (sensor tick + the run it requests) | "
-        f"{warm['classic_file_s']:.1f} s | {warm['connect_file_s']:.1f} s | {ratio('file')} |",
-        f"| (b) \"Materialize all\" of today's partition, bundled data | {warm['classic_full_s']:.1f} s | "
-        f"{warm['connect_full_s']:.1f} s | {ratio('full')} |",
+        f"| (a) one new 1,000-row file, landing to gold committed (sensor tick + the run it requests) | {cells('file')} |",
+        f"| (b) \"Materialize all\" of today's partition, bundled data | {cells('full')} |",
         "", "Every measurement (s): " + "; ".join(
             f"{mode} {kind} " + ", ".join(f"{x:.1f}" for x in values)
             for mode, kinds in warm["seconds"].items() for kind, values in kinds.items()) + ".",
@@ -512,8 +522,8 @@ def render(comparisons, curve_points, connect, keys, warm, tick, defs, memory, p
     runs += [(f"K={files:,} one new file ({info.get('incremental_job')})", info.get("incremental_steps", {}))
              for files, info in sorted(curve_points.values(), key=lambda p: p[0])]
     lines += ["", "## Where a pipeline run's time goes", "",
-              "Wall seconds of each Dagster step (event log, step start -> end), summed by layer; steps run one at a time",
-              "(in-process executor), so a run's steps add up to about its run time. `checks`: the one check step per table.", ""]
+              "Wall seconds of each Dagster step (event log, step start -> end), summed by layer; up to two steps run at once",
+              "(`NETFLIX_STEP_THREADS`), so a run's steps add up to more than its run time. `checks`: the one check step per table.", ""]
     lines += profile_lines([(label, steps) for label, steps in runs if steps])
     if MEASURED.exists():
         lines += ["", MEASURED.read_text().strip()]

@@ -1,13 +1,17 @@
 """How much of the machine one run of the graph leaves idle: whole runs on one warm session, two
 one after the other against two at once (each in its own thread, on its own lake).
 
-    python -m benchmarks.concurrent_runs [--rounds 3]
+    python -m benchmarks.concurrent_runs [--rounds 3] [--step-threads]
 
 Each round builds four lakes of the bundled data (today's partition, `lakehouse_job`, every asset
 and check), runs two of them one after the other and the other two at once, all on the one
 SparkSession of this process. Prints one JSON line per round. The first round meets a cold JIT:
 compare the later ones, nothing else running. If two at once take much less than two in a row,
 a run's steps leave cores idle, and running a run's independent steps at once would use them.
+
+With `--step-threads`, each round runs two lakes instead, one with its steps one at a time (Dagster's
+`execute_in_process`) and one on the local executor, `NETFLIX_STEP_THREADS` ready steps at once in
+threads (`step_threads.execute_in_process`), in alternating order, on the one session.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lookups", type=Path, default=TUTORIAL)
+    parser.add_argument("--step-threads", action="store_true", help="one run one step at a time against one in threads")
     args = parser.parse_args(argv)
+
+    from netflix_assets import step_threads
 
     from netflix_assets.definitions import build_definitions
     from netflix_assets.deployments import local_resources
@@ -59,8 +66,24 @@ def main(argv: list[str] | None = None) -> int:
         result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET)
         seconds[i], success[i] = time.perf_counter() - t0, result.success
 
+    def one_run(lake, threaded: bool) -> dict:
+        job, instance = lake
+        t0 = time.perf_counter()
+        if threaded:
+            result = step_threads.execute_in_process(job, partition_key=day, instance=instance, run_config=QUIET)
+        else:
+            result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET)
+        checks = result.get_asset_check_evaluations()
+        return {"run_s": round(time.perf_counter() - t0, 1), "success": result.success, "checks": len(checks),
+                "failed_checks": sum(not c.passed for c in checks)}
+
     try:
         for round_ in range(args.rounds):
+            if args.step_threads:
+                order = (False, True) if round_ % 2 == 0 else (True, False)
+                runs = {("threads" if t else "one_at_a_time"): one_run(new_lake(), t) for t in order}
+                print(json.dumps({"round": round_, "first": "threads" if order[0] else "one_at_a_time", **runs}), flush=True)
+                continue
             lakes = [new_lake() for _ in range(4)]
             t0 = time.perf_counter()
             run(0, lakes[0])

@@ -4,7 +4,8 @@
 
 1. Lands every `*.csv` of `--titles-dir` in the lake's landing zone and materializes
    `lakehouse_job` (every asset and check) for today's partition in process, the way
-   a run launched from the UI executes it: one local SparkSession, in-process executor.
+   a run launched from the UI executes it: one local SparkSession, the job's executor (a run's
+   ready steps in threads, `NETFLIX_STEP_THREADS`; 1: one step at a time).
 2. With `--incremental FILE`: lands one more file, then ticks the landing-zone sensor
    and runs what it requests, timing from the drop to gold being rewritten. With
    `--incremental-only`, the lake is already built and step 1 is skipped: the process is
@@ -130,14 +131,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def full_run(args, defs, instance, landing, day: str, out: dict) -> None:
+    from netflix_assets import step_threads
+
     files = sorted(args.titles_dir.glob("*.csv"))
     t0 = time.perf_counter()
     for path in files:
         landing.put_file(str(path), path.name)
     out["land_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = defs.resolve_job_def("lakehouse_job").execute_in_process(
-        partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET
+    result = step_threads.execute_in_process(
+        defs.resolve_job_def("lakehouse_job"), partition_key=day, instance=instance, run_config=QUIET
     )
     out["full_run_s"] = time.perf_counter() - t0
     out["files"] = len(files)

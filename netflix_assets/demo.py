@@ -14,7 +14,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from . import sensor_runs
+from . import sensor_runs, step_threads
 from .definitions import defs
 from .lib import clock
 from .resources.lake import LakeResource
@@ -194,7 +194,7 @@ def main() -> int:
             day = clock.today().isoformat()
             print(f"nothing new in the landing zone; re-materializing {day} ...", flush=True)
             job = defs.resolve_job_def("lakehouse_job")
-            results = [job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False, run_config=QUIET)]
+            results = [step_threads.execute_in_process(job, partition_key=day, instance=instance, run_config=QUIET)]
         seconds = time.monotonic() - started
         summaries = [
             summarize(r, lake, seconds, logged_warnings(instance, r.run_id), planned_steps(instance, r.dagster_run))

@@ -2,9 +2,11 @@
 
 local: one SparkSession in the Dagster process (or a client of `make dev`'s warm Spark
 Connect server, `NETFLIX_SPARK_REMOTE`), the lake on local disk.
-The local executor is the in-process one on purpose: a SparkSession (JVM)
+The local executor keeps a run in one process on purpose: a SparkSession (JVM)
 takes ~10 s to start on a 2-core laptop, and the multiprocess executor would
-start one per step; in process, every step of a run shares one session.
+start one per step; in process, every step of a run shares one session. It runs
+the run's ready steps in threads of that process (`step_threads.py`,
+`NETFLIX_STEP_THREADS`, default 2; 1 is Dagster's in-process executor).
 
 prod: every Spark step (assets and checks) runs on Databricks through
 dagster-databricks' step launcher; the lake is an ADLS Gen2 container
@@ -32,8 +34,13 @@ from .resources.landing import LandingZoneResource
 from .resources.databricks import STEP_LAUNCHER_KEY, databricks_step_launcher, local_step_launcher
 from .resources.spark import REMOTE_ENV, SparkResource
 from .resources.sql_endpoint import DEFAULT_PORT as SQL_PORT, SqlEndpointResource
+from .step_threads import step_threads_executor
 
 DEPLOYMENTS = ("local", "prod", "staging")
+# Two steps at once on two cores: a warm bundled run took 34-39 s against 49-55 s one step at a
+# time (BENCHMARKS.md, "A run's steps in threads"); each step's Spark jobs leave the cores idle
+# between them (planning, commits), which the other step fills.
+LOCAL_STEP_THREADS = 2
 
 
 def deployment_name() -> str:
@@ -113,9 +120,17 @@ def resources_for(name: str | None = None) -> dict[str, Any]:
     return {"local": local_resources, "prod": prod_resources}[name]()
 
 
+def local_step_threads() -> int:
+    """Steps of a local run at once (`NETFLIX_STEP_THREADS`)."""
+    return int(settings.get("NETFLIX_STEP_THREADS", str(LOCAL_STEP_THREADS)))
+
+
 def executor_for(name: str | None = None) -> dg.ExecutorDefinition:
     name = name or deployment_name()
     if name == "local":
+        threads = local_step_threads()
+        if threads > 1:
+            return step_threads_executor.configured({"max_concurrent": threads})
         return dg.in_process_executor
     # A prod step only uploads, submits and polls: many can wait on Databricks at once.
     return dg.multiprocess_executor.configured(

@@ -8,6 +8,8 @@ from typing import Any, Optional
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG
 
+from . import step_threads
+
 SENSOR_NAME = "landing_zone_sensor"
 
 
@@ -25,11 +27,12 @@ def tick(
 def launch(
     defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest, run_config: Optional[dict[str, Any]] = None
 ) -> dg.ExecuteInProcessResult:
-    """Execute one run request like the daemon would (tagged with its run_key)."""
+    """Execute one run request like the daemon would (tagged with its run_key), with the job's executor."""
     job = defs.resolve_job_def(request.job_name)
     config = dict(request.run_config or {})
     config.update(run_config or {})
-    return job.execute_in_process(
+    return step_threads.execute_in_process(
+        job,
         run_config=config,
         partition_key=request.partition_key,
         tags={**request.tags, RUN_KEY_TAG: request.run_key},

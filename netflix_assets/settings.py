@@ -38,6 +38,7 @@ VARS: dict[str, Var] = {
         Var("NETFLIX_PARTITIONS_START", "first day of the daily partitions (partitions.py)"),
         Var("NETFLIX_TODAY", "the day treated as today, for tests and replays (lib/clock.py)"),
         Var("NETFLIX_MAX_CONCURRENT_STEPS", "prod steps waiting on Databricks at once"),
+        Var("NETFLIX_STEP_THREADS", "local: a run's steps running at once, in threads of its process (default 2; 1: one at a time)"),
         # The lake.
         Var("NETFLIX_LAKE_URI", "the lake's root URI", forwarded=True),
         Var("NETFLIX_ADLS_ACCOUNT", "prod: the lake's storage account", forwarded=True),

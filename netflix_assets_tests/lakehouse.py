@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from netflix_assets import sensor_runs
+from netflix_assets import sensor_runs, step_threads
 from netflix_assets.definitions import build_definitions
 from netflix_assets.deployments import local_resources
 from netflix_assets.resources.http_source import HttpSourceResource
@@ -52,8 +52,8 @@ class Lakehouse:
 
     def run(self, day: str, asset_selection=None, tags=None) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def("lakehouse_job")
-        return job.execute_in_process(
-            partition_key=day, instance=self.instance, raise_on_error=False, asset_selection=asset_selection, tags=tags
+        return step_threads.execute_in_process(
+            job, partition_key=day, instance=self.instance, asset_selection=asset_selection, tags=tags
         )
 
     def rows(self, table: str, day: str | None = None) -> list[dict]:

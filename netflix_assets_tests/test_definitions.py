@@ -48,9 +48,14 @@ def test_lineage_runs_bronze_to_silver_to_gold():
     assert "raw/netflix_cast" in parents("bronze/netflix_cast")
 
 
-def test_local_deployment_runs_steps_in_process():
+def test_local_deployment_runs_steps_in_threads_of_one_process(monkeypatch):
     # One SparkSession per run: no JVM per step.
-    assert defs.resolve_job_def("lakehouse_job").executor_def.name == dg.in_process_executor.name
+    from netflix_assets.deployments import executor_for
+    from netflix_assets.step_threads import NAME
+
+    assert defs.resolve_job_def("lakehouse_job").executor_def.name == NAME
+    monkeypatch.setenv("NETFLIX_STEP_THREADS", "1")
+    assert executor_for("local").name == dg.in_process_executor.name
 
 
 def test_dagster_definitions_validate_passes_and_starts_no_jvm():

@@ -86,7 +86,10 @@ def test_the_bench_step_profile_covers_every_step_of_the_run_by_layer(lakes):
     assert kinds["other"] == 0 and kinds["raw"] == 1 and kinds["bronze"] == 5  # one pull; five bronze tables
     assert 0 < kinds["checks"] < len(result.get_asset_check_evaluations())  # one step per table, not per check
     stats = pipeline.instance.get_run_stats(result.run_id)
-    assert 0 < sum(steps.values()) <= stats.end_time - stats.start_time
+    from netflix_assets.deployments import local_step_threads
+
+    at_once = local_step_threads()  # steps at once, in threads of the run's process
+    assert 0 < sum(steps.values()) <= at_once * (stats.end_time - stats.start_time)
     table = bench.profile_lines([("bundled full run", steps)])
     assert table[2].startswith(f"| bundled full run | {len(steps)} |")
 

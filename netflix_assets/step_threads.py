@@ -12,6 +12,9 @@ blocking checks done, the same skips after a failure) and sees every event, from
 the steps' threads only run `dagster_event_sequence_for_step` and hand their events over a queue.
 Steps never write the same table (one step per table and its quarantine). Events are stored by the
 thread that makes them, as in Dagster's in-process executor (the instance's storages lock).
+A run terminated from the UI is interrupted in this thread, which ends the run; a step still running
+in another thread is not waited for and ends with the run's process, as in a killed run (every Delta
+commit is atomic and a re-run converges: test_crash_points.py). Termination itself is not tested here.
 
 Dagster has no public API for this: it uses the same internals as its in-process executor
 (`dagster._core.execution`), pinned with the dagster version in pyproject.toml; the toy-graph

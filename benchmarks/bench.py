@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="sizes whose pipeline run also times one new file (K = 10, 100, 1,000 files already in)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--no-warm-runs", dest="warm_runs", action="store_false",
-                        help="skip the whole-run processes against a warm Spark Connect server (~10 min)")
+                        help="skip the whole-run processes against a warm Spark Connect server (~25 min: 3 rounds of 3 modes)")
     args = parser.parse_args(argv)
     sizes = [s for s in args.sizes.split(",") if s]
     curve = [s for s in args.curve.split(",") if s]

@@ -12,9 +12,12 @@ blocking checks done, the same skips after a failure) and sees every event, from
 the steps' threads only run `dagster_event_sequence_for_step` and hand their events over a queue.
 Steps never write the same table (one step per table and its quarantine). Events are stored by the
 thread that makes them, as in Dagster's in-process executor (the instance's storages lock).
-A run terminated from the UI is interrupted in this thread, which ends the run; a step still running
-in another thread is not waited for and ends with the run's process, as in a killed run (every Delta
-commit is atomic and a re-run converges: test_crash_points.py). Termination itself is not tested here.
+A run terminated from the UI (Dagster's signal reaches this thread only: a step's thread cannot be
+interrupted the way the in-process executor interrupts its step) launches no new step, interrupts the
+Spark operations the session is running (`resources.spark.interrupt_operations`), so each running step
+fails within a second or so, and ends CANCELED once they have, or after `TERMINATE_GRACE_S` if one
+is still in plain Python: that thread then ends with the run's process, as in a killed run (every Delta
+commit is atomic and a re-run converges: test_crash_points.py).
 
 Dagster has no public API for this: it uses the same internals as its in-process executor
 (`dagster._core.execution`), pinned with the dagster version in pyproject.toml; the toy-graph
@@ -30,6 +33,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -45,8 +49,15 @@ from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.execution.compute_logs import create_compute_log_file_key
 from dagster._core.executor.base import Executor
 
+from .resources.spark import interrupt_operations
+
 _DONE = object()
 NAME = "step_threads"
+# How long a terminated run waits for its running steps to fail before it ends anyway: a Spark
+# operation fails within about a second of its interruption (test_step_threads.py); a step in plain
+# Python (a lookup pull) cannot be interrupted. Well under the 180 s that run monitoring gives a
+# canceling run before it marks the run canceled itself (deploy/*/dagster.yaml).
+TERMINATE_GRACE_S = 30.0
 
 
 def _pump(key: str, step_context, events: "queue.Queue") -> None:
@@ -65,6 +76,7 @@ def threaded_plan_iterator(
     instance_concurrency_context: Optional[InstanceConcurrencyContext] = None,
     *,
     max_concurrent: int = 2,
+    terminate_grace_s: float = TERMINATE_GRACE_S,
 ) -> Iterator[DagsterEvent]:
     with ExitStack() as stack:
         concurrency = stack.enter_context(InstanceConcurrencyContext(job_context.instance, job_context.dagster_run))
@@ -81,8 +93,21 @@ def threaded_plan_iterator(
             job_context, [s.key for s in execution_plan.get_steps_to_execute_in_topo_order()], log_key, capture)
         events: queue.Queue = queue.Queue()
         running: dict[str, tuple[threading.Thread, object, list]] = {}
-        while not active.is_complete or running:
-            for step in active.get_steps_to_execute(limit=max_concurrent - len(running)):
+        stop_by: Optional[float] = None  # set when the run is terminated
+        while (stop_by is None and not active.is_complete) or running:
+            if stop_by is None and active.check_for_interrupts():
+                stop_by = time.monotonic() + terminate_grace_s
+                active.mark_interrupted()
+                yield DagsterEvent.engine_event(
+                    job_context, f"Run terminated: no new step; interrupting the Spark work of {sorted(running)}",
+                    EngineEventData.interrupted(sorted(running)))
+                interrupt_operations()
+            if stop_by is not None and time.monotonic() > stop_by:
+                yield DagsterEvent.engine_event(
+                    job_context, f"Steps {sorted(running)} still running {terminate_grace_s:.0f} s after the "
+                    "termination: they end with this process", EngineEventData.interrupted(sorted(running)))
+                break
+            for step in active.get_steps_to_execute(limit=max_concurrent - len(running)) if stop_by is None else ():
                 step_context = job_context.for_step(step, active.get_known_state())
                 thread = threading.Thread(target=_pump, args=(step.key, step_context, events),
                                           name=f"step {step.key}", daemon=True)
@@ -112,6 +137,8 @@ def threaded_plan_iterator(
                 step_events.append(item)
                 yield item
                 active.handle_event(item)
+        if stop_by is not None:
+            raise dg.DagsterExecutionInterruptedError()
 
 
 class StepThreadsExecutor(Executor):
@@ -131,7 +158,8 @@ class StepThreadsExecutor(Executor):
         )
 
         def iterator(job_context, execution_plan):
-            return threaded_plan_iterator(job_context, execution_plan, max_concurrent=self.max_concurrent)
+            return threaded_plan_iterator(job_context, execution_plan, max_concurrent=self.max_concurrent,
+                                          terminate_grace_s=TERMINATE_GRACE_S)
 
         yield from iter(
             ExecuteRunWithPlanIterable(

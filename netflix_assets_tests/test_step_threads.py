@@ -1,15 +1,21 @@
 """The step_threads executor (`netflix_assets/step_threads.py`) on toy graphs, no Spark: ready steps run
 at once, a failed blocking check still stops what is below it, a failed step fails the run after the
-steps running beside it have ended. The end-to-end tests run the graph on it (`lakehouse.Lakehouse.run`
+steps running beside it have ended, a terminated run (Dagster's SIGINT, as the UI's Terminate sends it)
+interrupts its running steps' Spark work and ends CANCELED without waiting on a step that does not end.
+The end-to-end tests run the graph on it (`lakehouse.Lakehouse.run`
 and `sensor_runs.launch`, the crash points' killed runs), and test_table_digests.py compares the bundled
 run's tables with the checked-in digests."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import dagster as dg
 
+from netflix_assets import step_threads
 from netflix_assets.step_threads import execute_in_process, step_threads_executor
 
 BARRIER = threading.Barrier(2, timeout=20)
@@ -97,3 +103,108 @@ def _blocked_job() -> dg.JobDefinition:
 
 def _broken_job() -> dg.JobDefinition:
     return _job(broken, alone)
+
+
+# ------------------------------------------------------------------ termination
+
+STARTED = threading.Barrier(3, timeout=20)  # the two running steps and the terminating thread
+INTERRUPTED = threading.Event()  # what interrupting the session's Spark work does to `spark_like`
+RELEASE = threading.Event()  # `stuck` ignores the interruption (plain Python) until the test ends
+
+
+@dg.asset
+def spark_like() -> int:
+    STARTED.wait()
+    if INTERRUPTED.wait(60):
+        raise RuntimeError("OPERATION_CANCELED")  # what a Spark call raises when interrupted
+    return 1
+
+
+@dg.asset
+def stuck() -> int:
+    STARTED.wait()
+    RELEASE.wait(60)
+    return 2
+
+
+@dg.asset
+def waiting() -> int:  # ready from the start, but both threads are taken
+    return 3
+
+
+@dg.asset
+def downstream(spark_like: int, stuck: int) -> int:
+    return spark_like + stuck
+
+
+def _terminate_when_started(instance: dg.DagsterInstance) -> threading.Thread:
+    """What the UI's Terminate does to a run in its own process (DefaultRunLauncher.terminate, then the
+    code server's `send_interrupt`): the run marked CANCELING, then SIGINT to the run's process."""
+    def terminate():
+        STARTED.wait()
+        (run,) = instance.get_runs()
+        instance.report_run_canceling(run)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=terminate, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_terminated_run_interrupts_its_steps_spark_work_and_ends_canceled_without_waiting_on_the_rest(monkeypatch):
+    for event in (INTERRUPTED, RELEASE):
+        event.clear()
+    STARTED.reset()
+    interrupts = []
+    monkeypatch.setattr(step_threads, "interrupt_operations", lambda: interrupts.append(1) or INTERRUPTED.set())
+    monkeypatch.setattr(step_threads, "TERMINATE_GRACE_S", 1.0)
+    try:
+        with dg.instance_for_test() as instance:
+            _terminate_when_started(instance)
+            t0 = time.monotonic()
+            result = dg.execute_job(dg.reconstructable(_terminated_job), instance, raise_on_error=False)
+            seconds = time.monotonic() - t0
+            status = instance.get_run_by_id(result.run_id).status
+            events = [(e.step_key, e.event_type) for e in result.all_events]
+            messages = [e.message or "" for e in result.all_events]
+    finally:
+        RELEASE.set()
+    assert status == dg.DagsterRunStatus.CANCELED
+    assert interrupts == [1]
+    assert ("spark_like", dg.DagsterEventType.STEP_FAILURE) in events, "its interrupted Spark call failed the step"
+    assert not any(key == "stuck" and kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
+                   for key, kind in events), "not waited for past the grace"
+    assert any("['stuck'] still running" in m for m in messages)
+    started = {key for key, kind in events if kind == dg.DagsterEventType.STEP_START}
+    assert started == {"spark_like", "stuck"}, "nothing new starts after the termination"
+    assert seconds < 20, "ended after the grace, not after `stuck`'s 60 s"
+
+
+def test_interrupting_the_session_fails_a_spark_query_running_in_a_step_thread(spark):
+    """`interrupt_operations` on the suite's session: a long query in another thread ends with an error."""
+    from netflix_assets.resources.spark import interrupt_operations
+
+    outcome: list = []
+
+    def long_query():
+        try:
+            spark.range(0, 10**11, numPartitions=2).selectExpr("sum(id * 7 % 13)").collect()
+            outcome.append("finished")
+        except Exception as err:  # noqa: BLE001
+            outcome.append(err)
+
+    thread = threading.Thread(target=long_query, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    interrupted: list[str] = []
+    while not interrupted and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.5)
+        interrupted = interrupt_operations()  # empty until the query has started
+    thread.join(30)
+    assert interrupted, "the running query was found"
+    assert not thread.is_alive() and outcome and isinstance(outcome[0], Exception), outcome
+    assert spark.range(3).count() == 3, "the session still answers"
+
+
+def _terminated_job() -> dg.JobDefinition:
+    return _job(spark_like, stuck, waiting, downstream)

@@ -241,6 +241,28 @@ def get_or_create_session(
         return session
 
 
+def interrupt_operations() -> list[str]:
+    """Interrupt every Spark operation this process's sessions are running (a terminated run: its steps'
+    threads cannot be interrupted, their Spark calls can, and then fail). Starts nothing: without a
+    session (Spark never used, or pyspark not imported) there is nothing to interrupt."""
+    if "pyspark" not in sys.modules:
+        return []
+    from pyspark.sql import SparkSession
+
+    sessions = list(_REMOTE.values())
+    # A classic session is active per thread, and the run's first step (in another thread) made it.
+    for candidate in (SparkSession.getActiveSession(), getattr(SparkSession, "_instantiatedSession", None)):
+        if candidate is not None and all(candidate is not s for s in sessions):
+            sessions.append(candidate)
+    interrupted: list[str] = []
+    for session in sessions:
+        try:
+            interrupted += session.interruptAll()
+        except Exception as err:  # noqa: BLE001 - a session already gone has nothing running
+            dg.get_dagster_logger().warning(f"Spark: could not interrupt the session's operations ({err})")
+    return interrupted
+
+
 # What a local JVM prints on start that tells a user nothing (pyspark 4.2.0, Java 17; 5 lines
 # on every start, and ~190 lines of Ivy's resolution on a machine's first start).
 JVM_NOISE = (

@@ -1,7 +1,7 @@
 """How much of the machine one run of the graph leaves idle: whole runs on one warm session, two
 one after the other against two at once (each in its own thread, on its own lake).
 
-    python -m benchmarks.concurrent_runs [--rounds 3] [--step-threads]
+    python -m benchmarks.concurrent_runs [--rounds 3] [--step-threads | --threads 2,3,4]
 
 Each round builds four lakes of the bundled data (today's partition, `lakehouse_job`, every asset
 and check), runs two of them one after the other and the other two at once, all on the one
@@ -12,6 +12,8 @@ a run's steps leave cores idle, and running a run's independent steps at once wo
 With `--step-threads`, each round runs two lakes instead, one with its steps one at a time (Dagster's
 `execute_in_process`) and one on the local executor, `NETFLIX_STEP_THREADS` ready steps at once in
 threads (`step_threads.execute_in_process`), in alternating order, on the one session.
+With `--threads 2,3,4`, each round runs one lake per count, each on the local executor with that many
+steps at once (`NETFLIX_STEP_THREADS`), the order reversed every other round.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lookups", type=Path, default=TUTORIAL)
     parser.add_argument("--step-threads", action="store_true", help="one run one step at a time against one in threads")
+    parser.add_argument("--threads", type=lambda v: [int(n) for n in v.split(",")], default=None,
+                        help="one run per count of steps at once (NETFLIX_STEP_THREADS), e.g. 2,3,4")
     args = parser.parse_args(argv)
 
     from netflix_assets import step_threads
@@ -50,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     day = dt.datetime.now(dt.timezone.utc).date().isoformat()
     http = HttpSourceResource(base_url=args.lookups.resolve().as_uri())
 
-    def new_lake() -> tuple[dg.JobDefinition, dg.DagsterInstance]:
+    def new_lake(threads: int | None = None) -> tuple[dg.JobDefinition, dg.DagsterInstance]:
+        if threads is not None:  # read when the definitions are built (deployments.executor_for)
+            os.environ["NETFLIX_STEP_THREADS"] = str(threads)
         lake = Path(tempfile.mkdtemp(dir=scratch))
         landing = LandingZoneResource(uri=str(lake / "raw" / "netflix_titles"), settle_seconds=0)
         landing.put_file(str(args.lookups / "netflix_titles.csv"), "netflix_titles.csv")
@@ -79,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         for round_ in range(args.rounds):
+            if args.threads:
+                order = args.threads if round_ % 2 == 0 else args.threads[::-1]
+                runs = {f"threads_{n}": one_run(new_lake(n), True) for n in order}
+                print(json.dumps({"round": round_, "order": order, **runs}), flush=True)
+                continue
             if args.step_threads:
                 order = (False, True) if round_ % 2 == 0 else (True, False)
                 runs = {("threads" if t else "one_at_a_time"): one_run(new_lake(), t) for t in order}

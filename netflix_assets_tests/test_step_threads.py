@@ -167,6 +167,10 @@ def test_a_terminated_run_interrupts_its_steps_spark_work_and_ends_canceled_with
             status = instance.get_run_by_id(result.run_id).status
             events = [(e.step_key, e.event_type) for e in result.all_events]
             messages = [e.message or "" for e in result.all_events]
+            RELEASE.set()  # `stuck` ends and logs to the instance, which must still be there
+            for thread in threading.enumerate():
+                if thread.name == "step stuck":
+                    thread.join(10)
     finally:
         RELEASE.set()
     assert status == dg.DagsterRunStatus.CANCELED

@@ -364,6 +364,34 @@ def test_a_real_browser_shows_lineage_checks_and_sensor_runs(walked):
         assert shot.stat().st_size > 20_000, f"{shot} looks empty"
 
 
+def test_terminate_stops_a_run_whose_steps_run_in_threads(dagster_dev, walked):
+    """The UI's Terminate on a running run (GraphQL `terminateRun`, as the button): no step starts
+    after it, the run ends CANCELED through the executor's own path (step_threads.py), not a kill."""
+    client, _, log, _ = dagster_dev
+    day = (clock.today() - dt.timedelta(days=2)).isoformat()
+    selection = [{"path": [layer, table]} for table in LOOKUPS for layer in ("raw", "bronze")]
+    run_id = client.launch("lakehouse_job", selection, day)
+    stats = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status stepStats { stepKey status } } } }"
+    deadline = time.monotonic() + 300
+    while not any(s["status"] == "IN_PROGRESS" for s in client.gql(stats, id=run_id)["runOrError"]["stepStats"]):
+        assert time.monotonic() < deadline, f"no step of the run started in 300 s; see {log}"
+        time.sleep(0.2)
+    terminated = client.gql(
+        """mutation($id: String!) { terminateRun(runId: $id) { __typename
+             ... on TerminateRunFailure { message } ... on PythonError { message } } }""", id=run_id)["terminateRun"]
+    assert terminated["__typename"] == "TerminateRunSuccess", terminated
+    stop = time.monotonic()
+    assert client.wait_for_run(run_id, timeout=120) == "CANCELED", f"see {log}"
+    assert time.monotonic() - stop < 60
+    events = client.gql(
+        """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events { __typename
+             ... on MessageEvent { message } } } } }""", id=run_id)["logsForRun"]["events"]
+    kinds = [e["__typename"] for e in events]
+    [at] = [i for i, e in enumerate(events) if (e.get("message") or "").startswith("Run terminated: no new step")]
+    assert "ExecutionStepStartEvent" not in kinds[at:], kinds[at:]
+    assert "ExecutionStepStartEvent" in kinds[:at] and "RunCanceledEvent" in kinds[at:], kinds
+
+
 def _session(leader: subprocess.Popen) -> list[str]:
     """Every live process of the session `leader` heads (`make dev` and all it started)."""
     leader.poll()  # reap make itself once it has exited

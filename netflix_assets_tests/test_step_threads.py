@@ -184,18 +184,20 @@ def test_a_terminated_run_interrupts_its_steps_spark_work_and_ends_canceled_with
     assert seconds < 20, "ended after the grace, not after `stuck`'s 60 s"
 
 
-def test_interrupting_the_session_fails_a_spark_query_running_in_a_step_thread(spark):
-    """`interrupt_operations` on the suite's session: a long query in another thread ends with an error."""
+def interrupt_a_long_query(session) -> dict:
+    """A query of minutes in another thread, then `interrupt_operations` until it has found it: what
+    the query ended with, and whether the session still answers. Also run on Spark Connect
+    (resources/test_spark_connect.py)."""
     from netflix_assets.resources.spark import interrupt_operations
 
     outcome: list = []
 
     def long_query():
         try:
-            spark.range(0, 10**11, numPartitions=2).selectExpr("sum(id * 7 % 13)").collect()
+            session.range(0, 10**11, numPartitions=2).selectExpr("sum(id * 7 % 13)").collect()
             outcome.append("finished")
         except Exception as err:  # noqa: BLE001
-            outcome.append(err)
+            outcome.append(type(err).__name__)
 
     thread = threading.Thread(target=long_query, daemon=True)
     thread.start()
@@ -205,9 +207,19 @@ def test_interrupting_the_session_fails_a_spark_query_running_in_a_step_thread(s
         time.sleep(0.5)
         interrupted = interrupt_operations()  # empty until the query has started
     thread.join(30)
-    assert interrupted, "the running query was found"
-    assert not thread.is_alive() and outcome and isinstance(outcome[0], Exception), outcome
-    assert spark.range(3).count() == 3, "the session still answers"
+    return {"interrupted": len(interrupted), "ended": not thread.is_alive(), "outcome": outcome,
+            "answers_after": session.range(3).count() == 3}
+
+
+def assert_interrupted(result: dict) -> None:
+    assert result["interrupted"] >= 1 and result["ended"], result
+    assert result["outcome"] and result["outcome"][0] != "finished", result
+    assert result["answers_after"], result
+
+
+def test_interrupting_the_session_fails_a_spark_query_running_in_a_step_thread(spark):
+    """`interrupt_operations` on the suite's classic session: a long query in another thread ends with an error."""
+    assert_interrupted(interrupt_a_long_query(spark))
 
 
 def _terminated_job() -> dg.JobDefinition:

@@ -1,7 +1,8 @@
 """The same code on Spark Connect (what Databricks serverless and `make dev`'s warm server speak):
 the whole graph run on the bundled data through a local Spark Connect server equals the classic
-session's run, table for table and row for row, with the same check results; a remote that is
-not there, or is not Spark Connect, costs the run a warning, not its success.
+session's run, table for table and row for row, with the same check results, and a terminated run's
+interruption ends a query of the client's; a remote that is not there, or is not Spark Connect, costs
+the run a warning, not its success.
 
 The Connect run is a child process: a process that has made a Connect session is in Connect
 mode for good (pyspark switches `pyspark.sql.functions` to Connect), and the suite's own runs
@@ -22,6 +23,7 @@ from netflix_assets.resources.spark import REMOTE_ENV, SparkResource
 
 from netflix_assets_tests.conftest import TUTORIAL_DIR
 from netflix_assets_tests.lakehouse import Lakehouse, check_results, unexpected_failures
+from netflix_assets_tests.test_step_threads import assert_interrupted, interrupt_a_long_query
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +39,7 @@ def _main(spec: str) -> None:
         "session": type(session).__module__,
         "failures": unexpected_failures(result),
         "checks": check_results(result),
+        "interrupt": interrupt_a_long_query(session),  # what a terminated run does (step_threads.py)
     }))
 
 
@@ -52,6 +55,7 @@ def test_the_graph_on_spark_connect_equals_the_classic_run(tutorial_lake, lookup
     assert out["session"].startswith("pyspark.sql.connect"), out["session"]
     assert out["failures"] == [], out["failures"]
     assert out["checks"] == check_results(tutorial_lake.result)
+    assert_interrupted(out["interrupt"])
 
     connect = Lakehouse.create(root, lookup_server)
     classic = tutorial_lake.lake

@@ -215,6 +215,7 @@ SHARED_LAKE_MODULES = {
     "netflix_assets_tests.resources.test_spark_connect",
     "netflix_assets_tests.serving.test_serving",
     "netflix_assets_tests.test_table_digests",
+    "netflix_assets_tests.transforms.test_maintain",
 }
 SPLIT_BY_PARAMETER = {"netflix_assets_tests.test_ingestion_scenario", "netflix_assets_tests.bronze.test_poison_files"}
 # The longest groups start first, so the two workers end together (seconds in a CI run on 2 cores,

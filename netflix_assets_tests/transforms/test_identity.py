@@ -158,3 +158,36 @@ def test_the_normalised_title(spark):
     frame = spark.createDataFrame([(t,) for t, _ in NORMALISED], "t string")
     got = {r["t"]: r["n"] for r in frame.select("t", ident.normalised(F.col("t")).alias("n")).collect()}
     assert got == dict(NORMALISED)
+
+
+@pytest.mark.xfail(strict=True, reason="Spark 4.2 returns wrong rows for candidate_pairs' plan on file-read inputs "
+                   "with exchange reuse on (right with spark.sql.exchange.reuse=false or in-memory inputs); not fixed yet")
+def test_every_candidate_pair_is_one_row_with_its_smaller_cast_when_the_titles_are_read_from_files(spark, tmp_path):
+    """Crowded blocks whose people recur across titles, read back from Parquet as gold is from Delta.
+    Found by the maintenance property test: a synthetic catalogue gave 309 rows for 120 pairs (pairs
+    repeated with either side's credit count); the bundled titles read from Delta gave the right 6,198.
+    Rewriting the credits join (one join with both ends of each pair) fixed the count but not every
+    smaller_cast, so the cause is not that join alone."""
+    import random
+    from collections import Counter
+
+    rng = random.Random(7)
+    names, people = [f"name {i}" for i in range(25)], [f"person {i}" for i in range(40)]
+    titles = [title(f"t{i}", rng.choice(("tutorial", "kaggle")), rng.choice(names), 2000,
+                    type_=rng.choice(("Movie", "TV Show")), line=i) for i in range(150)]
+    cast = [(t[0], p) for t in titles for p in rng.sample(people, rng.randint(0, 3))]
+    directors = [(t[0], p) for t in titles for p in rng.sample(people[:10], rng.randint(0, 3))]
+    lookup = "show_id string, {} string, ingest_date date"
+    frames = {"titles": (titles, TITLES), "cast": ([(s, n, DAY) for s, n in cast], lookup.format("cast_name")),
+              "directors": ([(s, n, DAY) for s, n in directors], lookup.format("director_name"))}
+    for name, (rows, schema) in frames.items():
+        spark.createDataFrame(rows, schema).write.parquet(str(tmp_path / name))
+    read = {name: spark.read.parquet(str(tmp_path / name)) for name in frames}
+    pairs = ident.candidate_pairs(read["titles"], read["cast"], read["directors"]).collect()
+    credits = Counter(s for s, _ in set(cast) | set(directors))
+    fmt = {t[0]: t[1] for t in titles}
+    expected = {(a[0], b[0]) for a in titles for b in titles
+                if (fmt[a[0]], fmt[b[0]]) == ("kaggle", "tutorial") and a[2:4] == b[2:4]}
+    assert sorted((r["a_show_id"], r["b_show_id"]) for r in pairs) == sorted(expected)
+    assert [(r["a_show_id"], r["b_show_id"], r["smaller_cast"]) for r in pairs
+            if r["smaller_cast"] != min(credits[r["a_show_id"]], credits[r["b_show_id"]])] == []

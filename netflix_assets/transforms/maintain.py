@@ -1,0 +1,359 @@
+"""The gold model maintained from changes: each table of the model (but the history, which
+`transforms/history.py` advances) updated from the rows its inputs lost and gained since it was
+last written, as a change data feed gives them (pre- and post-images), by replacing exactly the
+rows those changes can affect, as Databricks' incremental refresh of a materialized view does.
+
+Each rule in `RULES` takes its inputs' changes and the inputs as they are now, and returns a
+`Replacement` per output table: its new rows where a SQL predicate holds (a Delta `replaceWhere`:
+the rows it replaces are the rows it deletes, so applying a replacement also yields the table's own
+change for the rules downstream). Why each affected set is exact, given the rebuild (`build`, the
+same rules the assets apply):
+
+- Title identity is decided within a block: a candidate pair has the same `type` and normalised
+  title, and a pair's `rivals` are counted over pairs of the same block. A show_id whose title or
+  credits changed can change the identity of every title in its block before and after the change
+  (it may move to another block), and of no other. So the recomputed show_ids `S` are the changed
+  ones and every title of a block one of them was or is in; their rows of `title_source_ids` and
+  `title_match_review` are recomputed from their rows alone (a pair is in one block: both its
+  show_ids are in `S` or neither is).
+- `dim_title` and `fact_title_added` have a row per title_key, made of its representative's titles
+  row: the title_keys of the changed `title_source_ids` rows (before and after) and the current
+  title_key of every show_id whose titles row changed. The bridges are per show_id: the show_ids of
+  their lookup's and of `title_source_ids`' changes.
+- `dim_person`, `dim_country`, `dim_genre` hold the distinct values of every lookup row: a value a
+  change names is recomputed from the rows that name it now. `dim_date` is one aggregate over every
+  title (the date_added range): rebuilt whenever titles change.
+- KPIs are aggregates per group: the groups a changed row of their inputs was or is in are recounted
+  from the inputs filtered to those groups (months, decades, ratings, countries, genres, people);
+  a changed fact row also moves the countries, genres and people its title's bridge rows name now.
+  Rankings and shares span every group, so `kpi_top_countries`, `kpi_top_people` and
+  `kpi_rating_mix` keep their other groups' stored counts, rank (or share) the whole table again
+  and replace it whole; it is small next to what it counts (one row per person at most).
+
+Keys and values of a change are collected to the driver (a predicate is a literal list): a caller
+rebuilds instead when a change is larger than the rebuild's break-even. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from functools import reduce
+from typing import Callable, Iterable, Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from . import dimensional as d
+from . import identity as ident
+from . import kpis as k
+
+WHOLE = "TRUE"  # the predicate of a table replaced whole (its partition)
+SNAPSHOT = ("titles", "cast", "directors", "countries", "category")
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """The rows a table lost (pre-images, deletes) and gained (post-images, inserts). A row
+    rewritten unchanged may appear in both: it costs work, never correctness."""
+
+    removed: DataFrame
+    added: DataFrame
+
+
+@dataclasses.dataclass(frozen=True)
+class Replacement:
+    """A table's new rows where `where` holds (SQL), and nothing else changes."""
+
+    rows: DataFrame
+    where: str
+
+    def applied_to(self, table: DataFrame) -> DataFrame:
+        """The table with the replacement applied, as Delta's replaceWhere commits it."""
+        if self.where == WHOLE:
+            return self.rows
+        return table.where(F.expr(f"NOT coalesce({self.where}, false)")).unionByName(self.rows)
+
+    def change(self, table: DataFrame) -> Change:
+        """The change applying it makes to `table` (what the table's change data feed reports)."""
+        return Change(table if self.where == WHOLE else table.where(F.expr(self.where)), self.rows)
+
+
+Changes = Mapping[str, Change]
+Tables = Mapping[str, DataFrame]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """How `outputs` follow `inputs`: `maintain(changes of inputs, tables now) -> {output: Replacement}`
+    (`tables` holds the inputs as they are now and the outputs as stored)."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    maintain: Callable[[Changes, Tables], dict[str, Replacement]]
+
+
+# -------------------------------------------------------------- the rebuild (what the assets compute)
+
+
+def build(titles: DataFrame, cast: DataFrame, directors: DataFrame, countries: DataFrame, category: DataFrame,
+          keep: Callable[[DataFrame], DataFrame] = lambda df: df) -> dict[str, DataFrame]:
+    """Every table of the gold model (but the history) from the gold snapshot: the assets' rules.
+    `keep` holds what most tables read (the scored pairs, the title identity), e.g. persisted."""
+    pairs = keep(ident.scored_pairs(titles, cast, directors))
+    ids = keep(ident.source_ids(titles, pairs))
+    bridges = {"person": d.bridge_title_person(cast, directors, ids),
+               "country": d.bridge_title_value(countries, "country", "country", ids),
+               "genre": d.bridge_title_value(category, "category", "genre", ids)}
+    dims = {"person": d.dim_person(cast, directors), "country": d.dim_value(countries, "country", "country"),
+            "genre": d.dim_value(category, "category", "genre")}
+    fact, dim_title = d.fact_title_added(titles, ids), d.dim_title(titles, ids)
+    return {
+        "title_source_ids": ids, "title_match_review": ident.review(pairs), "dim_title": dim_title,
+        **{f"dim_{name}": df for name, df in dims.items()}, "dim_date": d.dim_date(titles),
+        **{f"bridge_title_{name}": df for name, df in bridges.items()}, "fact_title_added": fact,
+        "kpi_titles_added_by_month": k.kpi_titles_added_by_month(fact),
+        "kpi_top_countries": k.kpi_top_countries(bridges["country"], dims["country"], fact),
+        "kpi_genre_by_year": k.kpi_genre_by_year(bridges["genre"], dims["genre"], fact),
+        "kpi_rating_mix": k.kpi_rating_mix(dim_title),
+        "kpi_top_people": k.kpi_top_people(bridges["person"], dims["person"], fact),
+        "kpi_movie_minutes_by_decade": k.kpi_movie_minutes_by_decade(fact),
+    }
+
+
+# -------------------------------------------------------------- helpers
+
+
+def _sql_literal(value) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return f"DATE'{value.isoformat()}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_in(column: str, values: Iterable) -> str:
+    """SQL: `column` is one of `values` (a None among them matches a null)."""
+    values = set(values)
+    present = sorted((v for v in values if v is not None), key=repr)
+    terms = [f"{column} IN ({', '.join(_sql_literal(v) for v in present)})"] if present else []
+    terms += [f"{column} IS NULL"] if None in values else []
+    return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+
+def _in(column: "str | Column", values: Sequence) -> Column:
+    """`is_in` as a Column, never null."""
+    col = F.col(column) if isinstance(column, str) else column
+    present = [v for v in values if v is not None]
+    match = col.isin(present) if present else F.lit(False)
+    return F.coalesce(match | col.isNull() if None in values else match, F.lit(False))
+
+
+def _values(frames: Iterable[DataFrame], column: "str | Column") -> list:
+    """The distinct values of `column` over `frames` (one Spark job)."""
+    col = F.col(column) if isinstance(column, str) else column
+    frames = list(frames)
+    if not frames:
+        return []
+    union = reduce(DataFrame.unionByName, [df.select(col.alias("v")) for df in frames])
+    return sorted((r[0] for r in union.distinct().collect()), key=lambda v: (v is None, repr(v)))
+
+
+def _of(df: DataFrame, show_ids: Sequence[str]) -> DataFrame:
+    return df.where(F.col("show_id").isin(list(show_ids)))
+
+
+def _changed(changes: Changes, name: str) -> list[DataFrame]:
+    change = changes.get(name)
+    return [] if change is None else [change.removed, change.added]
+
+
+def _show_ids(changes: Changes, *names: str) -> list[str]:
+    return [v for v in _values([df for name in names for df in _changed(changes, name)], "show_id") if v is not None]
+
+
+# -------------------------------------------------------------- the rules
+
+
+def _blocks(titles: DataFrame) -> DataFrame:
+    return titles.select("show_id", "type", ident.normalised(F.col("title")).alias("norm_title"))
+
+
+def _identity(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    changed = _show_ids(changes, "titles", "cast", "directors")
+    if not changed:
+        return {}
+    blocks = [_blocks(df) for df in _changed(changes, "titles")] + [_blocks(_of(t["titles"], changed))]
+    same_block = _blocks(t["titles"]).join(reduce(DataFrame.unionByName, blocks).drop("show_id"),
+                                           ["type", "norm_title"], "left_semi")
+    s_ids = sorted(set(changed) | set(_values([same_block], "show_id")))
+    titles, cast, directors = (_of(t[name], s_ids) for name in ("titles", "cast", "directors"))
+    pairs = ident.scored_pairs(titles, cast, directors)
+    on_s = is_in("show_id", s_ids)
+    return {"title_source_ids": Replacement(ident.source_ids(titles, pairs), on_s),
+            "title_match_review": Replacement(ident.review(pairs), on_s)}
+
+
+def _per_title(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    ids = t["title_source_ids"]
+    moved = _changed(changes, "title_source_ids") + [_of(ids, _show_ids(changes, "titles"))]
+    keys = [v for v in _values(moved, "title_key") if v is not None]
+    if not keys:
+        return {}
+    on_keys, keyed = is_in("title_key", keys), ids.where(F.col("title_key").isin(keys))
+    return {"dim_title": Replacement(d.dim_title(t["titles"], keyed), on_keys),
+            "fact_title_added": Replacement(d.fact_title_added(t["titles"], keyed), on_keys)}
+
+
+def _bridge(output: str, lookups: Mapping[str, str], value: str) -> Rule:
+    """A bridge (per show_id) from its lookups {lookup: value column} and the title identity."""
+    def maintain(changes: Changes, t: Tables) -> dict[str, Replacement]:
+        show_ids = _show_ids(changes, *lookups, "title_source_ids")
+        if not show_ids:
+            return {}
+        ids = _of(t["title_source_ids"], show_ids)
+        rows = [_of(t[name], show_ids) for name in lookups]
+        if value == "person":
+            bridge = d.bridge_title_person(*rows, ids)
+        else:
+            (name, column), = lookups.items()
+            bridge = d.bridge_title_value(rows[0], column, value, ids)
+        return {output: Replacement(bridge, is_in("show_id", show_ids))}
+
+    return Rule((*lookups, "title_source_ids"), (output,), maintain)
+
+
+def _dimension(output: str, lookups: Mapping[str, str], value: str) -> Rule:
+    """A dimension of the distinct values of its lookups {lookup: value column}."""
+    def maintain(changes: Changes, t: Tables) -> dict[str, Replacement]:
+        named = [df.select(F.col(column).alias(value)) for name, column in lookups.items() for df in _changed(changes, name)]
+        values = [v for v in _values(named, value) if v is not None]
+        if not values:
+            return {}
+        rows = [t[name].where(F.col(column).isin(values)) for name, column in lookups.items()]
+        dim = d.dim_person(*rows) if value == "name" else d.dim_value(rows[0], next(iter(lookups.values())), value)
+        return {output: Replacement(dim, is_in(value, values))}
+
+    return Rule(tuple(lookups), (output,), maintain)
+
+
+def _dim_date(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    return {"dim_date": Replacement(d.dim_date(t["titles"]), WHOLE)} if "titles" in changes else {}
+
+
+def _month(fact: DataFrame) -> DataFrame:
+    return k.added(fact).select(F.trunc("date_added", "month").alias("month"))
+
+
+def _decade() -> Column:
+    return (F.floor(F.col("release_year") / 10) * 10).cast("int")
+
+
+def _by_month(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    months = _values([_month(df) for df in _changed(changes, "fact_title_added")], "month")
+    if not months:
+        return {}
+    fact = t["fact_title_added"].where(F.trunc("date_added", "month").isin(months))
+    return {"kpi_titles_added_by_month": Replacement(k.kpi_titles_added_by_month(fact), is_in("month", months))}
+
+
+def _by_decade(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    decades = [v for v in _values(_changed(changes, "fact_title_added"), _decade()) if v is not None]
+    if not decades:
+        return {}
+    fact = t["fact_title_added"].where(_decade().isin(decades))
+    return {"kpi_movie_minutes_by_decade": Replacement(k.kpi_movie_minutes_by_decade(fact),
+                                                       is_in("release_decade", decades))}
+
+
+def _regrouped(stored: DataFrame, recounted: DataFrame, affected: Column, derived: str, then) -> DataFrame:
+    """A KPI whose `derived` column spans groups: the stored counts of the groups not `affected`,
+    the recounted affected ones, ranked or shared again by `then`."""
+    kept = stored.drop(derived).where(~F.coalesce(affected, F.lit(False)))
+    return then(kept.unionByName(recounted.drop(derived)))
+
+
+def _rating_mix(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    ratings = _values(_changed(changes, "dim_title"), "rating")
+    if not ratings:
+        return {}
+    recounted = k.kpi_rating_mix(t["dim_title"].where(_in("rating", ratings)))
+    share = F.col("titles") / F.sum("titles").over(Window.partitionBy("ingest_date", "type"))
+    mix = _regrouped(t["kpi_rating_mix"], recounted, _in("rating", ratings), "share",
+                     lambda df: df.withColumn("share", share))
+    return {"kpi_rating_mix": Replacement(mix, WHOLE)}
+
+
+def _group_keys(changes: Changes, t: Tables, bridge: str, dim: str, key: str) -> list:
+    """The keys (country, genre, person) whose titles a change may recount: named by a changed
+    bridge or dimension row, or by a bridge row of a title whose fact row changed."""
+    moved = _changed(changes, bridge) + _changed(changes, dim)
+    facts = _show_ids(changes, "fact_title_added")
+    moved += [_of(t[bridge], facts)] if facts else []
+    return [v for v in _values(moved, key) if v is not None]
+
+
+def _ranked(output: str, bridge: str, dim: str, key: str, name: str, count, within: Sequence[str]) -> Rule:
+    def maintain(changes: Changes, t: Tables) -> dict[str, Replacement]:
+        keys = _group_keys(changes, t, bridge, dim, key)
+        if not keys:
+            return {}
+        of_keys = [t[table].where(F.col(key).isin(keys)) for table in (bridge, dim)]
+        ranking = Window.partitionBy("ingest_date", *within).orderBy(F.col("titles").desc())
+        rows = _regrouped(t[output], count(*of_keys, t["fact_title_added"]), d.surrogate_key(F.col(name)).isin(keys),
+                          "rank", lambda df: df.withColumn("rank", F.rank().over(ranking)))
+        return {output: Replacement(rows, WHOLE)}
+
+    return Rule((bridge, dim, "fact_title_added"), (output,), maintain)
+
+
+def _genre_by_year(changes: Changes, t: Tables) -> dict[str, Replacement]:
+    keys = _group_keys(changes, t, "bridge_title_genre", "dim_genre", "genre_key")
+    if not keys:
+        return {}
+    bridge, dim = (t[table].where(F.col("genre_key").isin(keys)) for table in ("bridge_title_genre", "dim_genre"))
+    rows = k.kpi_genre_by_year(bridge, dim, t["fact_title_added"])
+    genres = _values([rows, t["kpi_genre_by_year"].where(d.surrogate_key(F.col("genre")).isin(keys))], "genre")
+    return {"kpi_genre_by_year": Replacement(rows, is_in("genre", genres))}
+
+
+LISTS = {"country": ("countries", "country"), "genre": ("category", "category")}
+
+RULES: tuple[Rule, ...] = (
+    Rule(("titles", "cast", "directors"), ("title_source_ids", "title_match_review"), _identity),
+    Rule(("titles", "title_source_ids"), ("dim_title", "fact_title_added"), _per_title),
+    _dimension("dim_person", {"cast": "cast_name", "directors": "director_name"}, "name"),
+    *[_dimension(f"dim_{value}", {lookup: column}, value) for value, (lookup, column) in LISTS.items()],
+    Rule(("titles",), ("dim_date",), _dim_date),
+    _bridge("bridge_title_person", {"cast": "cast_name", "directors": "director_name"}, "person"),
+    *[_bridge(f"bridge_title_{value}", {lookup: column}, value) for value, (lookup, column) in LISTS.items()],
+    Rule(("fact_title_added",), ("kpi_titles_added_by_month",), _by_month),
+    Rule(("fact_title_added",), ("kpi_movie_minutes_by_decade",), _by_decade),
+    Rule(("dim_title",), ("kpi_rating_mix",), _rating_mix),
+    _ranked("kpi_top_countries", "bridge_title_country", "dim_country", "country_key", "country",
+            k.kpi_top_countries, ()),
+    _ranked("kpi_top_people", "bridge_title_person", "dim_person", "person_key", "name", k.kpi_top_people, ("role",)),
+    Rule(("bridge_title_genre", "dim_genre", "fact_title_added"), ("kpi_genre_by_year",), _genre_by_year),
+)
+
+
+Store = Callable[[str, Replacement, DataFrame], "tuple[DataFrame, Change]"]
+
+
+def in_memory(name: str, replacement: Replacement, table: DataFrame) -> "tuple[DataFrame, Change]":
+    """A replacement applied to a DataFrame: the table as it is then, and its change."""
+    return replacement.applied_to(table), replacement.change(table)
+
+
+def maintain_all(tables: Tables, changes: Changes, store: Store = in_memory) -> tuple[dict[str, DataFrame], dict[str, Change]]:
+    """Every rule in order, each seeing its inputs' changes: the tables and every table's change.
+    `store(table name, replacement, table as stored)` keeps a replacement (a test applies it in
+    memory; a Delta write commits it, and its change data feed is its change)."""
+    tables, changes = dict(tables), dict(changes)
+    for rule in RULES:
+        ins = {name: changes[name] for name in rule.inputs if name in changes}
+        for output, replacement in rule.maintain(ins, tables).items():
+            tables[output], changes[output] = store(output, replacement, tables[output])
+    return tables, changes

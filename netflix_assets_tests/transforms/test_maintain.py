@@ -14,7 +14,7 @@ ingested later (the ingest order decides a match's representative).
 A step costs ~25-30 s on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
 maintenance's collects and writes, the rebuild, the comparison), so `make test` runs
 `NETFLIX_MAINTAIN_STEPS` (default 3) steps per dataset and `make test-maintain` the 20 of the
-property (~20 minutes)."""
+property."""
 
 from __future__ import annotations
 
@@ -182,8 +182,8 @@ def _differences(rebuilt: DataFrame, kept: DataFrame) -> str:
 
 class Held:
     """DataFrames collected and made again from their rows: each step starts from rows, not from the
-    last step's plans, and nothing piles up in the JVM (local checkpoints of 20 steps filled a 4 GB
-    heap). Not files: on file-read inputs Spark 4.2 computes the identity's candidate pairs wrong
+    last step's plans. (Local checkpoints filled the 4 GB heap within 20 steps; these rows fill it
+    too, more slowly: `make test-maintain` has not yet run to its end.) Not files: on file-read inputs Spark 4.2 computes the identity's candidate pairs wrong
     (`test_identity.py`'s xfail), which would fail this test for a reason that is not the maintenance."""
 
     def __init__(self, spark):

@@ -68,7 +68,7 @@ test: install $(AZURITE) chromium postgres $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The gold model maintained from changes equals its rebuild after each of 20 random steps, on the real
-# titles and on synthetic ones (`make test` runs 3 of them; a step costs ~25-30 s on 2 cores).
+# titles and on synthetic ones (`make test` runs one step of each; a step costs ~25-30 s on 2 cores).
 test-maintain: install
 	NETFLIX_MAINTAIN_STEPS=20 $(PY) -m pytest netflix_assets_tests/transforms/test_maintain.py
 

@@ -13,7 +13,7 @@ ingested later (the ingest order decides a match's representative).
 
 A step costs ~25-30 s on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
 maintenance's collects and writes, the rebuild, the comparison), so `make test` runs
-`NETFLIX_MAINTAIN_STEPS` (default 3) steps per dataset and `make test-maintain` the 20 of the
+`NETFLIX_MAINTAIN_STEPS` (default 1: 3 steps each took 551 s and 283 s in a CI run) per dataset and `make test-maintain` the 20 of the
 property."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from netflix_assets.transforms import maintain as m
 from netflix_assets_tests.conftest import today_iso
 
-STEPS = int(os.environ.get("NETFLIX_MAINTAIN_STEPS", "3"))
+STEPS = int(os.environ.get("NETFLIX_MAINTAIN_STEPS", "1"))
 LOOKUPS = {"cast": "cast_name", "directors": "director_name", "countries": "country", "category": "category"}
 FORMATS = ("tutorial", "kaggle")
 

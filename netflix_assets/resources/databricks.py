@@ -108,6 +108,9 @@ def cluster_config() -> dict[str, Any]:
         "spark_conf": {
             "spark.sql.session.timeZone": "UTC",
             "spark.databricks.delta.optimizeWrite.enabled": "true",
+            # A runtime on Spark 4.1+ would otherwise plan unions as the local session must not
+            # (`LOCAL_SPARK_CONF`); on 17.3 (Spark 4.0) the key does not exist and is ignored.
+            "spark.sql.unionOutputPartitioning": "false",
         },
         "custom_tags": [{"key": "project", "value": "netflix-lakehouse"}],
     }

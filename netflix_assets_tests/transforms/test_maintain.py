@@ -11,10 +11,10 @@ lands new titles (a copy of a title under a new show_id of the other export: a d
 conform), and removes titles (sometimes leaving their lookups behind: orphans). Changed titles are
 ingested later (the ingest order decides a match's representative).
 
-A step costs ~25-30 s on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
-maintenance's collects and writes, the rebuild, the comparison), so `make test` runs
-`NETFLIX_MAINTAIN_STEPS` (default 1: 3 steps each took 551 s and 283 s in a CI run) per dataset and `make test-maintain` the 20 of the
-property."""
+A step costs ~25-35 s on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
+maintenance's collects and writes, the rebuild, the comparison, each step's tables written to
+Parquet), so `make test` runs `NETFLIX_MAINTAIN_STEPS` (default 1) per dataset and
+`make test-maintain` the 20 of the property (700 s and 555 s on 2 cores, 2026-12-06)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
+import shutil
 from functools import reduce
 
 from pyspark.sql import DataFrame
@@ -64,9 +65,13 @@ class Catalogue:
         return {name: frame(name, rows_of(name)) for name in m.SNAPSHOT}
 
 
+def _lake_frames(spark, lake, day: str) -> dict[str, DataFrame]:
+    return {name: spark.read.format("delta").load(str(lake.root / "gold" / f"netflix_{name}"))
+            .where(F.col("ingest_date") == day) for name in ("titles", *LOOKUPS)}
+
+
 def _lake_catalogue(spark, lake, day: str) -> Catalogue:
-    frames = {name: spark.read.format("delta").load(str(lake.root / "gold" / f"netflix_{name}"))
-              .where(F.col("ingest_date") == day) for name in ("titles", *LOOKUPS)}
+    frames = _lake_frames(spark, lake, day)
     titles = {r["show_id"]: r.asDict() for r in frames["titles"].collect()}
     lookups = {}
     for name in LOOKUPS:
@@ -181,20 +186,35 @@ def _differences(rebuilt: DataFrame, kept: DataFrame) -> str:
 
 
 class Held:
-    """DataFrames collected and made again from their rows: each step starts from rows, not from the
-    last step's plans. (Local checkpoints filled the 4 GB heap within 20 steps; these rows fill it
-    too, more slowly: `make test-maintain` has not yet run to its end.) Not files: on file-read inputs Spark 4.2 computes the identity's candidate pairs wrong
-    (`test_identity.py`'s xfail), which would fail this test for a reason that is not the maintenance."""
+    """DataFrames written to Parquet and read back: each step starts from files, as the assets read
+    gold from Delta, not from the last step's plans. Not in the driver: local checkpoints filled the
+    4 GB heap within 20 steps (538 full GCs), collected rows filled it more slowly."""
 
-    def __init__(self, spark):
-        self.spark = spark
+    def __init__(self, spark, root):
+        self.spark, self.root, self.count = spark, root, 0
+        self.held: dict[int, tuple[DataFrame, object]] = {}  # id -> (the DataFrame, kept alive; its folder)
 
     def __call__(self, df: DataFrame) -> DataFrame:
-        return self.spark.createDataFrame(df.collect(), df.schema)
+        self.count += 1
+        path = self.root / str(self.count)
+        df.write.parquet(str(path))
+        held = self.spark.read.parquet(str(path))
+        self.held[id(held)] = (held, path)
+        return held
+
+    def keep_only(self, *live: dict[str, DataFrame]) -> None:
+        """Delete the files no DataFrame of `live` reads (a table left alone by a step is still read
+        from the step that last replaced it); nothing when one of them was not held here."""
+        frames = [df for group in live for df in group.values()]
+        if any(id(df) not in self.held for df in frames):
+            return
+        kept = {id(df) for df in frames}
+        for key in set(self.held) - kept:
+            shutil.rmtree(self.held.pop(key)[1], ignore_errors=True)
 
 
-def _assert_maintained_equals_rebuild(spark, cat: Catalogue, seed: int) -> dict:
-    rng, hold = random.Random(seed), Held(spark)
+def _assert_maintained_equals_rebuild(spark, cat: Catalogue, seed: int, root) -> dict:
+    rng, hold = random.Random(seed), Held(spark, root)
 
     def store(name: str, replacement: m.Replacement, table: DataFrame):
         applied, change = m.in_memory(name, replacement, table)
@@ -204,6 +224,7 @@ def _assert_maintained_equals_rebuild(spark, cat: Catalogue, seed: int) -> dict:
     model = {name: hold(df) for name, df in m.build(**snapshot, keep=hold).items()}
     seen = {"steps": 0, "replaced": 0}
     for step in range(STEPS):
+        hold.keep_only(snapshot, model)
         changed = sorted(_step(cat, rng, step))
         after = cat.frames(spark, snapshot, set(changed), hold)
         # What the gold snapshots' change feed says: the changed show_ids' rows, before and after.
@@ -229,7 +250,7 @@ def _same(tables: dict[str, DataFrame], others: dict[str, DataFrame]) -> dict[st
     return {name: _differences(tables[name], others[name]) for name, sides in by.items() if sides["a"] != sides["b"]}
 
 
-def test_the_model_maintained_from_changes_equals_its_rebuild_on_the_real_titles(spark, both_exports_lake):
+def test_the_model_maintained_from_changes_equals_its_rebuild_on_the_real_titles(spark, both_exports_lake, tmp_path):
     cat = _lake_catalogue(spark, both_exports_lake.lake, both_exports_lake.day)
     assert {r["_source_format"] for r in cat.titles.values()} == set(FORMATS)
     # `build` is what the assets wrote: the rebuild the maintenance is held to is the product's.
@@ -237,15 +258,15 @@ def test_the_model_maintained_from_changes_equals_its_rebuild_on_the_real_titles
     written = {name: spark.read.format("delta").load(str(both_exports_lake.lake.root / "gold" / name))
                .where(F.col("ingest_date") == both_exports_lake.day) for name in m.build(**snapshot)}
     assert not _same(m.build(**snapshot), written)
-    seen = _assert_maintained_equals_rebuild(spark, cat, 27)
+    seen = _assert_maintained_equals_rebuild(spark, cat, 27, tmp_path)
     assert seen["steps"] == STEPS
 
 
-def test_the_model_maintained_from_changes_equals_its_rebuild_on_crowded_synthetic_titles(spark, both_exports_lake):
-    real = _lake_catalogue(spark, both_exports_lake.lake, both_exports_lake.day)
+def test_the_model_maintained_from_changes_equals_its_rebuild_on_crowded_synthetic_titles(spark, both_exports_lake, tmp_path):
+    schemas = {name: df.schema for name, df in _lake_frames(spark, both_exports_lake.lake, both_exports_lake.day).items()}
     rng = random.Random(7)
-    cat = _synthetic_catalogue(real.schemas, dt.date.fromisoformat(today_iso()), rng)
-    seen = _assert_maintained_equals_rebuild(spark, cat, 28)
+    cat = _synthetic_catalogue(schemas, dt.date.fromisoformat(today_iso()), rng)
+    seen = _assert_maintained_equals_rebuild(spark, cat, 28, tmp_path)
     assert seen["steps"] == STEPS
 
 

@@ -1,0 +1,127 @@
+"""The gold model of one partition maintained from a change (`transforms/maintain.py`) against its
+rebuild, both written to Delta as the assets write them, on a lake `make bench` built.
+
+    python -m benchmarks.model_from_changes [--lake .bench/lake_pipeline_1m] [--titles 1000] [--rounds 2]
+
+A change of `--titles` random titles (a new file updating them: rating and description) is applied
+to the partition's gold snapshot in memory; then, on a fresh copy of the lake's gold tables each
+time, the model's 17 tables are rebuilt from the changed snapshot (one `replaceWhere` of the whole
+partition each), or maintained from the change (`maintain_all`: each table's replacement written
+with the predicate of the rows it replaces, its change read back from the two table versions, as a
+change data feed gives it). The modes alternate; one JSON line per run, the last maintained run's
+seconds per table (its rule's own Spark jobs before the write, then the write), and whether the two
+results are the same rows. Nothing else should run beside it. Figures: BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lake", type=Path, default=ROOT / ".bench" / "lake_pipeline_1m")
+    parser.add_argument("--titles", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from pyspark.sql import functions as F
+
+    from netflix_assets.lib.delta import PARTITION_COLUMN, write_partitions
+    from netflix_assets.resources.spark import get_or_create_session
+    from netflix_assets.transforms import maintain as m
+
+    spark = get_or_create_session()
+    gold = args.lake / "gold"
+
+    def read(root: Path, name: str, day: dt.date, version: int | None = None):
+        reader = spark.read.format("delta")
+        reader = reader if version is None else reader.option("versionAsOf", version)
+        return reader.load(str(root / name)).where(F.col(PARTITION_COLUMN) == F.lit(day))
+
+    day = spark.read.format("delta").load(str(gold / "netflix_titles")).agg(F.max(PARTITION_COLUMN)).first()[0]
+    snapshot_names = {name: f"netflix_{name}" for name in m.SNAPSHOT}
+    before = {name: read(gold, table, day) for name, table in snapshot_names.items()}
+    changed = [r["show_id"] for r in before["titles"].select("show_id").orderBy(F.xxhash64("show_id")).limit(args.titles).collect()]
+    edited = F.col("show_id").isin(changed)
+    after = dict(before)
+    after["titles"] = before["titles"].withColumn("rating", F.when(edited, F.lit("TV-14")).otherwise(F.col("rating"))) \
+        .withColumn("description", F.when(edited, F.concat("description", F.lit(" (updated)"))).otherwise(F.col("description")))
+    # The changed snapshot as files, read back as the assets read gold: not local checkpoints, which
+    # hold a million titles in the driver's heap.
+    scratch = Path(tempfile.mkdtemp(prefix="model_from_changes_snapshot_"))
+    for name, df in after.items():
+        df.write.parquet(str(scratch / name))
+    after = {name: spark.read.parquet(str(scratch / name)) for name in after}
+    changes = {"titles": m.Change(before["titles"].where(edited), after["titles"].where(edited))}
+    model = list(m.build(**after))
+    end = day + dt.timedelta(days=1)
+
+    def fresh_copy() -> Path:
+        root = Path(tempfile.mkdtemp(prefix="model_from_changes_"))
+        for name in model:
+            shutil.copytree(gold / name, root / name)
+        return root
+
+    def version(root: Path, name: str) -> int:
+        return spark.sql(f"DESCRIBE HISTORY delta.`{root / name}` LIMIT 1").first()["version"]
+
+    def rebuild(root: Path) -> None:
+        for name, df in m.build(**after).items():
+            write_partitions(df, str(root / name), day, end)
+
+    steps: list[dict] = []
+
+    def maintain(root: Path) -> None:
+        steps.clear()
+        clock = [time.perf_counter()]
+
+        def store(name: str, replacement: m.Replacement, table):
+            # Between two stores: the rule's own Spark jobs (its affected keys); then the write.
+            started = time.perf_counter()
+            previous = version(root, name)
+            whole = replacement.where == m.WHOLE
+            write_partitions(replacement.rows, str(root / name), day, end, None if whole else replacement.where)
+            old, new = read(root, name, day, previous), read(root, name, day)
+            change = m.Change(old, new) if whole else m.Change(old.where(replacement.where), new.where(replacement.where))
+            clock.append(time.perf_counter())
+            steps.append({"table": name, "rule_s": round(started - clock[-2], 1), "write_s": round(clock[-1] - started, 1),
+                          "predicate_chars": len(replacement.where)})
+            return new, change
+
+        stored = {name: read(root, name, day) for name in model}
+        m.maintain_all({**after, **stored}, changes, store)
+
+    results = {}
+    for round_ in range(args.rounds):
+        for mode, run in (("rebuild", rebuild), ("maintained", maintain)):
+            root = fresh_copy()
+            started = time.perf_counter()
+            run(root)
+            seconds = time.perf_counter() - started
+            print(json.dumps({"round": round_ + 1, "mode": mode, "titles_changed": len(changed),
+                              "seconds": round(seconds, 1)}), flush=True)
+            if round_ == args.rounds - 1:
+                results[mode] = root
+            else:
+                shutil.rmtree(root)
+    print(json.dumps({"maintained_by_table": steps}))
+    same = all(read(results["rebuild"], name, day).exceptAll(read(results["maintained"], name, day)).isEmpty()
+               and read(results["maintained"], name, day).exceptAll(read(results["rebuild"], name, day)).isEmpty()
+               for name in model)
+    print(json.dumps({"same_rows": same}))
+    for root in (*results.values(), scratch):
+        shutil.rmtree(root)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

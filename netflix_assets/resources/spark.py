@@ -75,7 +75,7 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # wrong here: the identity's candidate pairs on titles read from files came back 263-309 rows
     # for 108-120 pairs, each pair once per partial credit count (`test_identity.py`, files case),
     # right with this off. Upstream fixed other wrong-result cases of the same feature after
-    # 4.2.0 (SPARK-59141, SPARK-58819, SPARK-59122): off is Spark 4.0's plan, a shuffle per union.
+    # 4.2.0 (SPARK-59141, SPARK-58819, SPARK-59122). Off, an aggregate above a union shuffles, as in 4.0.
     # Its price: a full run of 100k titles took 106.4 and 107.0 s off against 98.7 s on (one warm
     # sample; `benchmarks.pipeline_run`, alternated, 2 cores), the same 40 tables' row counts.
     "spark.sql.unionOutputPartitioning": "false",

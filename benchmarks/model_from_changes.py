@@ -1,10 +1,12 @@
 """The gold model of one partition maintained from a change (`transforms/maintain.py`) against its
 rebuild, both written to Delta as the assets write them, on a lake `make bench` built.
 
-    python -m benchmarks.model_from_changes [--lake .bench/lake_pipeline_1m] [--titles 1000] [--rounds 2]
+    python -m benchmarks.model_from_changes [--lake .bench/lake_pipeline_1m] [--titles 1000] [--new-share 0.7] [--rounds 2]
 
-A change of `--titles` random titles (a new file updating them: rating and description) is applied
-to the partition's gold snapshot in memory; then, on a fresh copy of the lake's gold tables each
+A change of `--titles` random titles (a new file updating them: rating and description; with
+`--new-share`, that share of them landed as new titles instead: copies under new show_ids and
+titles, with their lists, as `make bench`'s one new file is 70 % new show_ids) is applied to the
+partition's gold snapshot; then, on a fresh copy of the lake's gold tables each
 time, the model's 17 tables are rebuilt from the changed snapshot (one `replaceWhere` of the whole
 partition each), or maintained from the change (`maintain_all`: each table's replacement written
 with the predicate of the rows it replaces, its change read back from the two table versions, as a
@@ -31,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lake", type=Path, default=ROOT / ".bench" / "lake_pipeline_1m")
     parser.add_argument("--titles", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--new-share", type=float, default=0.0)
     args = parser.parse_args(argv)
 
     from pyspark.sql import functions as F
 
-    from netflix_assets.lib.delta import PARTITION_COLUMN, write_partitions
+    from netflix_assets.lib.delta import PARTITION_COLUMN, commit_metadata, write_partitions
     from netflix_assets.resources.spark import get_or_create_session
     from netflix_assets.transforms import maintain as m
 
@@ -50,18 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     day = spark.read.format("delta").load(str(gold / "netflix_titles")).agg(F.max(PARTITION_COLUMN)).first()[0]
     snapshot_names = {name: f"netflix_{name}" for name in m.SNAPSHOT}
     before = {name: read(gold, table, day) for name, table in snapshot_names.items()}
-    changed = [r["show_id"] for r in before["titles"].select("show_id").orderBy(F.xxhash64("show_id")).limit(args.titles).collect()]
+    chosen = [r["show_id"] for r in before["titles"].select("show_id").orderBy(F.xxhash64("show_id")).limit(args.titles).collect()]
+    copied, changed = chosen[:round(len(chosen) * args.new_share)], chosen[round(len(chosen) * args.new_share):]
     edited = F.col("show_id").isin(changed)
     after = dict(before)
     after["titles"] = before["titles"].withColumn("rating", F.when(edited, F.lit("TV-14")).otherwise(F.col("rating"))) \
         .withColumn("description", F.when(edited, F.concat("description", F.lit(" (updated)"))).otherwise(F.col("description")))
+    for name, df in after.items():
+        # New titles: their own identity blocks (a new title), their lists copied under the new show_id.
+        new = df.where(F.col("show_id").isin(copied)).withColumn("show_id", F.concat(F.lit("new-"), "show_id"))
+        after[name] = df.unionByName(new.withColumn("title", F.concat("title", F.lit(" (new)"))) if name == "titles" else new)
     # The changed snapshot as files, read back as the assets read gold: not local checkpoints, which
     # hold a million titles in the driver's heap.
     scratch = Path(tempfile.mkdtemp(prefix="model_from_changes_snapshot_"))
     for name, df in after.items():
         df.write.parquet(str(scratch / name))
     after = {name: spark.read.parquet(str(scratch / name)) for name in after}
-    changes = {"titles": m.Change(before["titles"].where(edited), after["titles"].where(edited))}
+    is_new = F.col("show_id").startswith("new-")
+    changes = {name: m.Change(before[name].where(edited), after[name].where(edited | is_new)) if name == "titles"
+               else m.Change(before[name].limit(0), after[name].where(is_new)) for name in m.SNAPSHOT}
     model = list(m.build(**after))
     end = day + dt.timedelta(days=1)
 
@@ -70,9 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         for name in model:
             shutil.copytree(gold / name, root / name)
         return root
-
-    def version(root: Path, name: str) -> int:
-        return spark.sql(f"DESCRIBE HISTORY delta.`{root / name}` LIMIT 1").first()["version"]
 
     def rebuild(root: Path) -> None:
         for name, df in m.build(**after).items():
@@ -87,11 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         def store(name: str, replacement: m.Replacement, table):
             # Between two stores: the rule's own Spark jobs (its affected keys); then the write.
             started = time.perf_counter()
-            previous = version(root, name)
             whole = replacement.where == m.WHOLE
-            write_partitions(replacement.rows, str(root / name), day, end, None if whole else replacement.where)
-            old, new = read(root, name, day, previous), read(root, name, day)
-            change = m.Change(old, new) if whole else m.Change(old.where(replacement.where), new.where(replacement.where))
+            marker = write_partitions(replacement.rows, str(root / name), day, end, None if whole else replacement.where)
+            version = commit_metadata(spark, str(root / name), marker=marker).get("delta_version")
+            new = read(root, name, day)
+            if version is None:  # nothing to add or remove: Delta committed nothing
+                change = m.Change(new.limit(0), new.limit(0))
+            else:
+                old = read(root, name, day, version - 1)
+                change = m.Change(old, new) if whole else m.Change(old.where(replacement.where), new.where(replacement.where))
             clock.append(time.perf_counter())
             steps.append({"table": name, "rule_s": round(started - clock[-2], 1), "write_s": round(clock[-1] - started, 1),
                           "predicate_chars": len(replacement.where)})
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             run(root)
             seconds = time.perf_counter() - started
-            print(json.dumps({"round": round_ + 1, "mode": mode, "titles_changed": len(changed),
+            print(json.dumps({"round": round_ + 1, "mode": mode, "titles_updated": len(changed), "titles_new": len(copied),
                               "seconds": round(seconds, 1)}), flush=True)
             if round_ == args.rounds - 1:
                 results[mode] = root

@@ -41,6 +41,8 @@ from .formats import TITLE_FORMATS
 DESCRIPTION_MIN_JACCARD = 0.8
 NO_MATCH = "no_match"
 ORDER = ("_ingested_at", "_source_file", "_source_line")  # ingest order (silver's LATEST_FIRST)
+# The titles' columns the identity reads: a title changed elsewhere (rating, duration) keeps its match.
+TITLE_COLUMNS = ("show_id", "_source_format", "type", "title", "release_year", "description", "ingest_date", *ORDER)
 
 REVIEW_COLUMNS = ["show_id", "candidate_show_id", "source_format", "candidate_source_format", "type", "title",
                   "release_year", "candidate_release_year", "description_similarity", "shared_people", "reason"]
@@ -94,7 +96,7 @@ def candidate_pairs(titles: DataFrame, cast: DataFrame, directors: DataFrame) ->
     """Every pair (a, b) of titles of two source formats (a's format < b's) with the same type and
     normalised title, with its evidence: description_similarity, shared_people, smaller_cast,
     year_equal."""
-    base = titles.select(
+    base = titles.select(*TITLE_COLUMNS).select(
         "show_id", F.col("_source_format").alias("fmt"), "type", "title", "release_year", "description",
         normalised(F.col("title")).alias("norm_title"), "ingest_date",
     ).where(F.col("norm_title") != "")
@@ -192,7 +194,7 @@ def match(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> tuple[Dat
 def _source_ids(titles: DataFrame, merged: DataFrame) -> DataFrame:
     """One row per show_id: its title_key (xxhash64 of the group's first-ingested show_id), whether it
     is the group's representative (last ingested) and the evidence of its match."""
-    members = titles.select("show_id", F.col("_source_format").alias("source_format"), "type",
+    members = titles.select(*TITLE_COLUMNS).select("show_id", F.col("_source_format").alias("source_format"), "type",
                             F.struct(*ORDER).alias("order"), "ingest_date")
     edges = merged.select(F.col("a_show_id").alias("show_id"), F.col("b_show_id").alias("matched_show_id"),
                           "match_rule", "match_score").unionByName(

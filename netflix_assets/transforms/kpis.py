@@ -25,9 +25,16 @@ def kpi_titles_added_by_month(fact: DataFrame) -> DataFrame:
     return _titles_by(added(fact).withColumn("month", F.trunc("date_added", "month")), "month", "type")
 
 
+# The fact's columns a KPI over a bridge reads: a fact row changed elsewhere moves none of its groups
+# (`transforms/maintain.py`).
+TOP_COUNTRIES_FACT_COLUMNS = ("show_id", "type")
+GENRE_BY_YEAR_FACT_COLUMNS = ("show_id", "date_added")
+TOP_PEOPLE_FACT_COLUMNS = ("show_id",)
+
+
 def _with_type(bridge: DataFrame, fact: DataFrame) -> DataFrame:
     """Bridge rows of titles in the fact (an orphan bridge row has no type to count)."""
-    return bridge.join(fact.select("show_id", "type"), "show_id")
+    return bridge.join(fact.select(*TOP_COUNTRIES_FACT_COLUMNS), "show_id")
 
 
 def kpi_top_countries(bridge_country: DataFrame, dim_country: DataFrame, fact: DataFrame) -> DataFrame:
@@ -42,7 +49,7 @@ def kpi_top_countries(bridge_country: DataFrame, dim_country: DataFrame, fact: D
 
 
 def kpi_genre_by_year(bridge_genre: DataFrame, dim_genre: DataFrame, fact: DataFrame) -> DataFrame:
-    rows = bridge_genre.join(added(fact).select("show_id", "date_added"), "show_id").join(
+    rows = bridge_genre.join(added(fact.select(*GENRE_BY_YEAR_FACT_COLUMNS)), "show_id").join(
         dim_genre.drop("ingest_date"), "genre_key"
     )
     return _titles_by(rows.withColumn("year_added", F.year("date_added")), "year_added", "genre")
@@ -62,7 +69,7 @@ def kpi_top_people(bridge_person: DataFrame, dim_person: DataFrame, fact: DataFr
     (show_id, person_key, role) and person_key is the name's hash (both checked, blocking),
     so a row count per key is the distinct titles per name, without a distinct aggregation
     or a join of the names over millions of bridge rows."""
-    rows = bridge_person.join(fact.select("show_id"), "show_id", "left_semi")
+    rows = bridge_person.join(fact.select(*TOP_PEOPLE_FACT_COLUMNS), "show_id", "left_semi")
     counts = rows.groupBy("role", "person_key", "ingest_date").agg(F.count(F.lit(1)).alias("titles"))
     named = counts.join(dim_person.drop("ingest_date"), "person_key").select("role", "name", "ingest_date", "titles")
     ranking = Window.partitionBy("ingest_date", "role").orderBy(F.col("titles").desc())

@@ -25,13 +25,16 @@ same rules the assets apply):
   title (the date_added range): rebuilt whenever titles change.
 - KPIs are aggregates per group: the groups a changed row of their inputs was or is in are recounted
   from the inputs filtered to those groups (months, decades, ratings, countries, genres, people);
-  a changed fact row also moves the countries, genres and people its title's bridge rows name now.
+  a changed fact row also moves the countries, genres and people its title's bridge rows name now,
+  if it changed in a column the KPI reads (`kpis.*_FACT_COLUMNS`; likewise the identity reads
+  `identity.TITLE_COLUMNS`: a new rating moves no match, and no person's count).
   Rankings and shares span every group, so `kpi_top_countries`, `kpi_top_people` and
   `kpi_rating_mix` keep their other groups' stored counts, rank (or share) the whole table again
   and replace it whole; it is small next to what it counts (one row per person at most).
 
-Keys and values of a change are collected to the driver (a predicate is a literal list): a caller
-rebuilds instead when a change is larger than the rebuild's break-even. No Dagster here.
+Keys and values of a change are collected to the driver (a replaceWhere predicate is a literal
+list; a rule filtering other tables by thousands of keys joins a small DataFrame of them instead):
+a caller rebuilds instead when a change is larger than the rebuild's break-even. No Dagster here.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from functools import reduce
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from . import dimensional as d
 from . import identity as ident
@@ -55,7 +59,8 @@ SNAPSHOT = ("titles", "cast", "directors", "countries", "category")
 @dataclasses.dataclass(frozen=True)
 class Change:
     """The rows a table lost (pre-images, deletes) and gained (post-images, inserts). A row
-    rewritten unchanged may appear in both: it costs work, never correctness."""
+    rewritten unchanged appears in both (a replaceWhere rewrites every row it matches): the rules
+    compare the two (`_changed`), so it moves nothing downstream."""
 
     removed: DataFrame
     added: DataFrame
@@ -67,6 +72,7 @@ class Replacement:
 
     rows: DataFrame
     where: str
+    held: tuple[DataFrame, ...] = ()  # persisted for the rule's outputs; unpersisted once they are stored
 
     def applied_to(self, table: DataFrame) -> DataFrame:
         """The table with the replacement applied, as Delta's replaceWhere commits it."""
@@ -165,13 +171,29 @@ def _of(df: DataFrame, show_ids: Sequence[str]) -> DataFrame:
     return df.where(F.col("show_id").isin(list(show_ids)))
 
 
-def _changed(changes: Changes, name: str) -> list[DataFrame]:
+def _changed(changes: Changes, name: str, columns: Sequence[str] = ()) -> list[DataFrame]:
+    """The change's removed and added rows that differ in the `columns` a rule reads (default:
+    all): a row rewritten unchanged moves nothing, and neither does a title whose rating changed
+    for the ranking of people, which reads the fact's show_ids only."""
     change = changes.get(name)
-    return [] if change is None else [change.removed, change.added]
+    if change is None:
+        return []
+    removed, added = (df.select(*(columns or change.removed.columns)) for df in (change.removed, change.added))
+    return [removed.subtract(added), added.subtract(removed)]
 
 
-def _show_ids(changes: Changes, *names: str) -> list[str]:
-    return [v for v in _values([df for name in names for df in _changed(changes, name)], "show_id") if v is not None]
+def _show_ids(changes: Changes, *names: str, columns: Optional[Mapping[str, Sequence[str]]] = None) -> list[str]:
+    frames = [df for name in names for df in _changed(changes, name, (columns or {}).get(name, ()))]
+    return [v for v in _values(frames, "show_id") if v is not None]
+
+
+def _keys(like: DataFrame, column: str, values: Sequence) -> DataFrame:
+    """`values` as a one-column DataFrame (typed as `like`'s `column`): a join with it filters by
+    thousands of keys without a literal list in every plan that reads them (`kpi_top_people`'s rule,
+    recounting the people of 1,000 changed titles of 100k: 45 s with literal lists, 2.9 s joined;
+    BENCHMARKS.md)."""
+    field = like.schema[column]
+    return like.sparkSession.createDataFrame([(v,) for v in values], T.StructType([field]))
 
 
 # -------------------------------------------------------------- the rules
@@ -182,18 +204,18 @@ def _blocks(titles: DataFrame) -> DataFrame:
 
 
 def _identity(changes: Changes, t: Tables) -> dict[str, Replacement]:
-    changed = _show_ids(changes, "titles", "cast", "directors")
+    changed = _show_ids(changes, "titles", "cast", "directors", columns={"titles": ident.TITLE_COLUMNS})
     if not changed:
         return {}
-    blocks = [_blocks(df) for df in _changed(changes, "titles")] + [_blocks(_of(t["titles"], changed))]
+    blocks = [_blocks(df) for df in _changed(changes, "titles", ident.TITLE_COLUMNS)] + [_blocks(_of(t["titles"], changed))]
     same_block = _blocks(t["titles"]).join(reduce(DataFrame.unionByName, blocks).drop("show_id"),
                                            ["type", "norm_title"], "left_semi")
     s_ids = sorted(set(changed) | set(_values([same_block], "show_id")))
     titles, cast, directors = (_of(t[name], s_ids) for name in ("titles", "cast", "directors"))
-    pairs = ident.scored_pairs(titles, cast, directors)
+    pairs = ident.scored_pairs(titles, cast, directors).persist()  # both outputs read them
     on_s = is_in("show_id", s_ids)
-    return {"title_source_ids": Replacement(ident.source_ids(titles, pairs), on_s),
-            "title_match_review": Replacement(ident.review(pairs), on_s)}
+    return {"title_source_ids": Replacement(ident.source_ids(titles, pairs), on_s, (pairs,)),
+            "title_match_review": Replacement(ident.review(pairs), on_s, (pairs,))}
 
 
 def _per_title(changes: Changes, t: Tables) -> dict[str, Replacement]:
@@ -268,11 +290,10 @@ def _by_decade(changes: Changes, t: Tables) -> dict[str, Replacement]:
                                                        is_in("release_decade", decades))}
 
 
-def _regrouped(stored: DataFrame, recounted: DataFrame, affected: Column, derived: str, then) -> DataFrame:
-    """A KPI whose `derived` column spans groups: the stored counts of the groups not `affected`,
-    the recounted affected ones, ranked or shared again by `then`."""
-    kept = stored.drop(derived).where(~F.coalesce(affected, F.lit(False)))
-    return then(kept.unionByName(recounted.drop(derived)))
+def _regrouped(kept: DataFrame, recounted: DataFrame, derived: str, then) -> DataFrame:
+    """A KPI whose `derived` column spans groups: the stored rows `kept` (the groups no change
+    affects), the recounted affected ones, ranked or shared again by `then`."""
+    return then(kept.drop(derived).unionByName(recounted.drop(derived)))
 
 
 def _rating_mix(changes: Changes, t: Tables) -> dict[str, Replacement]:
@@ -281,41 +302,47 @@ def _rating_mix(changes: Changes, t: Tables) -> dict[str, Replacement]:
         return {}
     recounted = k.kpi_rating_mix(t["dim_title"].where(_in("rating", ratings)))
     share = F.col("titles") / F.sum("titles").over(Window.partitionBy("ingest_date", "type"))
-    mix = _regrouped(t["kpi_rating_mix"], recounted, _in("rating", ratings), "share",
-                     lambda df: df.withColumn("share", share))
+    kept = t["kpi_rating_mix"].where(~_in("rating", ratings))
+    mix = _regrouped(kept, recounted, "share", lambda df: df.withColumn("share", share))
     return {"kpi_rating_mix": Replacement(mix, WHOLE)}
 
 
-def _group_keys(changes: Changes, t: Tables, bridge: str, dim: str, key: str) -> list:
+def _group_keys(changes: Changes, t: Tables, bridge: str, dim: str, key: str, fact_columns: Sequence[str]) -> list:
     """The keys (country, genre, person) whose titles a change may recount: named by a changed
-    bridge or dimension row, or by a bridge row of a title whose fact row changed."""
+    bridge or dimension row, or by a bridge row of a title whose fact row changed in the
+    `fact_columns` the KPI reads."""
     moved = _changed(changes, bridge) + _changed(changes, dim)
-    facts = _show_ids(changes, "fact_title_added")
+    facts = _show_ids(changes, "fact_title_added", columns={"fact_title_added": fact_columns})
     moved += [_of(t[bridge], facts)] if facts else []
     return [v for v in _values(moved, key) if v is not None]
 
 
-def _ranked(output: str, bridge: str, dim: str, key: str, name: str, count, within: Sequence[str]) -> Rule:
+def _ranked(output: str, bridge: str, dim: str, key: str, name: str, count, within: Sequence[str],
+            fact_columns: Sequence[str]) -> Rule:
     def maintain(changes: Changes, t: Tables) -> dict[str, Replacement]:
-        keys = _group_keys(changes, t, bridge, dim, key)
+        keys = _group_keys(changes, t, bridge, dim, key, fact_columns)
         if not keys:
             return {}
-        of_keys = [t[table].where(F.col(key).isin(keys)) for table in (bridge, dim)]
+        affected = _keys(t[bridge], key, keys)
+        of_keys = [t[table].join(affected, key, "left_semi") for table in (bridge, dim)]
         ranking = Window.partitionBy("ingest_date", *within).orderBy(F.col("titles").desc())
-        rows = _regrouped(t[output], count(*of_keys, t["fact_title_added"]), d.surrogate_key(F.col(name)).isin(keys),
-                          "rank", lambda df: df.withColumn("rank", F.rank().over(ranking)))
+        kept = t[output].withColumn(key, d.surrogate_key(F.col(name))).join(affected, key, "left_anti").drop(key)
+        rows = _regrouped(kept, count(*of_keys, t["fact_title_added"]), "rank",
+                          lambda df: df.withColumn("rank", F.rank().over(ranking)))
         return {output: Replacement(rows, WHOLE)}
 
     return Rule((bridge, dim, "fact_title_added"), (output,), maintain)
 
 
 def _genre_by_year(changes: Changes, t: Tables) -> dict[str, Replacement]:
-    keys = _group_keys(changes, t, "bridge_title_genre", "dim_genre", "genre_key")
+    keys = _group_keys(changes, t, "bridge_title_genre", "dim_genre", "genre_key", k.GENRE_BY_YEAR_FACT_COLUMNS)
     if not keys:
         return {}
-    bridge, dim = (t[table].where(F.col("genre_key").isin(keys)) for table in ("bridge_title_genre", "dim_genre"))
+    affected = _keys(t["bridge_title_genre"], "genre_key", keys)
+    bridge, dim = (t[table].join(affected, "genre_key", "left_semi") for table in ("bridge_title_genre", "dim_genre"))
     rows = k.kpi_genre_by_year(bridge, dim, t["fact_title_added"])
-    genres = _values([rows, t["kpi_genre_by_year"].where(d.surrogate_key(F.col("genre")).isin(keys))], "genre")
+    stored = t["kpi_genre_by_year"].withColumn("genre_key", d.surrogate_key(F.col("genre")))
+    genres = _values([rows, stored.join(affected, "genre_key", "left_semi")], "genre")
     return {"kpi_genre_by_year": Replacement(rows, is_in("genre", genres))}
 
 
@@ -333,8 +360,9 @@ RULES: tuple[Rule, ...] = (
     Rule(("fact_title_added",), ("kpi_movie_minutes_by_decade",), _by_decade),
     Rule(("dim_title",), ("kpi_rating_mix",), _rating_mix),
     _ranked("kpi_top_countries", "bridge_title_country", "dim_country", "country_key", "country",
-            k.kpi_top_countries, ()),
-    _ranked("kpi_top_people", "bridge_title_person", "dim_person", "person_key", "name", k.kpi_top_people, ("role",)),
+            k.kpi_top_countries, (), k.TOP_COUNTRIES_FACT_COLUMNS),
+    _ranked("kpi_top_people", "bridge_title_person", "dim_person", "person_key", "name", k.kpi_top_people, ("role",),
+            k.TOP_PEOPLE_FACT_COLUMNS),
     Rule(("bridge_title_genre", "dim_genre", "fact_title_added"), ("kpi_genre_by_year",), _genre_by_year),
 )
 
@@ -354,6 +382,11 @@ def maintain_all(tables: Tables, changes: Changes, store: Store = in_memory) -> 
     tables, changes = dict(tables), dict(changes)
     for rule in RULES:
         ins = {name: changes[name] for name in rule.inputs if name in changes}
-        for output, replacement in rule.maintain(ins, tables).items():
-            tables[output], changes[output] = store(output, replacement, tables[output])
+        replacements = rule.maintain(ins, tables)
+        try:
+            for output, replacement in replacements.items():
+                tables[output], changes[output] = store(output, replacement, tables[output])
+        finally:
+            for held in {id(df): df for r in replacements.values() for df in r.held}.values():
+                held.unpersist()
     return tables, changes

@@ -79,6 +79,14 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     # Its price: a full run of 100k titles took 106.4 and 107.0 s off against 98.7 s on (one warm
     # sample; `benchmarks.pipeline_run`, alternated, 2 cores), the same 40 tables' row counts.
     "spark.sql.unionOutputPartitioning": "false",
+    # With the UI off Spark's status store still keeps the last 1,000 SQL executions, jobs and
+    # stages, each execution with its plan's metrics: 20 maintenance steps of the real titles in one
+    # session (`make test-maintain`) filled the 4 GB driver heap after ~1,100 s (GC overhead limit;
+    # a histogram: 3.07 M SQLPlanMetric, ~0.9 GB of BitSets), and passed in 591 s with 50 of each.
+    # Long-lived sessions (the Spark Connect server of `make dev`, a test worker) run thousands.
+    "spark.sql.ui.retainedExecutions": "50",
+    "spark.ui.retainedJobs": "50",
+    "spark.ui.retainedStages": "50",
 }
 
 

@@ -172,14 +172,20 @@ def _of(df: DataFrame, show_ids: Sequence[str]) -> DataFrame:
 
 
 def _changed(changes: Changes, name: str, columns: Sequence[str] = ()) -> list[DataFrame]:
-    """The change's removed and added rows that differ in the `columns` a rule reads (default:
-    all): a row rewritten unchanged moves nothing, and neither does a title whose rating changed
-    for the ranking of people, which reads the fact's show_ids only."""
+    """The change's rows, removed or added, that the other side lacks in the `columns` a rule reads
+    (default: all): a row rewritten unchanged moves nothing, and neither does a title whose rating
+    changed for the ranking of people, which reads the fact's show_ids only. Every rule treats a
+    removed row as it does an added one, so both come back as one frame: one aggregate over the two
+    sides tagged -1 and +1 (each read and shuffled once), where two subtracts read and shuffle each
+    side twice."""
     change = changes.get(name)
     if change is None:
         return []
-    removed, added = (df.select(*(columns or change.removed.columns)) for df in (change.removed, change.added))
-    return [removed.subtract(added), added.subtract(removed)]
+    cols = list(columns or change.removed.columns)
+    side = "__maintain_side"
+    both = change.removed.select(*cols, F.lit(-1).alias(side)).unionByName(change.added.select(*cols, F.lit(1).alias(side)))
+    one_side = both.groupBy(*cols).agg(F.min(side).alias(f"{side}_lo"), F.max(side).alias(f"{side}_hi"))
+    return [one_side.where(F.col(f"{side}_lo") == F.col(f"{side}_hi")).select(*cols)]
 
 
 def _show_ids(changes: Changes, *names: str, columns: Optional[Mapping[str, Sequence[str]]] = None) -> list[str]:

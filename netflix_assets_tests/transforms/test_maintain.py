@@ -11,7 +11,7 @@ lands new titles (a copy of a title under a new show_id of the other export: a d
 conform), and removes titles (sometimes leaving their lookups behind: orphans). Changed titles are
 ingested later (the ingest order decides a match's representative).
 
-A step costs ~25-50 s on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
+A step took 17-25 s on average over 20 on 2 cores whatever the catalogue's size (~60 small Spark jobs: the
 maintenance's collects and writes, the rebuild, the comparison, each step's tables written to
 Parquet), so `make test` runs `NETFLIX_MAINTAIN_STEPS` (default 1) per dataset and
 `make test-maintain` the 20 of the property (README: how far its last runs went)."""

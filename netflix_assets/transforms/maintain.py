@@ -168,7 +168,12 @@ def _values(frames: Iterable[DataFrame], column: "str | Column") -> list:
 
 
 def _of(df: DataFrame, show_ids: Sequence[str]) -> DataFrame:
-    return df.join(_keys(df, "show_id", show_ids), "show_id", "left_semi")
+    return _where_in(df, "show_id", show_ids)
+
+
+def _where_in(df: DataFrame, column: str, values: Sequence) -> DataFrame:
+    """`df`'s rows whose `column` is one of `values` (a join with `_keys`, not a literal list)."""
+    return df.join(_keys(df, column, values), column, "left_semi")
 
 
 def _changed(changes: Changes, name: str, columns: Sequence[str] = ()) -> list[DataFrame]:
@@ -231,7 +236,7 @@ def _per_title(changes: Changes, t: Tables) -> dict[str, Replacement]:
     keys = [v for v in _values(moved, "title_key") if v is not None]
     if not keys:
         return {}
-    on_keys, keyed = is_in("title_key", keys), ids.join(_keys(ids, "title_key", keys), "title_key", "left_semi")
+    on_keys, keyed = is_in("title_key", keys), _where_in(ids, "title_key", keys)
     return {"dim_title": Replacement(d.dim_title(t["titles"], keyed), on_keys),
             "fact_title_added": Replacement(d.fact_title_added(t["titles"], keyed), on_keys)}
 
@@ -261,7 +266,7 @@ def _dimension(output: str, lookups: Mapping[str, str], value: str) -> Rule:
         values = [v for v in _values(named, value) if v is not None]
         if not values:
             return {}
-        rows = [t[name].join(_keys(t[name], column, values), column, "left_semi") for name, column in lookups.items()]
+        rows = [_where_in(t[name], column, values) for name, column in lookups.items()]
         dim = d.dim_person(*rows) if value == "name" else d.dim_value(rows[0], next(iter(lookups.values())), value)
         return {output: Replacement(dim, is_in(value, values))}
 

@@ -2,10 +2,9 @@
 thin wiring around `transforms.dimensional` and `transforms.kpis`.
 
 Every table is a partitioned snapshot as of D, built from the gold snapshots of
-the same partition, or, in a run tagged `netflix/refresh=incremental` (the
-landing-zone sensor's), maintained from their changes (gold/maintained.py).
-dim_title_history is made of the dim_title snapshots up to D: rebuilt from all
-of them, or, in such a run, advanced with D's snapshot alone from a stored partition
+the same partition; dim_title_history is made of the dim_title snapshots up to D:
+rebuilt from all of them, or, in a run tagged `netflix/refresh=incremental` (the
+landing-zone sensor's), advanced with D's snapshot alone from a stored partition
 written after every snapshot it was made of (transforms/history.py: which one, and
 why that is exact). Gold follows silver on its own (Declarative Automation:
 `eager`), and the KPIs carry a freshness policy: a dashboard should never show
@@ -33,8 +32,6 @@ from ..transforms import dimensional as d
 from ..transforms import history as h
 from ..transforms import identity as ident
 from ..transforms import kpis as k
-from ..transforms import maintain as m
-from . import maintained
 from ..resources.databricks import SPARK_RESOURCES
 
 if TYPE_CHECKING:
@@ -61,15 +58,12 @@ def gold_table(
     description: str,
     lineage: dg.TableColumnLineage,
     freshness_policy: Optional[dg.FreshnessPolicy] = None,
-    chart: bool = False,
 ) -> Callable:
     """A partitioned gold Delta table whose function takes its inputs' partitions as DataFrames
-    (an `AssetIn` in `ins` says how to read one otherwise, e.g. every snapshot up to D). A table
-    `transforms.maintain` has a rule for reads its inputs itself, at pinned versions, and is
-    maintained from their changes in a refresh run (`gold/maintained.py`); the function is its
-    rebuild. `chart`: the materialization carries the table's chart (`chart_rows`)."""
-    common = dict(
+    (an `AssetIn` in `ins` says how to read one otherwise, e.g. every snapshot up to D)."""
+    return dg.asset(
         key=["gold", name],
+        ins={arg: key if isinstance(key, dg.AssetIn) else dg.AssetIn(list(key)) for arg, key in ins.items()},
         partitions_def=daily_partitions,
         io_manager_key="delta_io_manager",
         group_name="gold",
@@ -80,36 +74,6 @@ def gold_table(
         freshness_policy=freshness_policy,
         required_resource_keys=SPARK_RESOURCES,
     )
-    if name not in m.RULE_OF:
-        return dg.asset(ins={arg: key if isinstance(key, dg.AssetIn) else dg.AssetIn(list(key)) for arg, key in ins.items()},
-                        **common)
-
-    def decorator(compute: Callable[..., DataFrame]) -> dg.AssetsDefinition:
-        @dg.asset(deps=[dg.AssetKey(list(key)) for key in ins.values()], **common)
-        def _asset(context: dg.AssetExecutionContext):
-            [written] = maintained.outputs(context, [name], ins, lambda **frames: {name: compute(**frames)}).values()
-            yield from _emitted({name: written}, {"result": name}, chart)
-
-        return _asset
-
-    return decorator
-
-
-def _emitted(written: Mapping[str, "maintained.Written"], outputs: Mapping[str, str], chart: bool = False):
-    """The Outputs of `written` tables ({output name: table name}); the KPI chart when asked;
-    what they held persisted is released once they are written."""
-    held = {id(df): df for w in written.values() for df in w.held}
-    try:
-        for output, name in outputs.items():
-            metadata = dict(written[name].metadata)
-            if chart:
-                table = written[name].table.persist()  # the chart's rows and a whole table's write read it once
-                held[id(table)] = table
-                metadata["chart"] = dg.MetadataValue.md(chart_markdown(name, chart_rows(name, table)))
-            yield dg.Output(written[name].value, output, metadata=metadata)
-    finally:
-        for df in held.values():
-            df.unpersist()
 
 
 def _from(*sources: tuple[Sequence[str], str]) -> list[Source]:
@@ -141,30 +105,21 @@ _ORDER = _from(*[(TITLES, c) for c in ident.ORDER])
                             column_lineage({c: _EVIDENCE for c in ident.REVIEW_COLUMNS}),
                             automation_condition=AUTOMATION),
     },
-    deps=[dg.AssetKey(list(key)) for key in (TITLES, CAST, DIRECTORS)],
+    ins={"titles": dg.AssetIn(list(TITLES)), "cast": dg.AssetIn(list(CAST)), "directors": dg.AssetIn(list(DIRECTORS))},
     partitions_def=daily_partitions,
     group_name="gold",
     can_subset=True,
     required_resource_keys=SPARK_RESOURCES,
 )
-def gold_title_identity(context: dg.AssetExecutionContext):
-    held: list[DataFrame] = []
-
-    def build(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> dict[str, DataFrame]:
-        # Persisted: both outputs read the scored pairs (one self-join of the catalogue).
-        pairs = ident.scored_pairs(titles, cast, directors).persist()
-        held.append(pairs)
-        return {"title_source_ids": ident.source_ids(titles, pairs), "title_match_review": ident.review(pairs)}
-
-    tables = {"ids": "title_source_ids", "review": "title_match_review"}
-    outputs = {output: tables[output] for output in context.op_execution_context.selected_output_names}
-    written = maintained.outputs(context, list(outputs.values()),
-                                 {"titles": TITLES, "cast": CAST, "directors": DIRECTORS}, build)
+def gold_title_identity(context: dg.AssetExecutionContext, titles: DataFrame, cast: DataFrame, directors: DataFrame):
+    # Persisted: both outputs read the scored pairs (one self-join of the catalogue).
+    pairs = ident.scored_pairs(titles, cast, directors).persist()
+    outputs = {"ids": lambda: ident.source_ids(titles, pairs), "review": lambda: ident.review(pairs)}
     try:
-        yield from _emitted(written, outputs)
+        for name in context.op_execution_context.selected_output_names:
+            yield dg.Output(outputs[name](), name)
     finally:
-        for pairs in held:
-            pairs.unpersist()
+        pairs.unpersist()
 
 
 # ------------------------------------------------------------------ dimensions
@@ -320,7 +275,16 @@ def chart_rows(name: str, kpi: DataFrame) -> "pd.DataFrame":
 
 def _kpi(name: str, ins: Mapping[str, Sequence[str]], description: str, lineage: dg.TableColumnLineage,
          compute: Callable[..., DataFrame]) -> dg.AssetsDefinition:
-    return gold_table(name, ins, description, lineage, freshness_policy=KPI_FRESHNESS, chart=True)(compute)
+    @gold_table(name, ins, description, lineage, freshness_policy=KPI_FRESHNESS)
+    def _asset(context: dg.AssetExecutionContext, **inputs: DataFrame):
+        # Persisted: the chart's rows and the write read it once.
+        kpi = compute(**inputs).persist()
+        try:
+            yield dg.Output(kpi, metadata={"chart": dg.MetadataValue.md(chart_markdown(name, chart_rows(name, kpi)))})
+        finally:
+            kpi.unpersist()
+
+    return _asset
 
 
 BRIDGE_PERSON, DIM_PERSON = ("gold", "bridge_title_person"), ("gold", "dim_person")

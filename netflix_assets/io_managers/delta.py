@@ -3,7 +3,7 @@
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import TYPE_CHECKING, Optional
 
 import dagster as dg
 
@@ -48,15 +48,6 @@ class Replace:
     where: str
     shown: bool = False
     by: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """An output computed from its input tables as of these Delta versions ({table: version}):
-    its commit notes them, so that the next run can read what changed since (`gold/maintained.py`)."""
-
-    value: "DataFrame | Replace"
-    inputs: Mapping[str, int]
 
 
 def delta_out(key: list[str], description: str, lineage: Optional[dg.TableColumnLineage] = None, **kwargs) -> dg.AssetOut:
@@ -109,12 +100,10 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         layer, table = key.path
         return self.lake.table_uri(layer, table)
 
-    def handle_output(self, context: dg.OutputContext, obj: "DataFrame | Replace | Pinned") -> None:
+    def handle_output(self, context: dg.OutputContext, obj: "DataFrame | Replace") -> None:
         uri = self._uri(context.asset_key)
         window = _window(context)
-        narrower = shown = by = inputs = None
-        if isinstance(obj, Pinned):
-            obj, inputs = obj.value, obj.inputs
+        narrower = shown = by = None
         if isinstance(obj, Replace):
             obj, narrower, shown, by = obj.df, obj.where, obj.shown, obj.by
         if narrower is not None and window is None:
@@ -131,9 +120,7 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             wanted = metrics if narrower is None else {**metrics, OUTSIDE_REPLACED: outside_metric(narrower)}
             obj, observed = observe(obj, wanted, keys)
         if window is not None:
-            # Gold tables keep Delta's change data feed: the model is maintained from it.
-            marker = write_partitions(obj, uri, *window, narrower=narrower, inputs=inputs,
-                                      change_feed=context.asset_key.path[0] == "gold")
+            marker = write_partitions(obj, uri, *window, narrower=narrower)
         else:
             marker = save_table(obj, uri)
         spark = self.spark.get_session()

@@ -20,14 +20,13 @@ py4j `DeltaTable`), so it runs unchanged on Databricks serverless.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Optional, Sequence
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 # The daily partition column of every table (the data contract's `ingest_date`, UTC).
 PARTITION_COLUMN = "ingest_date"
@@ -51,15 +50,10 @@ def partition_predicate(start: dt.date, end: dt.date, narrower: Optional[str] = 
 STATS_COLUMNS = ("show_id", "_source_file", "path")
 
 
-def new_table_options(columns: Sequence[str], change_feed: bool = False) -> dict[str, str]:
-    """Writer options that set a new Delta table's properties (an existing table keeps its own).
-    `change_feed`: Delta's change data feed on (a table the gold model is maintained from,
-    `changes_between`), with the legacy protocol that implies it (reader 1, writer 4): without
-    `minWriterVersion`, Delta 4.4 gives the table writer version 7 and its table features (measured),
-    which readers that know only reader version 1 tables (Synapse serverless) may refuse."""
+def new_table_options(columns: Sequence[str]) -> dict[str, str]:
+    """Writer options that set a new Delta table's properties (an existing table keeps its own)."""
     present = [c for c in STATS_COLUMNS if c in columns]
-    options = {"delta.dataSkippingStatsColumns": ",".join(present)} if present else {}
-    return {**options, "delta.enableChangeDataFeed": "true", "delta.minWriterVersion": "4"} if change_feed else options
+    return {"delta.dataSkippingStatsColumns": ",".join(present)} if present else {}
 
 
 def portable_types(df: "DataFrame") -> "DataFrame":
@@ -122,20 +116,18 @@ class ConcurrentWrite(Exception):
 
 
 def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATTEMPTS,
-              sleep: Callable[[float], None] = time.sleep, retry: Sequence[str] = CONFLICTS,
-              note: Optional[Mapping[str, Any]] = None) -> str:
-    """Run `write(user_metadata)`, one Delta commit that tags itself `userMetadata=marker` (followed
-    by `note` as JSON, when given: `commit_note`), retrying a lost race of the kinds `retry` up to
-    `attempts` times with jittered exponential backoff; returns the marker (for `commit_metadata`).
-    Then the crash point after this table's commit (`lib.faults`). The default retries every
-    conflict: right for a write that decides its rows when it runs (a MERGE); `write_partitions`
-    passes SCHEMA_CONFLICTS."""
+              sleep: Callable[[float], None] = time.sleep, retry: Sequence[str] = CONFLICTS) -> str:
+    """Run `write(marker)`, one Delta commit that tags itself `userMetadata=marker`, retrying a
+    lost race of the kinds `retry` up to `attempts` times with jittered exponential backoff;
+    returns the marker (for `commit_metadata`). Then the crash point after this table's commit
+    (`lib.faults`). The default retries every conflict: right for a write that decides its rows
+    when it runs (a MERGE); `write_partitions` passes SCHEMA_CONFLICTS."""
     from .faults import after_commit
 
     marker = f"netflix:{uuid.uuid4().hex}"
     for attempt in range(1, attempts + 1):
         try:
-            write(marker if note is None else f"{marker} {json.dumps(note, sort_keys=True)}")
+            write(marker)
             break
         except Exception as err:  # noqa: BLE001 - only commit conflicts are retried
             if is_conflict(err) and not is_conflict(err, retry):
@@ -156,13 +148,10 @@ def sql_in(column: str, values: Sequence[str]) -> str:
     return f"{column} IN ({literals})" if values else "FALSE"
 
 
-def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None,
-                     inputs: Optional[Mapping[str, int]] = None, change_feed: bool = False) -> str:
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> str:
     """Replace exactly the `ingest_date` partitions in [start, end) with `df`
     (only their rows matching `narrower`, when given: an incremental batch); returns the
-    commit's marker (`committed`). The commit notes the partitions it replaced and, when given,
-    the versions of the input tables `df` was read from (`recorded_inputs`). `change_feed`: a new
-    table keeps Delta's change data feed.
+    commit's marker (`committed`).
 
     `replaceWhere` makes a re-run replace, never append; Delta refuses to commit
     rows outside the predicate, so a wrong date fails loudly.
@@ -174,7 +163,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
     return committed(
         lambda marker: (
             df.write.format("delta")
-            .options(**new_table_options(df.columns, change_feed))
+            .options(**new_table_options(df.columns))
             .option("mergeSchema", "true")
             .option("userMetadata", marker)
             .mode("overwrite")
@@ -184,7 +173,6 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
         ),
         uri,
         retry=SCHEMA_CONFLICTS,
-        note={"from": start.isoformat(), "to": end.isoformat(), **({"inputs": dict(inputs)} if inputs is not None else {})},
     )
 
 
@@ -343,7 +331,7 @@ def commit_metadata(
     if last is None:
         history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 50")
         if marker is not None:
-            history = history.where(history["userMetadata"].startswith(marker))
+            history = history.where(history["userMetadata"] == marker)
         row = history.select("version", "operation", "operationMetrics").first()
         last = row.asDict() if row is not None else {}
     if not last:  # nothing written, so nothing committed
@@ -388,7 +376,7 @@ def commit_with_marker(
     except Exception:  # noqa: BLE001 - any doubt: the caller asks Spark
         return None
     for commit in history:
-        if (commit.get("userMetadata") or "").startswith(marker) and "version" in commit and "operation" in commit:
+        if commit.get("userMetadata") == marker and "version" in commit and "operation" in commit:
             return {"version": int(commit["version"]), "operation": commit["operation"],
                     "operationMetrics": commit.get("operationMetrics") or {}}
     return {}
@@ -435,86 +423,3 @@ def partition_row_counts(uri: str, storage_options: Optional[dict[str, str]] = N
     """Rows per `ingest_date` partition, summed from the add actions' `numRecords`, or None."""
     files = partition_files(uri, storage_options)
     return None if files is None else {day: f.rows for day, f in files.items()}
-
-# ------------------------------------------------------------------ versions and changes
-
-# Operations that change no row of a table: a compaction, a vacuum, a property, a column comment.
-_NO_ROW_CHANGE = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "UNSET TBLPROPERTIES",
-                            "CHANGE COLUMN", "CHANGE COLUMNS", "ADD CONSTRAINT", "DROP CONSTRAINT"})
-HISTORY_SCANNED = 200
-CHANGE_FEED_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
-
-
-def commit_note(user_metadata: Optional[str]) -> Optional[dict[str, Any]]:
-    """The note `committed` wrote after its marker in a commit's userMetadata, or None."""
-    if not user_metadata or not user_metadata.startswith("netflix:") or " " not in user_metadata:
-        return None
-    try:
-        note = json.loads(user_metadata.split(" ", 1)[1])
-    except ValueError:
-        return None
-    return note if isinstance(note, dict) else None
-
-
-def _history(spark: SparkSession, uri: str, storage_options: Optional[dict[str, str]], limit: int) -> list[dict[str, Any]]:
-    """{version, operation, userMetadata} of the latest `limit` commits, newest first."""
-    try:
-        rows = [{"version": int(c["version"]), "operation": c.get("operation"), "userMetadata": c.get("userMetadata")}
-                for c in _table(uri, storage_options).history(limit)]
-    except Exception:  # noqa: BLE001 - any doubt: ask Spark
-        history = spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT {int(limit)}")
-        rows = [r.asDict() for r in history.select("version", "operation", "userMetadata").collect()]
-    return sorted(rows, key=lambda r: -r["version"])
-
-
-def recorded_inputs(spark: SparkSession, uri: str, day: dt.date, storage_options: Optional[dict[str, str]] = None,
-                    limit: int = HISTORY_SCANNED) -> Optional[dict[str, int]]:
-    """The input table versions noted by the latest commit that wrote partition `day`
-    (`write_partitions(inputs=...)`): what the partition's rows were computed from. None when that
-    commit noted none, when a later commit may have changed rows without saying which partition
-    (another writer), or when no commit among the latest `limit` wrote the partition."""
-    for commit in _history(spark, uri, storage_options, limit):
-        note = commit_note(commit.get("userMetadata"))
-        if note is not None and "from" in note and "to" in note:
-            if note["from"] <= day.isoformat() < note["to"]:
-                inputs = note.get("inputs")
-                return {str(k): int(v) for k, v in inputs.items()} if isinstance(inputs, dict) else None
-            continue  # another partition's write
-        if commit.get("operation") not in _NO_ROW_CHANGE:
-            return None
-    return None
-
-
-def table_version(spark: SparkSession, uri: str, storage_options: Optional[dict[str, str]] = None) -> int:
-    """The table's latest version: from the log, else Spark's `DESCRIBE HISTORY`."""
-    last = last_commit(uri, storage_options)
-    if last is not None:
-        return last["version"]
-    return int(spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 1").first()["version"])
-
-
-def read_version(spark: SparkSession, uri: str, version: int) -> DataFrame:
-    """The table as of `version`: every action on it reads that version, on a classic session
-    and on Spark Connect (which analyses a plan again at each action)."""
-    return spark.read.format("delta").option("versionAsOf", version).load(uri)
-
-
-def changes_between(spark: SparkSession, uri: str, after: int, upto: int, where: "Column") -> Optional[tuple[DataFrame, DataFrame]]:
-    """(removed, added): the rows matching `where` that the table lost and gained in its commits
-    after version `after` up to `upto`, from its change data feed, without the feed's columns.
-    A row rewritten unchanged is in both; a row lost and regained too. None when Spark refuses the
-    range when it is read (past the latest version); a range the feed did not record (a table
-    written before its feed was on) fails at the first action instead (DELTA_MISSING_CHANGE_DATA)."""
-    from pyspark.errors import PySparkException
-    from pyspark.sql import functions as F
-
-    try:
-        feed = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", after + 1)
-                .option("endingVersion", upto).load(uri))
-        feed.schema  # a Spark Connect frame is analysed lazily
-    except PySparkException:  # e.g. DELTA_MISSING_CHANGE_DATA, DELTA_CDC_START_VERSION_AFTER_LATEST
-        return None
-    kind = F.col("_change_type")
-    sides = (kind.isin("delete", "update_preimage"), kind.isin("insert", "update_postimage"))
-    removed, added = (feed.where(side & where).drop(*CHANGE_FEED_COLUMNS) for side in sides)
-    return removed, added

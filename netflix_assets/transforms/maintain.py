@@ -379,9 +379,6 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# The rule that maintains each table of the model.
-RULE_OF: dict[str, Rule] = {output: rule for rule in RULES for output in rule.outputs}
-
 Store = Callable[[str, Replacement, DataFrame], "tuple[DataFrame, Change]"]
 
 

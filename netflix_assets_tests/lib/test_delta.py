@@ -151,37 +151,3 @@ def test_a_write_replaces_the_days_of_its_window_and_only_the_narrowed_rows_of_t
     assert partition_predicate(day, day + dt.timedelta(days=1)) == "ingest_date >= DATE'2026-11-24' AND ingest_date < DATE'2026-11-25'"
     narrowed = partition_predicate(day, day + dt.timedelta(days=1), sql_in("_source_file", ["a.csv", "it's.csv"]))
     assert narrowed.endswith(" AND (_source_file IN ('a.csv', 'it\\'s.csv'))")
-
-
-def test_a_partition_says_what_it_was_computed_from_and_the_change_feed_what_changed_since(spark, tmp_path):
-    """`recorded_inputs`: the input versions noted by the last write of a partition, whatever other
-    partitions' writes and column comments followed; None once a write that noted nothing (another
-    writer) replaced it. `changes_between`: exactly the rows a keyed replace removed and added, not
-    the rows Delta copied out of the files it rewrote."""
-    uri = str(tmp_path / "t")
-    d1, d2 = DAYS[0], DAYS[1]
-    rows = spark.range(1000).select(F.concat(F.lit("s"), F.col("id").cast("string")).alias("show_id"),
-                                    (F.col("id") % 7).alias("v")).repartition(3)
-    for day, inputs in ((d1, {"gold/a": 3}), (d2, {"gold/a": 4})):
-        write_partitions(rows.withColumn("ingest_date", F.lit(day)), uri, day, day + dt.timedelta(days=1),
-                         inputs=inputs, change_feed=True)
-    delta.comment_columns(spark, uri, {"v": "a value"})
-    before = delta.table_version(spark, uri)
-    assert delta.recorded_inputs(spark, uri, d1) == {"gold/a": 3} and delta.recorded_inputs(spark, uri, d2) == {"gold/a": 4}
-    assert delta.recorded_inputs(spark, uri, DAYS[2]) is None  # never written
-
-    keys = [f"s{i}" for i in range(0, 1000, 10)]
-    new = spark.createDataFrame([(k, 99, d1) for k in keys[:40]], "show_id string, v long, ingest_date date")
-    write_partitions(new, uri, d1, d2, narrower=delta.sql_in("show_id", keys), inputs={"gold/a": 5}, change_feed=True)
-    after = delta.table_version(spark, uri)
-    assert delta.recorded_inputs(spark, uri, d1) == {"gold/a": 5}
-    removed, added = delta.changes_between(spark, uri, before, after, F.col("ingest_date") == F.lit(d1))
-    assert sorted(r["show_id"] for r in removed.collect()) == sorted(keys)
-    assert sorted((r["show_id"], r["v"]) for r in added.collect()) == sorted((k, 99) for k in keys[:40])
-    assert delta.changes_between(spark, uri, after, after, F.lit(True)) is None  # past the latest version
-
-    write_partitions(new, uri, d1, d2)  # a write that notes no inputs: d1's rows come from who knows what
-    assert delta.recorded_inputs(spark, uri, d1) is None and delta.recorded_inputs(spark, uri, d2) == {"gold/a": 4}
-    # Another writer, which notes nothing, not even its partitions: no partition can say any more.
-    new.write.format("delta").mode("overwrite").option("replaceWhere", f"ingest_date = DATE'{d1}'").save(uri)
-    assert delta.recorded_inputs(spark, uri, d2) is None

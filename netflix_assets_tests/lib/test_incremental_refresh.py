@@ -1,21 +1,15 @@
 """Incremental refresh (`lib.refresh`) on the real Kaggle file: a batch of new files landed
-into an existing partition updates silver and gold by the show_ids it touches, the gold model
-is maintained from the gold snapshots' changes (`gold/maintained.py`), and the result is row for
-row what a whole-partition rebuild of the same lake produces."""
+into an existing partition updates silver and gold by the show_ids it touches, and the
+result is row for row what a whole-partition rebuild of the same lake produces."""
 
 import csv
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from netflix_assets.gold import maintained
-from netflix_assets.gold.maintained import MAINTAINED
 from netflix_assets.lib import refresh
-from netflix_assets.lib.delta import write_partitions
-from netflix_assets.transforms.maintain import RULE_OF
 from netflix_assets.lib.checks import AGGREGATES_FROM_KEY
 from netflix_assets.lib.refresh import REFRESH_TAG
 from netflix_assets.transforms.formats import LOOKUPS
@@ -29,9 +23,7 @@ KEYED = [
     *(f"{layer}/{t}" for layer in ("silver", "quarantine", "gold") for t in ("netflix_titles", *LOOKUPS)),
     "quarantine/gold_netflix_titles",
 ]
-# The gold model: every table maintained from changes in a refresh run.
-MODEL = [f"gold/{table}" for table in RULE_OF]
-COMPARED = [*KEYED, *MODEL, "gold/dim_title_history"]
+COMPARED = [*KEYED, "gold/dim_title", "gold/bridge_title_person", "gold/kpi_top_people", "gold/kpi_rating_mix"]
 
 
 def _kaggle_rows() -> tuple[list[str], list[dict]]:
@@ -108,7 +100,6 @@ def lake(spark, lookup_server, tmp_path_factory, request):
     # The real file is far below the size where a keyed refresh pays off: take it at any size.
     patch = pytest.MonkeyPatch()
     patch.setattr(refresh, "MIN_ROWS", 0)
-    patch.setattr(maintained, "MAX_CHANGED_ROWS", 10**9)  # batches of thousands of titles on a 6,000-title partition
     request.addfinalizer(patch.undo)
     day = today_iso()
     folder = tmp_path_factory.mktemp("inputs")
@@ -120,15 +111,11 @@ def lake(spark, lookup_server, tmp_path_factory, request):
     return lake, day, folder, header, rows
 
 
-def _assert_refresh_equals_rebuild(lake: Lakehouse, day: str, result: dg.ExecuteInProcessResult,
-                                   rebuilt_model: frozenset = frozenset()) -> dict:
-    """`rebuilt_model`: model tables the refresh had to rebuild; every other one was maintained."""
+def _assert_refresh_equals_rebuild(lake: Lakehouse, day: str, result: dg.ExecuteInProcessResult) -> dict:
     assert result.success and unexpected_failures(result) == []
     mats = materialized(result)
     for table in KEYED:
         assert mats[table]["refresh"].value == "incremental", table
-    for table in MODEL:
-        assert mats[table]["refresh"].value == ("full" if table in rebuilt_model else MAINTAINED), table
     refreshed = _snapshot(lake, day)
     rebuilt_run = _rebuild(lake, day)
     assert rebuilt_run.success
@@ -175,17 +162,12 @@ def test_an_overlapping_batch_with_defects_refreshes_exactly_like_a_rebuild(lake
     assert checks[("silver/netflix_titles", "show_id_not_null_unique")].metadata["rows"].value == len(lake.rows("silver/netflix_titles", day))
 
 
-def test_a_batch_with_a_new_duration_reranks_every_title(lake, spark):
-    """Also: a model table whose partition another writer replaced (its commit notes no input
-    versions) is rebuilt, not maintained from changes it cannot place."""
+def test_a_batch_with_a_new_duration_reranks_every_title(lake):
     lake, day, folder, header, rows = lake
     before = {r["show_id"]: r["duration_ranking"] for r in lake.rows("gold/netflix_titles", day)}
-    mix = str(lake.root / "gold/kpi_rating_mix")
-    date = dt.date.fromisoformat(day)
-    write_partitions(spark.read.format("delta").load(mix).where(f"ingest_date = DATE'{day}'"), mix, date, date + dt.timedelta(days=1))
     longest = dict(rows[0], show_id="s990001", title="The Longest Film", duration="999 min", type="Movie")
     result = _land_and_refresh(lake, _write(folder / "third.csv", header, [longest]), "third.csv")
-    mats = _assert_refresh_equals_rebuild(lake, day, result, rebuilt_model=frozenset({"gold/kpi_rating_mix"}))
+    mats = _assert_refresh_equals_rebuild(lake, day, result)
     assert mats["gold/netflix_titles"]["refresh_reranked"].value is True
     after = {r["show_id"]: r["duration_ranking"] for r in lake.rows("gold/netflix_titles", day)}
     assert after["s990001"] == 1

@@ -151,3 +151,30 @@ def test_a_write_replaces_the_days_of_its_window_and_only_the_narrowed_rows_of_t
     assert partition_predicate(day, day + dt.timedelta(days=1)) == "ingest_date >= DATE'2026-11-24' AND ingest_date < DATE'2026-11-25'"
     narrowed = partition_predicate(day, day + dt.timedelta(days=1), sql_in("_source_file", ["a.csv", "it's.csv"]))
     assert narrowed.endswith(" AND (_source_file IN ('a.csv', 'it\\'s.csv'))")
+
+
+def test_a_row_outside_the_rows_a_write_replaces_fails_it_before_its_commit(spark, tmp_path):
+    # The write checks its rows itself (a hashed IN list; Delta's own check, a linear one, is off).
+    from netflix_assets.lib.delta import REPLACE_WHERE_CHECK, sql_in
+
+    uri = str(tmp_path / "t")
+    day, next_day = DAYS[0], DAYS[1]
+    rows = "show_id string, v int"
+
+    def on(day, *values):
+        return spark.createDataFrame(list(values), rows).withColumn("ingest_date", F.lit(day))
+
+    write_partitions(on(day, ("s1", 1), ("s2", 2)), uri, day, next_day)
+    keys = sql_in("show_id", [f"s{i}" for i in range(2, 1000)])
+    faults = [
+        (on(next_day, ("s1", 10)), None),  # a wrong date
+        (on(day, ("s2", 20), ("x", 10)), keys),  # a key the write does not replace
+        (on(day, (None, 10)), keys),  # no key: a re-run would not replace it either
+    ]
+    for df, narrower in faults:
+        with pytest.raises(Exception, match="outside the rows this write replaces"):
+            write_partitions(df, uri, day, next_day, narrower=narrower)
+    assert spark.conf.get(REPLACE_WHERE_CHECK) == "false"
+    assert delta.last_commit(uri)["version"] == 0
+    write_partitions(on(day, ("s2", 20)), uri, day, next_day, narrower=keys)
+    assert sorted(tuple(r) for r in spark.read.format("delta").load(uri).select("show_id", "v").collect()) == [("s1", 1), ("s2", 20)]

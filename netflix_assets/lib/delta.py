@@ -150,9 +150,10 @@ def sql_in(column: str, values: Sequence[str]) -> str:
 
 # Delta checks that every row a replaceWhere writes matches its predicate, but it evaluates the
 # predicate as written, comparing each row with every literal of an IN list: a keyed refresh's
-# `show_id IN (27,000 keys)` took 80.5 s to write with that check and 2.7 s without it, 1,000 keys
-# 5.2 s with it (one partition of 701,300 rows; BENCHMARKS.md). The same predicate in a DataFrame
-# goes through Spark's optimizer, which turns a long IN list into a hash set (InSet). So a write
+# `show_id IN (27,000 keys)` of real titles took 80.5 s to write with that check and 2.7 s without it
+# (one partition of 701,300 rows); `benchmarks.replace_check`: 20,000 keys 2.6-4.3 s checked as below
+# against 14.8-15.8 s by Delta, 1,000 keys ~2 s either way (BENCHMARKS.md). The same predicate in a
+# DataFrame goes through Spark's optimizer, which turns a long IN list into a hash set (InSet). So a write
 # checks its own rows (`rows_within`) and turns Delta's check off where the session lets it
 # (Databricks serverless accepts only listed settings: there Delta's check stays on as well).
 REPLACE_WHERE_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"

@@ -5,10 +5,10 @@ rebuild, both written to Delta as the assets write them, on a lake `make bench` 
 
 A change of `--titles` random titles (a new file updating them: rating and description; with
 `--new-share`, that share of them landed as new titles instead: copies under new show_ids and
-titles, with their lists, as `make bench`'s one new file is 70 % new show_ids) is applied to the
-partition's gold snapshot; then, on a fresh copy of the lake's gold tables each
-time, the model's 17 tables are rebuilt from the changed snapshot (one `replaceWhere` of the whole
-partition each, each table computed from its inputs as stored, as the assets read them), or maintained from the change (`maintain_all`: each table's replacement written
+titles, with their lists) is applied to the partition's gold snapshot; then, on a fresh copy of the
+lake's gold tables each time, the model's 17 tables are rebuilt from the changed snapshot (one
+`replaceWhere` of the whole partition each, each table computed from its inputs as stored, as the
+assets read them), or maintained from the change (`maintain_all`: each table's replacement written
 with the predicate of the rows it replaces, its change read back from the two table versions, as a
 change data feed gives it). The modes alternate; one JSON line per run, the last maintained run's
 seconds per table (its rule's own Spark jobs before the write, then the write), and whether the two
@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def rebuild(root: Path) -> None:
         # As the assets rebuild it: each table from its inputs as stored (read back from Delta), the
-        # identity's scored pairs persisted once for its two outputs. `m.build` alone would be one lazy
-        # plan per table, each computing the identity again (the first version of this benchmark did).
+        # identity's scored pairs persisted once for its two outputs. Writing `m.build`'s DataFrames
+        # instead is one lazy plan per table, each computing the identity's self-join again: a rebuild
+        # 1.6-3.6x slower than the assets' (BENCHMARKS.md, the gold model from changes).
         written = []
 
         def put(name: str, df) -> None:

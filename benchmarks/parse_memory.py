@@ -76,9 +76,9 @@ def child(path: str) -> dict:
     before = peak_rss_mb()
     run = _parse_partition(tuple(union_columns(TITLE_FORMATS)), tuple(TITLE_FORMATS), {}, DEFAULT_LIMITS)
     batch = pa.RecordBatch.from_pydict(
-        {"uri": [path], "ingested_at": [None], "size": [os.path.getsize(path)], "fallback": [None]},
+        {"uri": [path], "ingested_at": [None], "size": [os.path.getsize(path)], "fallback": [None], "fallback_only": [False]},
         schema=pa.schema([("uri", pa.string()), ("ingested_at", pa.timestamp("us", tz="UTC")),
-                          ("size", pa.int64()), ("fallback", pa.string())]),
+                          ("size", pa.int64()), ("fallback", pa.string()), ("fallback_only", pa.bool_())]),
     )
     t0 = time.perf_counter()
     rows, refused = 0, set()

@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 
 from netflix_assets.bronze.assets import _check_lookup_file
-from netflix_assets.bronze.batch import files_gone
+from netflix_assets.bronze.batch import files_changed, files_gone
 from netflix_assets.transforms.formats import LOOKUPS
 from netflix_assets.io_managers.delta import SparkDeltaIOManager
 from netflix_assets.lib.checks import TableReader
@@ -31,6 +31,12 @@ def test_files_gone_from_the_landing_zone_are_named_with_where_to_put_them_back(
     message = files_gone("2026-12-03", ["a.csv", "sub/b.csv"], "file:///lake/raw/netflix_titles").description
     assert "partition 2026-12-03: 2 file(s)" in message and "a.csv, sub/b.csv" in message, message
     assert "file:///lake/raw/netflix_titles" in message and "Put them back under the same names" in message
+
+
+def test_files_changed_since_they_were_read_are_named_with_what_to_do():
+    message = files_changed("2026-12-03", ["a.csv"], "file:///lake/raw/netflix_titles").description
+    assert "partition 2026-12-03: 1 file(s) of its ledger hold other bytes" in message and "a.csv." in message, message
+    assert "land a new version under a new name" in message and "put the bytes that were read back" in message
 
 
 def test_a_table_not_materialized_yet_is_named_with_its_path_and_the_remedy(spark, tmp_path):

@@ -22,7 +22,7 @@ import dagster as dg
 from ..io_managers.delta import Replace
 from ..lib import clock
 from ..lib.delta import sql_in
-from ..resources.landing import LandingZoneResource, OutsideLandingZone
+from ..resources.landing import LandedFile, LandingZoneResource, OutsideLandingZone
 from ..transforms.bronze import file_digests, parse_files, refused_files, split_parsed, with_ingest_date
 from ..transforms.csv_records import ParseLimits
 from ..transforms.formats import TITLE_COLUMNS, TITLE_FORMATS
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 class Batch:
     """A run's files once claimed: every claim of the day it read or refused (`claimed`), the ones it
     parses (`readable`), the ones refused while hashing (`unreadable`: path -> reason), where each
-    file is read from if it has been archived since (`archived`), and the new files left waiting."""
+    file is read from if it has been archived since (`archived`), the new files left waiting, and
+    the files read from their archived copy alone (their name holds other bytes since)."""
 
     day: dt.date
     requested: bool
@@ -50,6 +51,7 @@ class Batch:
     unreadable: dict[str, str]
     archived: dict[str, Optional[str]]
     waiting: tuple
+    from_archive: frozenset[str] = frozenset()  # read from the archived copy alone: the name holds other bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,36 @@ def files_gone(day: dt.date | str, missing: list[str], landing_uri: str) -> dg.F
         "again (its tables keep their last good Delta version meanwhile).",
         metadata={"missing": missing[:100], "landing_zone": landing_uri},
     )
+
+
+def files_changed(day: dt.date | str, changed: list[str], landing_uri: str) -> dg.Failure:
+    return dg.Failure(
+        f"partition {day}: {len(changed)} file(s) of its ledger hold other bytes in the landing zone {landing_uri} "
+        f"than the ones it read (their sha256 differs from the ledger's) and the archive has no copy of those, "
+        f"so the partition cannot be rebuilt as it was: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. "
+        "A name is ingested once: land a new version under a new name (it is read as a new file), put the bytes "
+        "that were read back under this one, and run the partition again (its tables keep their last good Delta "
+        "version meanwhile).",
+        metadata={"changed": changed[:100], "landing_zone": landing_uri},
+    )
+
+
+def _from_archive(
+    session: "SparkSession", landing: LandingZoneResource, changed: Sequence[ledger_lib.Claim],
+    listed: dict[str, LandedFile], archived: dict[str, Optional[str]], day: dt.date,
+) -> frozenset[str]:
+    """Of the files read before whose listing moved since (`ledger.changed_since_read`): the ones
+    whose bytes did change, to be read from their archived copy. Both copies are hashed and
+    compared with the ledger's hash; with neither holding the bytes read, the run fails."""
+    if not changed:
+        return frozenset()
+    copies = [(c.path, listed[c.path].size) for c in changed] + [(archived[c.path], c.size) for c in changed if archived[c.path]]
+    digests, _ = file_digests(session, copies, landing.storage_options())
+    replaced = [c for c in changed if digests.get(c.path) != c.sha256]
+    lost = sorted(c.path for c in replaced if not archived[c.path] or digests.get(archived[c.path]) != c.sha256)
+    if lost:
+        raise files_changed(day, lost, landing.uri)
+    return frozenset(c.path for c in replaced)
 
 
 def _inside(landing: LandingZoneResource, uris: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -127,6 +159,8 @@ def claim_batch(
     missing = ledger_lib.missing_files(claimed, {f.uri for f in landed}, archived, landing.exists)
     if missing:
         raise files_gone(day, missing, landing.uri)
+    listed = {f.uri: f for f in landed}
+    from_archive = _from_archive(session, landing, ledger_lib.changed_since_read(claimed, landed), listed, archived, day)
     unhashed = [(c.path, c.size, archived[c.path]) for c in claimed if c.readable and c.sha256 is None]
     digests, unreadable = file_digests(session, unhashed, landing.storage_options())
     claimed = ledger_lib.mark_duplicates(
@@ -137,13 +171,13 @@ def claim_batch(
         f"partition {day}: {len(readable)} file(s) to read, {len(claimed) - len(readable)} not read "
         f"(duplicates, outside the zone, refused): {json.dumps([c.path for c in readable])[:2000]}"
     )
-    return Batch(day, requested is not None, claimed, readable, unreadable, archived, tuple(waiting))
+    return Batch(day, requested is not None, claimed, readable, unreadable, archived, tuple(waiting), from_archive)
 
 
 def parse_batch(session: "SparkSession", landing: LandingZoneResource, batch: Batch) -> "DataFrame":
     """Every line of the batch's readable files, parsed (in Spark's Python workers: persist it)."""
     limits = ParseLimits(landing.max_record_bytes, landing.evidence_bytes)
-    files = [(c.path, c.discovered_at, c.size, batch.archived[c.path]) for c in batch.readable]
+    files = [(c.path, c.discovered_at, c.size, batch.archived[c.path], c.path in batch.from_archive) for c in batch.readable]
     return with_ingest_date(parse_files(session, files, TITLE_FORMATS, landing.storage_options(), limits), batch.day)
 
 

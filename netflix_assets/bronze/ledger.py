@@ -10,7 +10,9 @@ Rules:
 - A file belongs to the UTC day it was first discovered; bronze[D] reads
   exactly the files of D, and re-materializing D re-reads those files only.
 - A path is ingested once (as Auto Loader with `allowOverwrites=false`): a
-  later change to an ingested file is not read again; land a new name.
+  later change to an ingested file is not read again; land a new name. A
+  re-run of its day reads the bytes the ledger hashed (from the archive when
+  the name holds other bytes since: `changed_since_read`) or fails, never new ones.
 - Same bytes under another name: recorded `duplicate` (with `duplicate_of`)
   and not read; the earliest discovered copy is the one ingested.
 
@@ -255,6 +257,26 @@ def owned_claims(day: dt.date, plan: BatchPlan, known: dict[str, Claim], max_fil
     mine, taken = owned_by(day, [c.path for c in plan.selected], known)
     skipped = [*plan.skipped, *(f"{path}: claimed by {known[path].ingest_date} by a concurrent run" for path in taken)]
     return refuse_too_large(mine, max_file_bytes), skipped
+
+
+def _same_file(claim: Claim, file: LandedFile) -> bool:
+    """The listing shows the file the ledger recorded: its size, and its ETag and modification
+    time where both sides know them."""
+    if claim.size != file.size or (claim.etag and file.etag and claim.etag != file.etag):
+        return False
+    return not (claim.modified_at and file.modified) or _aware(claim.modified_at) == _aware(file.modified)
+
+
+def changed_since_read(claims: Sequence[Claim], landed: Sequence[LandedFile]) -> list[Claim]:
+    """Readable claims already hashed (an earlier run read them) whose name the listing shows with
+    another size, ETag or modification time: overwritten in place, or landed again under the name
+    the archive job moved them from. Whether their bytes changed is a hash away (a touched file
+    keeps them): the run hashes these again rather than read what may not be what its day holds."""
+    listed = {f.uri: f for f in landed}
+    return [
+        c for c in claims
+        if c.readable and c.sha256 is not None and c.path in listed and not _same_file(c, listed[c.path])
+    ]
 
 
 def missing_files(

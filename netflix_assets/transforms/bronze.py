@@ -9,7 +9,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .csv_records import CHANGED_DURING_READ, DEFAULT_LIMITS, UNREADABLE, ParseLimits, parse_records
+from .csv_records import CHANGED_DURING_READ, DEFAULT_LIMITS, UNREADABLE, ParseLimits, parse_records, transient
 from .formats import SourceFormat, union_columns
 
 LINEAGE_FIELDS = [
@@ -59,12 +59,15 @@ def file_tasks(spark: SparkSession, files: int) -> int:
     return max(1, min(files, 2 * cores))
 
 
-def _open_uri(uri: str, storage_options: dict, fallback: Optional[str] = None):
+def _open_uri(uri: str, storage_options: dict, fallback: Optional[str] = None, fallback_only: bool = False):
     """An opener of `uri`, or of `fallback` (its archived copy) once `uri` is gone: a file the
-    archive job moves while its old partition is re-read is still read, not refused."""
+    archive job moves while its old partition is re-read is still read, not refused. With
+    `fallback_only`, of `fallback` alone: the name now holds other bytes than the ones read."""
     import fsspec
 
     def open_binary():
+        if fallback_only:
+            return fsspec.open(fallback, "rb", **storage_options).open()
         try:
             return fsspec.open(uri, "rb", **storage_options).open()
         except FileNotFoundError:
@@ -97,13 +100,15 @@ def _parse_partition(
         buffer: dict[str, list] = {n: [] for n in names}
         rows = held = 0
         for batch in batches:
-            for uri, ingested_at, size, fallback in zip(
+            for uri, ingested_at, size, fallback, fallback_only in zip(
                 batch.column("uri").to_pylist(),
                 batch.column("ingested_at").to_pylist(),
                 batch.column("size").to_pylist(),
                 batch.column("fallback").to_pylist(),
+                batch.column("fallback_only").to_pylist(),
             ):
-                records = parse_records(_open_uri(uri, storage_options, fallback), formats, limits, size)
+                opener = _open_uri(uri, storage_options, fallback, bool(fallback_only))
+                records = parse_records(opener, formats, limits, size)
                 for rec in records:
                     for c in columns:
                         value = rec.values.get(c)
@@ -127,7 +132,7 @@ def _parse_partition(
     return run
 
 
-FileToParse = tuple  # (uri, ingested_at[, listed size or None[, its archived copy or None]])
+FileToParse = tuple  # (uri, ingested_at[, listed size or None[, its archived copy or None[, read that copy only]]])
 
 
 def _rows(files: Sequence, width: int) -> list[tuple]:
@@ -146,12 +151,13 @@ def parse_files(
     storage_options: Optional[dict] = None,
     limits: ParseLimits = DEFAULT_LIMITS,
 ) -> DataFrame:
-    """Parse (uri, ingested_at[, size[, fallback]]) files into records (streamed in Spark tasks).
+    """Parse (uri, ingested_at[, size[, fallback[, fallback_only]]]) files into records (streamed in Spark tasks).
 
     `_ingested_at` is the time the file was first ingested (not the time of this
     run), so re-materializing a partition reproduces the same rows. `size` is the
     listing's: a file whose size moved since is refused (`changed_during_read`).
-    `fallback` is where the bytes are once `uri` is gone (the file's archived copy).
+    `fallback` is where the bytes are once `uri` is gone (the file's archived copy); with
+    `fallback_only` true, the only place they are (`uri` holds other bytes since).
 
     Rows with a non-null `_reject_reason` belong to files refused as a whole
     (unknown header, not UTF-8, empty, a line over the limit, unreadable...): they
@@ -162,12 +168,12 @@ def parse_files(
     """
     columns = union_columns(formats)
     schema = parsed_schema(columns)
-    rows = _rows(files, 4)
+    rows = _rows(files, 5)
     if not rows:
         return spark.createDataFrame([], schema)
-    frame = spark.createDataFrame(rows, "uri string, ingested_at timestamp, size long, fallback string").repartition(
-        file_tasks(spark, len(rows))
-    )
+    frame = spark.createDataFrame(
+        rows, "uri string, ingested_at timestamp, size long, fallback string, fallback_only boolean"
+    ).repartition(file_tasks(spark, len(rows)))
     return frame.mapInArrow(_parse_partition(columns, tuple(formats), dict(storage_options or {}), limits), schema)
 
 
@@ -183,6 +189,8 @@ def _digest_one(open_binary, expected_size: Optional[int], chunk_bytes: int) -> 
                 size += len(chunk)
                 digest.update(chunk)
     except Exception as error:  # noqa: BLE001 - permission, a directory, gone, a name the store refuses
+        if transient(error):  # the store's fault, not the file's: the run fails, and is retried
+            raise
         message = " ".join(f"{type(error).__name__}: {error}".split())[:300]
         return None, f"{UNREADABLE}: {message}"
     if expected_size is not None and size != expected_size:

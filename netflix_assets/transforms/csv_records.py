@@ -64,6 +64,31 @@ class _Refused(Exception):
         self.reason, self.line, self.evidence = reason, line, evidence
 
 
+# A fault of the store or the network, not of the file (azure-core's, aiohttp's and requests'
+# classes by name: the store's client imports them, this module does not): it fails the run, which
+# is retried (the landing sensor's backoff, then `failed`), where a refusal would be final for a
+# good file. The SDK has already retried it by then.
+_TRANSIENT_CLASSES = frozenset({
+    "ServiceRequestError", "ServiceResponseError", "ClientConnectionError", "ClientPayloadError",
+    "ServerTimeoutError", "ProtocolError", "ReadTimeoutError", "ChunkedEncodingError", "IncompleteRead",
+})
+
+
+def transient(error: BaseException) -> bool:
+    """`error`, or what it was raised from, is a store's or network's passing fault: a reset or
+    timed-out connection, a broken response, throttling (429) or a server error (5xx)."""
+    while error is not None:
+        if isinstance(error, (ConnectionError, TimeoutError)) or any(
+            c.__name__ in _TRANSIENT_CLASSES for c in type(error).__mro__
+        ):
+            return True
+        status = getattr(error, "status_code", None)
+        if isinstance(status, int) and (status in (408, 429) or 500 <= status < 600):
+            return True
+        error = error.__cause__
+    return False
+
+
 def _one_line(message: str, limit: int = 300) -> str:
     return " ".join(str(message).split())[:limit]
 
@@ -150,7 +175,9 @@ def parse_records(
         yield ParsedRecord({}, refused.line, None, rescued=refused.evidence, reject_reason=refused.reason)
     except csv.Error as error:
         yield ParsedRecord({}, None, None, reject_reason=f"{PARSE_ERROR}: {_one_line(error)}")
-    except Exception as error:  # noqa: BLE001 - any failure of one file is that file's refusal
+    except Exception as error:  # noqa: BLE001 - any failure of one file is that file's refusal...
+        if transient(error):  # ...but the store's: the run fails, and is retried
+            raise
         yield ParsedRecord({}, None, None, reject_reason=f"{UNREADABLE}: {type(error).__name__}: {_one_line(error)}")
 
 

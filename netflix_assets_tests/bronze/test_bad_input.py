@@ -9,11 +9,12 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG
 
-from netflix_assets.bronze.ledger import DUPLICATE, INGESTED, OUTSIDE
+from netflix_assets.bronze.ledger import DUPLICATE, INGESTED, OUTSIDE, changed_since_read, claims_from_rows
 from netflix_assets.transforms import bronze as bronze_transforms
 from netflix_assets.transforms.csv_records import EMPTY_FILE, NOT_UTF8, UNKNOWN_HEADER, parse_records
 from netflix_assets.transforms.formats import TITLE_FORMATS
 
+from netflix_assets_tests.conftest import today_iso
 from netflix_assets_tests.lakehouse import Lakehouse, check_results
 
 TUTORIAL_HEADER = "duration_minutes,duration_seasons,type,title,date_added,release_year,rating,description,show_id\n"
@@ -276,3 +277,94 @@ def test_a_file_that_grows_between_listing_and_read_is_refused():
     assert sha is None and error == f"changed_during_read: listed with {len(data)} bytes, read {len(data) + 4}"
     records = list(parse_records(lambda: io.BytesIO(data + b"more"), TITLE_FORMATS, expected_size=len(data)))
     assert records and all(r.reject_reason == error and not r.values for r in records)
+
+
+def test_a_rerun_of_a_day_reads_the_bytes_it_read_never_a_file_changed_since(spark, lookup_server, tmp_path):
+    """A name is ingested once. Overwritten in place after its day was read (same size: the listing
+    cannot tell), a re-run of the day fails and keeps the day's tables; with the bytes it read in the
+    archive, it reads them from there; landed again with those bytes (touched), it reads them."""
+    lake = Lakehouse.create(tmp_path / "lake", lookup_server)
+    day, source = today_iso(), tmp_path / "titles.csv"
+    bronze = [dg.AssetKey(["bronze", "netflix_titles"]), dg.AssetKey(["quarantine", "bronze_netflix_titles"])]
+    source.write_text(GOOD)
+    uri = lake.land(source, "titles.csv")
+    assert lake.run(day, bronze).success
+
+    def day_state():
+        return [lake.state(table, day) for table in ("bronze/netflix_titles", "bronze/_ingested_files")]
+
+    kept = day_state()
+    listing, _ = lake.landing.scan()
+    assert changed_since_read(list(claims_from_rows(lake.ledger()).values()), listing) == [], "an untouched file is not hashed again"
+    changed = GOOD.replace("Good One", "Evil One")
+    assert len(changed) == len(GOOD)
+    source.write_text(changed)
+    lake.land(source, "titles.csv")
+    result = lake.run(day, bronze)
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.user_failure_data.description
+    assert f"partition {day}: 1 file(s) of its ledger hold other bytes" in message and uri in message, message
+    assert day_state() == kept
+
+    archived = lake.landing.archived_uri(uri, day).removeprefix("file://")
+    os.makedirs(os.path.dirname(archived))
+    with open(archived, "w") as copy:
+        copy.write(GOOD)
+    assert lake.run(day, bronze).success
+    assert day_state() == kept and "Good One" in str(kept[0])
+
+    os.remove(archived)
+    source.write_text(GOOD)
+    lake.land(source, "titles.csv")
+    assert lake.run(day, bronze).success
+    assert day_state() == kept
+
+
+
+def _azure(kind: str) -> Exception:
+    from azure.core.exceptions import HttpResponseError, ServiceResponseError
+
+    if kind == "broken":
+        return ServiceResponseError("Connection broken: IncompleteRead")
+    error = HttpResponseError(message="Operation could not be completed within the specified time")
+    error.status_code = 503
+    return error
+
+
+def _aiohttp_disconnected() -> Exception:
+    from aiohttp import ServerDisconnectedError
+
+    return ServerDisconnectedError()
+
+
+def _raised_from_a_reset() -> Exception:  # a client re-raising the connection's error as its own
+    error = OSError("read failed")
+    error.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+    return error
+
+
+STORE_FAULTS = {
+    "connection reset": lambda: ConnectionResetError(104, "Connection reset by peer"),
+    "read timeout": lambda: TimeoutError("The read operation timed out"),
+    "azure broken response": lambda: _azure("broken"),
+    "azure 503 after its retries": lambda: _azure("503"),
+    "aiohttp server disconnected": _aiohttp_disconnected,
+    "raised from a reset": _raised_from_a_reset,
+}
+
+
+@pytest.mark.parametrize("fault", sorted(STORE_FAULTS))
+def test_a_store_fault_mid_read_fails_the_run_rather_than_refusing_a_good_file(fault):
+    """A connection reset, a timeout or a throttled read after the file was opened is the store's
+    fault, not the file's: the hash and the parser raise it (the run fails; the landing sensor
+    retries its batch), where a refusal would be a final status for a good file."""
+    error = STORE_FAULTS[fault]()
+
+    class Broken(io.BytesIO):
+        def read(self, *args):
+            raise error
+
+    with pytest.raises(type(error)):
+        bronze_transforms._digest_one(lambda: Broken(GOOD.encode()), None, 1 << 20)
+    with pytest.raises(type(error)):
+        list(parse_records(lambda: Broken(GOOD.encode()), TITLE_FORMATS))

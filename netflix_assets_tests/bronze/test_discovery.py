@@ -1,5 +1,6 @@
 """The sensor's and the ledger's decisions, as plain functions (no Spark, no Dagster run)."""
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -159,6 +160,20 @@ def test_a_claimed_file_is_missing_only_when_neither_listed_nor_archived():
     claims = [claim("listed"), claim("archived"), claim("gone"), claim("refused", status=ledger.FILE_TOO_LARGE)]
     archived = {"listed": None, "archived": "arch/archived", "gone": "arch/gone"}
     assert ledger.missing_files(claims, {"listed"}, archived, exists=lambda uri: uri == "arch/archived") == ["gone"]
+
+
+def test_a_file_read_before_is_hashed_again_when_its_listing_moved():
+    def read_before(name, sha="h1", etag=None, status=None):
+        return dataclasses.replace(claim(f"file:///zone/{name}", sha=sha, status=status), etag=etag)
+
+    claims = [read_before("same"), read_before("resized"), read_before("touched"), read_before("retagged", etag="e1"),
+              read_before("new_claim", sha=None), read_before("dup", status=DUPLICATE), read_before("archived")]
+    listing = [landed("same", 1), landed("resized", 2), landed("touched", 1, OLD + dt.timedelta(seconds=1)),
+               dataclasses.replace(landed("retagged", 1), etag="e2"), landed("new_claim", 2), landed("dup", 2)]
+    changed = ledger.changed_since_read(claims, listing)
+    assert [c.path.rsplit("/", 1)[1] for c in changed] == ["resized", "touched", "retagged"]
+    # A side that does not know the ETag or the time (a ledger row of a local file) compares the size alone.
+    assert ledger.changed_since_read([read_before("same", etag="e1")], [dataclasses.replace(landed("same", 1), modified=None)]) == []
 
 
 def test_outside_claims_are_never_duplicates():

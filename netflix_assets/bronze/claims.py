@@ -188,9 +188,9 @@ def _ensure_table(session: SparkSession, uri: str) -> None:
     fails with ProtocolChangedException, and its retry finds the table."""
     def create(_marker: str) -> None:
         if read_table(session, uri) is None:
-            session.createDataFrame([], LEDGER_SCHEMA).write.format("delta").partitionBy("ingest_date").mode(
-                "append"
-            ).save(uri)
+            session.createDataFrame([], LEDGER_SCHEMA).write.format("delta").options(
+                **new_table_options(LEDGER_COLUMNS)
+            ).partitionBy("ingest_date").mode("append").save(uri)
 
     committed(create, uri + "/_create")
 

@@ -58,6 +58,7 @@ class Limits:
     retry_base_seconds: float = _default("retry_base_seconds")
     retry_max_seconds: float = _default("retry_max_seconds")
     max_attempts: int = _default("max_attempts")
+    min_failing_seconds: float = _default("min_failing_seconds")
 
     @classmethod
     def of(cls, landing: LandingZoneResource) -> "Limits":
@@ -91,6 +92,7 @@ class Batch:
     last_error: Optional[str] = None
     last_run_id: Optional[str] = None
     failed: bool = False  # retries exhausted: its one file is to be recorded `failed`
+    failing_since: Optional[str] = None  # when a tick first saw its files' run fail (kept by retries and splits)
 
     def to_json(self) -> dict:
         # Fields at their default are left out: a cursor of 10,000 pending files stays small.
@@ -248,18 +250,24 @@ def _time(text: str) -> dt.datetime:
 
 def after_failure(batch: Batch, outcome: RunOutcome, now: dt.datetime, limits: Limits) -> list[Batch]:
     """The batches that follow a run of `batch` that ended without recording its files:
-    - a one-file batch that has failed `max_attempts` times: that file, to be recorded `failed`;
+    - a one-file batch that has failed `max_attempts` times, the first of its files' failures at
+      least `min_failing_seconds` ago: that file, to be recorded `failed`;
     - a batch of several files that has failed SPLIT_AFTER times: its two halves, attempts
       reset, so retries converge on the bad file instead of holding the good ones back;
-    - otherwise the same files, retried after the backoff."""
+    - otherwise the same files, retried after the backoff.
+    A bad file fails its runs on every attempt, so it is isolated and recorded whatever the wait;
+    an outage fails every run for a while: counting attempts alone (3 at 60 s and 120 s apart)
+    would record every file landed during a few minutes of it `failed`, until re-queued by hand."""
     attempts = batch.attempts + 1
     error = outcome.error or f"run ended {outcome.status} without recording its files"
-    common = dict(day=batch.day, last_error=error, last_run_id=outcome.run_id)
+    since = batch.failing_since or now.isoformat()
+    common = dict(day=batch.day, last_error=error, last_run_id=outcome.run_id, failing_since=since)
     not_before = (now + backoff(attempts, limits)).isoformat()
     if len(batch.files) > 1 and attempts >= min(SPLIT_AFTER, limits.max_attempts):
         half = (len(batch.files) + 1) // 2
         return [Batch(part, not_before=not_before, **common) for part in (batch.files[:half], batch.files[half:])]
-    if len(batch.files) == 1 and attempts >= limits.max_attempts:
+    failing_long_enough = now - _time(since) >= dt.timedelta(seconds=limits.min_failing_seconds)
+    if len(batch.files) == 1 and attempts >= limits.max_attempts and failing_long_enough:
         return [Batch(batch.files, attempts=attempts, failed=True, **common)]
     return [Batch(batch.files, attempts=attempts, not_before=not_before, **common)]
 

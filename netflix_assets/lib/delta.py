@@ -50,10 +50,16 @@ def partition_predicate(start: dt.date, end: dt.date, narrower: Optional[str] = 
 STATS_COLUMNS = ("show_id", "_source_file", "path")
 
 
+# Every table stays Delta reader version 1 with no table features, for the readers that serve it
+# (Synapse serverless SQL, Power BI, delta-rs' row counts: the data contract). Databricks' workspace
+# setting "Auto-enable deletion vectors" turns them on for new tables unless the table says otherwise.
+NO_DELETION_VECTORS = {"delta.enableDeletionVectors": "false"}
+
+
 def new_table_options(columns: Sequence[str]) -> dict[str, str]:
     """Writer options that set a new Delta table's properties (an existing table keeps its own)."""
     present = [c for c in STATS_COLUMNS if c in columns]
-    return {"delta.dataSkippingStatsColumns": ",".join(present)} if present else {}
+    return {**NO_DELETION_VECTORS, **({"delta.dataSkippingStatsColumns": ",".join(present)} if present else {})}
 
 
 def portable_types(df: "DataFrame") -> "DataFrame":

@@ -198,6 +198,11 @@ class LandingZoneResource(dg.ConfigurableResource):
     max_attempts: int = Field(
         default=3, description="Failed runs of a one-file batch before the file is recorded `failed`."
     )
+    min_failing_seconds: float = Field(
+        default=3600.0,
+        description="How long a file's runs must have kept failing (besides `max_attempts` times) before it is "
+        "recorded `failed`: an outage of the lake or the cluster shorter than this strands no file.",
+    )
     # Archiving ingested files (Auto Loader's cleanSource=MOVE): off unless set.
     archive_after_days: Optional[int] = Field(
         default=None, description="Move ingested files older than this many days to the archive (None: never)."

@@ -261,6 +261,38 @@ def test_no_retry_before_the_backoff_is_over():
     assert batch.attempts == 2 and discovery._time(batch.not_before) == again_at + dt.timedelta(seconds=120)
 
 
+def test_an_outage_shorter_than_min_failing_seconds_strands_no_file():
+    """Every run fails for 30 minutes (the lake or the cluster is down), then runs work again: the
+    batch is retried and split, and its files are ingested once the outage is over, none recorded
+    `failed` (counting attempts alone recorded all four at minute 16). A file whose runs still fail
+    `min_failing_seconds` after their first failure is recorded `failed`. One tick a minute."""
+    files = [landed(f"f{i}.csv", size=10 + i) for i in range(4)]
+    every = {f.uri for f in files}
+    limits = discovery.Limits(max_attempts=3, retry_base_seconds=60, retry_max_seconds=3600, min_failing_seconds=3600)
+
+    def run(fake, stop, outage_minutes=None):
+        cursor, now = discovery.Cursor(), NOW
+        for _ in range(200):
+            if outage_minutes is not None:
+                fake.bad = every if now < NOW + dt.timedelta(minutes=outage_minutes) else set()
+            tick, cursor = fake.tick(files, cursor, now, limits)
+            if tick.failed or stop(fake, cursor):
+                return now
+            now += dt.timedelta(minutes=1)
+        raise AssertionError("the sensor never settled")
+
+    outage = FakeRuns(set())
+    run(outage, lambda fake, cursor: not cursor.pending and fake.claimed == every, outage_minutes=30)
+    assert outage.failed_rows == [] and outage.claimed == every
+    assert max(len([r for r in outage.runs.values() if f in r]) for f in every) >= 4  # retried through it
+
+    bad = FakeRuns({"file:///zone/f2.csv"})
+    gave_up_at = run(bad, lambda fake, cursor: False)
+    [row] = bad.failed_rows
+    assert row.path == "file:///zone/f2.csv" and gave_up_at - NOW >= dt.timedelta(seconds=limits.min_failing_seconds)
+    assert bad.claimed == every  # the three others ingested, the bad one recorded
+
+
 def test_a_retry_keeps_the_partition_of_its_first_request():
     limits = discovery.Limits(retry_base_seconds=0)
     first = decide([landed("a.csv")], limits=limits)
@@ -395,7 +427,7 @@ def test_the_summary_reports_outstanding_files_and_bytes_on_one_line():
 
 
 def test_a_failed_file_is_given_again_until_it_is_recorded():
-    limits = discovery.Limits(max_attempts=1, retry_base_seconds=0)
+    limits = discovery.Limits(max_attempts=1, retry_base_seconds=0, min_failing_seconds=0)
     first = decide([landed("a.csv")], limits=limits)
     gave_up = decide([landed("a.csv")], cursor=first.cursor, status={first.requests[0].run_key: "SUCCESS"}, limits=limits)
     [failure] = gave_up.failed
@@ -447,7 +479,7 @@ def test_a_stranded_claim_is_requested_again_for_its_own_day_not_one_whose_run_i
     status = {r.run_key: "STARTED" for r in tick.requests}
     assert decide(files, cursor=tick.cursor, status=status, open_claims=claims, runs=runs, limits=limits).requests == []
     # A stranded claim is a failed attempt: with max_attempts=1 the file is recorded `failed`, for its day.
-    gave_up = decide(files[:1], open_claims=claims[:1], runs=runs, limits=discovery.Limits(max_attempts=1))
+    gave_up = decide(files[:1], open_claims=claims[:1], runs=runs, limits=discovery.Limits(max_attempts=1, min_failing_seconds=0))
     assert [(f.path, f.ingest_date, f.run_id) for f in gave_up.failed] == [("file:///zone/dead.csv", YESTERDAY, "run-dead")]
     assert gave_up.requests == []
 

@@ -52,7 +52,9 @@ def _failing_job():
 
 def test_a_file_whose_runs_keep_failing_is_recorded_failed_then_requeued(lookup_server, tmp_path):
     root = tmp_path / "lake"
-    landing = LandingZoneResource(uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, max_attempts=1)
+    landing = LandingZoneResource(
+        uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, max_attempts=1, min_failing_seconds=0
+    )
     lake = Lakehouse.create(root, lookup_server, landing=landing)
     bad = lake.land(TITLES, "bad.csv")
     tick = lake.tick()

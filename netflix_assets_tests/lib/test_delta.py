@@ -103,6 +103,30 @@ def test_the_row_count_check_reads_the_counts_from_the_log(spark, tmp_path, rows
     assert result.metadata["previous_rows"].value == 10
 
 
+def test_new_tables_keep_reader_version_1_where_deletion_vectors_are_on_by_default(spark, tmp_path):
+    """Databricks' "Auto-enable deletion vectors" workspace setting (here its open-source twin, the
+    session's default table property) gives a new table deletion vectors, which Synapse serverless
+    SQL and the log's row counts cannot read: the project's writes create tables without them."""
+    from deltalake import DeltaTable
+
+    from netflix_assets.lib.delta import save_table
+
+    day = DAYS[0]
+    df = spark.createDataFrame([("s1", day)], "show_id string, ingest_date date")
+    default = "spark.databricks.delta.properties.defaults.enableDeletionVectors"
+    spark.conf.set(default, "true")
+    try:
+        write_partitions(df, str(tmp_path / "partitioned"), day, day + dt.timedelta(days=1))
+        save_table(df, str(tmp_path / "whole"))
+        df.write.format("delta").save(str(tmp_path / "plain"))
+    finally:
+        spark.conf.unset(default)
+    for name in ("partitioned", "whole"):
+        protocol = DeltaTable(str(tmp_path / name)).protocol()
+        assert (protocol.min_reader_version, protocol.reader_features) == (1, None), name
+    assert "deletionVectors" in DeltaTable(str(tmp_path / "plain")).protocol().reader_features
+
+
 def test_statistics_cover_the_key_and_lineage_columns_and_still_skip_files(spark, tmp_path):
     """Tables get file statistics (min/max/nulls) on the columns that replace predicates name
     (`lib.delta.STATS_COLUMNS`), not on every column: numRecords stays (row counts come from it), and a

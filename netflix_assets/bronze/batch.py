@@ -220,5 +220,5 @@ def record_batch(
 ) -> None:
     """Each file's final status, once both bronze tables are stored."""
     ledger_uri = lake.table_uri("bronze", ledger_lib.LEDGER_TABLE)
-    rows = ledger_lib.ledger_rows(batch.claimed, run_id, reasons)
+    rows = ledger_lib.ledger_rows(ledger_lib.to_record(batch.claimed), run_id, reasons)
     claims.record(session, ledger_uri, landing.root_uri(), rows, lake.storage_options())

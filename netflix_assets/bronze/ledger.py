@@ -279,6 +279,14 @@ def changed_since_read(claims: Sequence[Claim], landed: Sequence[LandedFile]) ->
     ]
 
 
+def to_record(claims: Sequence[Claim]) -> list[Claim]:
+    """The claims whose final status a run writes: all but the `failed` ones. The sensor writes
+    those and bronze never reads them; `make requeue` deletes them, maybe while a run of their day
+    is between its read of the ledger and its record, whose MERGE would insert them back (it
+    inserts what it does not find) and undo the requeue."""
+    return [c for c in claims if status_code(c.status) != FAILED]
+
+
 def missing_files(
     claims: Sequence[Claim], present: set[str], archived: dict[str, Optional[str]], exists: Callable[[str], bool]
 ) -> list[str]:

@@ -176,6 +176,12 @@ def test_a_file_read_before_is_hashed_again_when_its_listing_moved():
     assert ledger.changed_since_read([read_before("same", etag="e1")], [dataclasses.replace(landed("same", 1), modified=None)]) == []
 
 
+def test_a_run_never_writes_back_a_failed_row_that_a_requeue_may_have_deleted():
+    failed = claim("f", status=ledger.refusal(ledger.FAILED, "bronze_netflix_titles: ValueError: bad"))
+    claims = [claim("a"), failed, claim("d", status=DUPLICATE), claim("o", status=OUTSIDE)]
+    assert [c.path for c in ledger.to_record(claims)] == ["a", "d", "o"]
+
+
 def test_outside_claims_are_never_duplicates():
     marked = mark_duplicates([Claim("x", 0, None, NOW, DAY, status=OUTSIDE)], {})
     assert marked[0].status == OUTSIDE

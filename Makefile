@@ -119,7 +119,7 @@ bench-sensor: install
 ledger: install
 	$(PY) -m netflix_assets.bronze.ledger_store show $(if $(DATE),--date $(DATE)) $(if $(STATUS),--status $(STATUS))
 
-# Give files recorded `failed` back to the sensor (its next tick requests them again):
+# Give files recorded `failed` back to the sensor (its next tick requests them again, for their own day):
 #   make requeue FILES="file:///.../a.csv file:///.../b.csv"
 requeue: install
 	$(PY) -m netflix_assets.bronze.ledger_store requeue $(FILES)

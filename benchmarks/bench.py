@@ -357,7 +357,7 @@ TOP_STEPS = 5
 def step_kind(step_key: str) -> str:
     """The layer a step writes: `silver__netflix_titles__checks` -> checks, `gold__dim_title` and the
     multi-asset op `silver_netflix_cast` (its quarantine table rides along) -> gold / silver, the
-    lookup pull `pull_lookup_files` -> raw, the SQL endpoint's catalog `serving__sql_catalog` -> serving."""
+    lookup pulls `raw__netflix_cast`... -> raw, the SQL endpoint's catalog `serving__sql_catalog` -> serving."""
     if step_key.endswith("__checks"):
         return "checks"
     prefix = step_key.split("_", 1)[0]

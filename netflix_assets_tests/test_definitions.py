@@ -98,7 +98,7 @@ def test_landing_sensor_and_daily_pull_schedule_target_the_partitioned_jobs():
     assert {t.job_name for t in sensor.targets} == {"lakehouse_job", "landed_titles_job"}
     # A landed file does not pull the lookups again: no HTTP pull, no bronze lookup in its job.
     titles_job = {n.name for n in defs.resolve_job_def("landed_titles_job").graph.node_defs}
-    assert "pull_lookup_files" not in titles_job and "bronze__netflix_cast" not in titles_job
+    assert "raw__netflix_cast" not in titles_job and "bronze__netflix_cast" not in titles_job
     assert {"bronze_netflix_titles", "silver_netflix_cast", "gold__kpi_top_people", "gold__kpi_top_people__checks"} <= titles_job
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert {"landing", "lake"} <= set(sensor.required_resource_keys)

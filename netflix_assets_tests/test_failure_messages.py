@@ -50,3 +50,15 @@ def test_a_table_not_materialized_yet_is_named_with_its_path_and_the_remedy(spar
         TableReader(SparkResource(), lake).table(["gold", "dim_title"])
     assert f"gold/dim_title has no Delta table yet at {lake.table_uri('gold', 'dim_title')}" in failure.value.description
     assert "materialize it for this partition" in failure.value.description
+
+
+def test_a_lookup_copy_changed_since_its_pull_is_named_with_what_to_do(tmp_path):
+    import hashlib
+
+    copy = tmp_path / "netflix_cast.csv"
+    copy.write_bytes(b"show_id,cast\ns1,Alice\n")
+    with pytest.raises(dg.Failure) as failure:
+        _check_lookup_file(str(copy), LOOKUPS["netflix_cast"].format, {}, hashlib.sha256(b"what the pull read").hexdigest())
+    message = failure.value.description
+    assert message.startswith(f"{copy}: holds other bytes than its pull recorded"), message
+    assert "Materialize this partition's raw pull again, then this bronze table" in message

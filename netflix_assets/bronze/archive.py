@@ -23,14 +23,20 @@ What stays in place: rows `outside_landing_zone` (the file is not ours to move),
 holds an escaped name, not the file's) and any file whose name the listing flags.
 Everything else the ledger recorded (`ingested`, `duplicate`, a refusal for the
 file's content) is archived when due. Only files the listing shows are looked at:
-a file already archived, or removed by hand, is not.
+a file already archived, or removed by hand, is not. A due file whose listing moved
+since its day read it (another size, ETag or modification time: overwritten in place)
+is hashed first and stays, with a warning, unless it still holds the bytes the ledger
+hashed: the archive is where a re-run of its day reads it, and that re-run then fails,
+naming the file, instead of reading other bytes than its day's.
 
 Off by default, twice: `archive_after_days` is None (the job then does nothing,
 and the schedule skips), and the schedule `daily_archive_landed_files` is STOPPED.
 """
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Iterable, Optional, Sequence
 
 import dagster as dg
@@ -39,11 +45,11 @@ from ..lib import clock
 from ..resources.lake import LakeResource
 from ..resources.landing import LandedFile, LandingZoneResource, archive_due
 from . import ledger_store
-from .ledger import CLAIMED, FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, status_code
+from .ledger import CLAIMED, FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, same_file, status_code
 
 # Statuses whose files are never moved (see the module docstring).
 KEPT_IN_PLACE = (OUTSIDE, CLAIMED, FAILED, INVALID_NAME)
-LEDGER_COLUMNS = ["path", "status", "discovered_at", "ingest_date"]
+LEDGER_COLUMNS = ["path", "status", "discovered_at", "ingest_date", "size", "modified_at", "etag", "sha256"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Selection:
     due: list[dict] = field(default_factory=list)  # ledger rows whose files are to be moved now
     not_due: int = 0  # files in the ledger and the zone, kept until `archive_after_days` have passed
     kept: int = 0  # files in the zone whose status keeps them there (KEPT_IN_PLACE, a flagged name)
+    moved_since_read: list[dict] = field(default_factory=list)  # due, but listed unlike the ledger: hash first
 
 
 def select_for_archive(
@@ -64,18 +71,33 @@ def select_for_archive(
     if archive_after_days is None:
         return Selection()
     listed = {f.uri: f for f in landed}
-    due, not_due, kept = [], 0, 0
+    due, not_due, kept, moved = [], 0, 0, []
     for row in rows:
         file = listed.get(row["path"])
         if file is None:
             continue
         if status_code(row["status"]) in KEPT_IN_PLACE or file.problem is not None:
             kept += 1
-        elif archive_due(row["discovered_at"], now, archive_after_days):
-            due.append(row)
-        else:
+        elif not archive_due(row["discovered_at"], now, archive_after_days):
             not_due += 1
-    return Selection(sorted(due, key=lambda r: r["path"]), not_due, kept)
+        elif "size" in row and not same_file(SimpleNamespace(**{k: row.get(k) for k in ("size", "etag", "modified_at")}), file):
+            moved.append(row)
+        else:
+            due.append(row)
+    by_path = lambda r: r["path"]  # noqa: E731
+    return Selection(sorted(due, key=by_path), not_due, kept, sorted(moved, key=by_path))
+
+
+def holds_bytes_read(landing: LandingZoneResource, row: dict) -> bool:
+    """The file at the row's path still holds the bytes its ledger row hashed (read in chunks)."""
+    if not row.get("sha256"):
+        return False
+    fs, _ = landing.filesystem()
+    digest = hashlib.sha256()
+    with fs.open(fs._strip_protocol(row["path"]), "rb") as stream:
+        while chunk := stream.read(4 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == row["sha256"]
 
 
 def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[dict]:
@@ -104,15 +126,31 @@ def move_settled_files_to_archive(
     now = clock.now()  # real time: archive ages are durations since discovered_at
     landed, _ = landing.scan()
     selection = select_for_archive(read_ledger_rows(lake, landing), landed, now, landing.archive_after_days)
-    moved = landing.archive(selection.due, now)
-    counts = {"moved": len(moved), "due": len(selection.due), "not_due": selection.not_due, "kept": selection.kept}
+    holds = {}
+    for row in selection.moved_since_read:
+        try:
+            holds[row["path"]] = holds_bytes_read(landing, row)
+        except FileNotFoundError:  # removed since the listing: nothing to move
+            pass
+    touched = [row for row in selection.moved_since_read if holds.get(row["path"])]
+    changed = sorted(path for path, same in holds.items() if not same)
+    if changed:
+        context.log.warning(
+            f"{len(changed)} file(s) kept in place: they hold other bytes than their day read (overwritten in "
+            "place since), so the archive would keep bytes a re-run of that day must not read. A name is "
+            "ingested once: land a new version under a new name, and put the bytes that were read back under "
+            f"this one to archive it: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}"
+        )
+    due = sorted(selection.due + touched, key=lambda r: r["path"])
+    moved = landing.archive(due, now)
+    counts = {"moved": len(moved), "due": len(due), "not_due": selection.not_due, "kept": selection.kept + len(changed)}
     context.log.info(
-        f"archived {len(moved)} of {len(selection.due)} due file(s) (older than {landing.archive_after_days} "
-        f"day(s)); {selection.not_due} not due yet, {selection.kept} kept in place by their status"
+        f"archived {len(moved)} of {len(due)} due file(s) (older than {landing.archive_after_days} "
+        f"day(s)); {selection.not_due} not due yet, {counts['kept']} kept in place (by their status, or changed)"
         + (f"; e.g. {moved[0][0]} -> {moved[0][1]}" if moved else "")
     )
-    if len(moved) < len(selection.due):
-        context.log.warning(f"{len(selection.due) - len(moved)} due file(s) not moved: see the warnings above")
+    if len(moved) < len(due):
+        context.log.warning(f"{len(due) - len(moved)} due file(s) not moved: see the warnings above")
     context.add_output_metadata({**counts, "archive": landing.archive_root_uri()})
     return counts
 

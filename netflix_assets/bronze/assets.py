@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..io_managers.delta import delta_out
+from ..lib import clock
 from ..lib.checks import checked_tables
 from ..lib.lineage import LINEAGE_KEY, same_columns
 from ..lib.tables import partition_date
@@ -38,37 +39,53 @@ landing_zone = dg.AssetSpec(
 # ------------------------------------------------------------------ HTTP pulls
 
 
-@dg.multi_asset(
-    name="pull_lookup_files",
-    outs={
-        dataset: dg.AssetOut(
-            key=["raw", dataset],
-            io_manager_key="json_io_manager",
-            description=f"Byte-for-byte copy of today's HTTP pull of {dataset} (the ADF ForEach copy).",
-            kinds={"http"},
-            is_required=False,
-        )
-        for dataset in sorted(LOOKUPS)
-    },
-    partitions_def=daily_partitions,
-    can_subset=True,
-    group_name="raw",
-)
-def pull_lookup_files(context: dg.AssetExecutionContext, http_source: HttpSourceResource, lake: LakeResource):
-    """Pull each configured (folder_name, file_name) and keep its bytes under
-    `<lake>/raw/api/<dataset>/<date>/` before anything parses them.
+class PullConfig(dg.Config):
+    refetch: bool = Field(
+        default=False,
+        description=(
+            "Fetch a past day's file again even though the lake holds that day's copy: the day's "
+            "rows then become the source's current content. Today's partition is always fetched "
+            "(a conditional request: unchanged content is not downloaded)."
+        ),
+    )
 
-    Unchanged content is not downloaded again: the last pull's ETag goes out as
-    `If-None-Match`, and without ETags the content hash decides. Every pull is
-    still recorded (`_pull.json` beside the copy, and the materialization)."""
-    day = context.partition_key
-    for key in sorted(context.selected_asset_keys):
-        dataset = key.path[-1]
+
+def _pull_lookup(dataset: str) -> dg.AssetsDefinition:
+    """One asset, one step per lookup file (the ADF ForEach copy): a file the source fails to
+    serve fails its own step, and the other pulls and their bronze tables still run."""
+
+    @dg.asset(
+        key=["raw", dataset],
+        io_manager_key="json_io_manager",
+        description=f"Byte-for-byte copy of the day's HTTP pull of {dataset} (one item of the ADF ForEach copy).",
+        kinds={"http"},
+        partitions_def=daily_partitions,
+        group_name="raw",
+    )
+    def _asset(context: dg.AssetExecutionContext, config: PullConfig, http_source: HttpSourceResource, lake: LakeResource):
+        """Pull the configured (folder_name, file_name) and keep its bytes under
+        `<lake>/raw/api/<dataset>/<date>/` before anything parses them.
+
+        Unchanged content is not downloaded again: the last pull's ETag goes out as
+        `If-None-Match`, and without ETags the content hash decides. A past day whose copy
+        is stored keeps it (config `refetch` to pull it again). Every pull is recorded
+        (`_pull.json` beside the copy, and the materialization)."""
+        day = context.partition_key
+        dataset_uri, options = lake.api_dataset_uri(dataset), lake.storage_options()
+        kept = None
+        if day < clock.today().isoformat() and not config.refetch:
+            kept = pulls.stored(dataset_uri, day, options, log=context.log)
+        if kept is not None:
+            context.log.info(f"{kept['uri']}: the copy pulled for {day} is kept (config refetch: true pulls it again)")
+            return dg.Output(kept, metadata={**_pull_metadata(kept), "kept_stored_copy": True})
         item = http_source.source_file(dataset)
-        record = pulls.pull(
-            http_source, item, lake.api_dataset_uri(dataset), day, log=context.log, storage_options=lake.storage_options()
-        )
-        yield dg.Output(record, output_name=dataset, metadata=_pull_metadata(record))
+        record = pulls.pull(http_source, item, dataset_uri, day, log=context.log, storage_options=options)
+        return dg.Output(record, metadata={**_pull_metadata(record), "kept_stored_copy": False})
+
+    return _asset
+
+
+pull_lookups = [_pull_lookup(dataset) for dataset in sorted(LOOKUPS)]
 
 
 def _pull_metadata(record: dict[str, Any]) -> dict[str, Any]:
@@ -96,8 +113,22 @@ def refused_lookup(uri: str, reason: str) -> dg.Failure:
     return dg.Failure(f"{uri}: refused ({reason}). {LOOKUP_REMEDY}", metadata={"uri": uri, "reason": reason})
 
 
-def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, Any]) -> None:
-    """A lookup file that cannot be parsed stops the pipeline with a clear error."""
+def changed_since_pull(uri: str, recorded: str, found: str) -> dg.Failure:
+    return dg.Failure(
+        f"{uri}: holds other bytes than its pull recorded (sha256 {found[:12]}..., the record says "
+        f"{recorded[:12]}...): a later pull of the day was cut before its record was stored. Nothing "
+        "of it was loaded. Materialize this partition's raw pull again, then this bronze table.",
+        metadata={"uri": uri, "recorded_sha256": recorded, "found_sha256": found},
+    )
+
+
+def _check_lookup_file(
+    uri: str, fmt: SourceFormat, storage_options: dict[str, Any], sha256: Optional[str] = None
+) -> None:
+    """A lookup file that cannot be parsed, or is not the one its pull recorded (`sha256`),
+    stops the pipeline with a clear error."""
+    import hashlib
+
     import fsspec
 
     from ..transforms.formats import detect_format
@@ -105,6 +136,13 @@ def _check_lookup_file(uri: str, fmt: SourceFormat, storage_options: dict[str, A
     def opener():
         return fsspec.open(uri, "rb", **storage_options).open()
 
+    if sha256 is not None:
+        digest = hashlib.sha256()
+        with opener() as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            raise changed_since_pull(uri, sha256, digest.hexdigest())
     defect = scan_file(opener)
     if defect is not None:
         raise refused_lookup(uri, defect)
@@ -129,7 +167,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]):
         spark: SparkResource = context.resources.spark
         options = context.resources.lake.storage_options()
-        _check_lookup_file(pulled["uri"], fmt, options)
+        _check_lookup_file(pulled["uri"], fmt, options, pulled.get("sha256"))
         fetched_at = dt.datetime.fromisoformat(pulled["fetched_at"])
         parsed = parse_files(spark.get_session(), [(pulled["uri"], fetched_at)], [fmt], options).persist()
         try:
@@ -215,4 +253,4 @@ checks = bronze_checks(("bronze", "netflix_titles"), TITLE_FORMATS, TITLE_COLUMN
 for _lookup in LOOKUPS.values():
     checks += bronze_checks(("bronze", _lookup.table), [_lookup.format], _lookup.format.columns)
 
-defs = checked_tables([landing_zone, pull_lookup_files, *bronze_lookups, bronze_netflix_titles], checks)
+defs = checked_tables([landing_zone, *pull_lookups, *bronze_lookups, bronze_netflix_titles], checks)

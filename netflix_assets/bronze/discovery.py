@@ -374,7 +374,10 @@ def decide(
 
     # 1b. Stranded claims (rows `claimed` by a run no longer alive, their file in no batch and
     #     still listed): a failed attempt of a batch of their own day, per day and run.
+    #     A row `claimed` with no run (`make requeue` of a `failed` file) is a new batch of its own
+    #     day with fresh attempts.
     stranded: dict[tuple[str, str], list[LandedFile]] = {}
+    requeued: dict[str, list[LandedFile]] = {}
     if open_by_path:
         batched = {ledger_path(u) for b in out.pending.values() for u in b.files}
         by_ledger_path: Optional[dict[str, str]] = None
@@ -389,7 +392,10 @@ def decide(
                 uri = by_ledger_path.get(claim.path)
             if uri is None:
                 continue
-            run_id = claim.run_id or ""
+            if not claim.run_id:
+                requeued.setdefault(claim.ingest_date.isoformat(), []).append(listed[uri])
+                continue
+            run_id = claim.run_id
             if run_id not in statuses:
                 statuses[run_id] = claim_run_status(run_id) if run_id else None
             if statuses[run_id] not in ALIVE:
@@ -404,6 +410,9 @@ def decide(
             splits += len(followers) > 1
             for follower in followers:
                 out.pending[new_key(follower.day, follower.files)] = follower
+    for day_of_claim, files_of_day in sorted(requeued.items()):
+        for chunk in cut_batches(files_of_day, limits):
+            out.pending[new_key(day_of_claim, [f.uri for f in chunk])] = Batch([f.uri for f in chunk], day_of_claim)
     stranded_files = sum(len(files) for files in stranded.values())
     for batch in out.pending.values():
         if batch.failed:

@@ -259,9 +259,9 @@ def owned_claims(day: dt.date, plan: BatchPlan, known: dict[str, Claim], max_fil
     return refuse_too_large(mine, max_file_bytes), skipped
 
 
-def _same_file(claim: Claim, file: LandedFile) -> bool:
+def same_file(claim: Claim, file: LandedFile) -> bool:
     """The listing shows the file the ledger recorded: its size, and its ETag and modification
-    time where both sides know them."""
+    time where both sides know them (`claim`: a Claim, or anything with those three attributes)."""
     if claim.size != file.size or (claim.etag and file.etag and claim.etag != file.etag):
         return False
     return not (claim.modified_at and file.modified) or _aware(claim.modified_at) == _aware(file.modified)
@@ -275,15 +275,15 @@ def changed_since_read(claims: Sequence[Claim], landed: Sequence[LandedFile]) ->
     listed = {f.uri: f for f in landed}
     return [
         c for c in claims
-        if c.readable and c.sha256 is not None and c.path in listed and not _same_file(c, listed[c.path])
+        if c.readable and c.sha256 is not None and c.path in listed and not same_file(c, listed[c.path])
     ]
 
 
 def to_record(claims: Sequence[Claim]) -> list[Claim]:
     """The claims whose final status a run writes: all but the `failed` ones. The sensor writes
-    those and bronze never reads them; `make requeue` deletes them, maybe while a run of their day
-    is between its read of the ledger and its record, whose MERGE would insert them back (it
-    inserts what it does not find) and undo the requeue."""
+    those and bronze never reads them; `make requeue` turns them back into claims, maybe while a
+    run of their day is between its read of the ledger and its record, whose MERGE would write
+    `failed` over the claim (or insert it back, in a ledger whose row is gone) and undo the requeue."""
     return [c for c in claims if status_code(c.status) != FAILED]
 
 

@@ -258,11 +258,14 @@ def given_uri(path: str, root: str) -> str:
 def requeue(
     uri: str, paths: Iterable[str], root: str, storage_options: Optional[dict[str, Any]] = None
 ) -> list[str]:
-    """Delete the `failed` rows of `paths` (URIs, absolute local paths or paths relative to the
+    """Turn the `failed` rows of `paths` (URIs, absolute local paths or paths relative to the
     landing root `root`: `given_uri`), stored relative to `root` or, in a ledger written before
-    paths were relative, absolute: the sensor then finds those files new again and requests them
-    (under a new run key, with fresh attempts). Rows of any other status are left alone (an
-    ingested file is never read twice). Returns the paths (absolute) re-queued."""
+    paths were relative, absolute, back into claims of their own day with no run: the sensor then
+    requests those files again for that day (under a new run key, with fresh attempts). Their day,
+    not today: a file belongs to one day, and a run that died after storing some of its rows left
+    them in that day, where the batch's write replaces them (a file re-queued to today was read
+    into both days). Rows of any other status are left alone (an ingested file is never read
+    twice). Returns the paths (absolute) re-queued."""
     wanted: set[str] = set()
     for path in paths:
         absolute = ledger_path(given_uri(path, root))
@@ -276,7 +279,9 @@ def requeue(
         return []
     literals = ", ".join(_sql_string(p) for p in failed)
     failed_status = f"(status = {_sql_string(FAILED)} OR status LIKE {_sql_string(FAILED + ':%')})"
-    table.delete(f"path IN ({literals}) AND {failed_status}")
+    table.update(
+        updates={"status": _sql_string(CLAIMED), "run_id": "NULL"}, predicate=f"path IN ({literals}) AND {failed_status}"
+    )
     return sorted({from_ledger_path(p, root) for p in failed})
 
 

@@ -1,5 +1,19 @@
-"""One HTTP pull of a lookup file into `<lake>/raw/api/<dataset>/<date>/`, skipping
-unchanged content, with a record of every pull (`_pull.json` beside the copy)."""
+"""One HTTP pull of a lookup file into `<lake>/raw/api/<dataset>/<date>/<sha256[:16]>/<file>`,
+skipping unchanged content, with a record of the day's latest pull (`<date>/_pull.json`).
+
+Why the content's hash names the copy's folder: the copy's URI is bronze's `_source_file`, which
+a keyed refresh (`lib/refresh.py`) takes for the identity of the bytes, as a landed titles file's
+is (the ledger keeps those unchanged). A pull of other content the same day is then another file
+(the rows of the one it replaces are gone from bronze, so the refresh rebuilds the partition),
+where under one name it kept the same row count and looked done; and the bytes a day read
+earlier stay, next to the new ones.
+
+Why a past day keeps its copy (`stored`): HTTP has no time travel, so pulling day D again
+after the source changed would put today's bytes under D, replace the only copy of what D
+read, and rebuild D's tables from them, where re-materializing a partition must reproduce
+its rows. Why every write is whole (`write_atomically`): a copy or record cut by a killed
+run would otherwise be read by the next one (a record that does not parse stopped every
+later pull of its dataset)."""
 
 from __future__ import annotations
 
@@ -8,12 +22,30 @@ import json
 import posixpath
 from typing import Any, Optional
 
+from ..io_managers.json_records import copy_atomically, write_atomically
 from ..resources.http_source import HttpSourceResource, SourceFile, redact_url, sha256
 
 RECORD_NAME = "_pull.json"
 
 
-def _last_record(fs, dataset_root: str, day: str) -> Optional[dict[str, Any]]:
+def _read_record(fs, path: str, log=None) -> Optional[dict[str, Any]]:
+    """The record at `path`, or None when there is none or it does not parse (written by a
+    version that did not write whole files, or by hand): it is then not trusted."""
+    if not fs.exists(path):
+        return None
+    try:
+        record = json.loads(fs.cat_file(path))
+        if isinstance(record, dict) and isinstance(record.get("uri"), str) and isinstance(record.get("sha256"), str):
+            return record
+        problem = "not a pull record"
+    except ValueError as error:
+        problem = f"{type(error).__name__}: {error}"
+    if log is not None:
+        log.warning(f"{path}: ignored, it does not hold a pull record ({problem[:200]}); the next pull writes it again")
+    return None
+
+
+def _last_record(fs, dataset_root: str, day: str, log=None) -> Optional[dict[str, Any]]:
     """The record of the latest pull for `day` or an earlier day whose copy still exists."""
     if not fs.exists(dataset_root):
         return None
@@ -21,12 +53,29 @@ def _last_record(fs, dataset_root: str, day: str) -> Optional[dict[str, Any]]:
     for candidate in days:
         if candidate > day:
             continue
-        path = posixpath.join(dataset_root, candidate, RECORD_NAME)
-        if fs.exists(path):
-            record = json.loads(fs.cat_file(path))
-            if fs.exists(fs._strip_protocol(record["uri"])):
-                return record
+        record = _read_record(fs, posixpath.join(dataset_root, candidate, RECORD_NAME), log)
+        if record is not None and fs.exists(fs._strip_protocol(record["uri"])):
+            return record
     return None
+
+
+def stored(dataset_uri: str, day: str, storage_options: Optional[dict[str, Any]] = None, log=None) -> Optional[dict[str, Any]]:
+    """Day `day`'s own pull record, when its copy is stored and still holds the bytes the record
+    names (else None: there is nothing of that day to keep)."""
+    import fsspec
+
+    fs, dataset_root = fsspec.core.url_to_fs(dataset_uri.rstrip("/"), **(storage_options or {}))
+    record = _read_record(fs, posixpath.join(dataset_root, day, RECORD_NAME), log)
+    if record is None:
+        return None
+    copy = fs._strip_protocol(record["uri"])
+    if not copy.startswith(posixpath.join(dataset_root, day) + "/") or not fs.exists(copy):
+        return None
+    if sha256(fs.cat_file(copy)) != record["sha256"]:
+        if log is not None:
+            log.warning(f"{record['uri']}: its bytes are not the ones its pull recorded; pulled again")
+        return None
+    return record
 
 
 def pull(
@@ -41,8 +90,7 @@ def pull(
     import fsspec
 
     fs, dataset_root = fsspec.core.url_to_fs(dataset_uri.rstrip("/"), **(storage_options or {}))
-    target = posixpath.join(dataset_root, day, item.file_name)
-    previous = _last_record(fs, dataset_root, day)
+    previous = _last_record(fs, dataset_root, day, log)
     result = http_source.fetch(item, etag=(previous or {}).get("etag"), log=log)
 
     if result.not_modified:
@@ -50,13 +98,14 @@ def pull(
     else:
         digest, size = sha256(result.data), len(result.data)
     unchanged = previous is not None and previous["sha256"] == digest
+    target = posixpath.join(dataset_root, day, digest[:16], item.file_name)
     here = previous is not None and fs._strip_protocol(previous["uri"]) == target
     if not (unchanged and here):
         fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if result.not_modified:
-            fs.copy(fs._strip_protocol(previous["uri"]), target)  # store-side copy, nothing downloaded
+            copy_atomically(fs, fs._strip_protocol(previous["uri"]), target)  # nothing downloaded
         else:
-            fs.pipe_file(target, result.data)
+            write_atomically(fs, target, result.data)
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     record = {
         "url": redact_url(result.url),
@@ -72,5 +121,5 @@ def pull(
         "fetched_at": previous["fetched_at"] if unchanged and here else now,
         "pulled_at": now,
     }
-    fs.pipe_file(posixpath.join(dataset_root, day, RECORD_NAME), json.dumps(record, indent=1).encode())
+    write_atomically(fs, posixpath.join(dataset_root, day, RECORD_NAME), json.dumps(record, indent=1).encode())
     return record

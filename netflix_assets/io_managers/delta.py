@@ -18,7 +18,8 @@ from ..lib.delta import (
     with_comments, write_partitions,
 )
 from ..lib.checks import (
-    OBSERVED_KEYS_KEY, OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY, latest_materialization_metadata, observed_values,
+    OBSERVED_KEYS_KEY, OBSERVED_METRICS_KEY, OBSERVED_VALUES_KEY, latest_materialization_metadata, metric_definitions,
+    observed_values, trusted_values,
 )
 from ..transforms.quality import OUTSIDE_REPLACED, outside_metric, replaced_partition_metrics
 from ..lib.tables import table_metadata
@@ -119,8 +120,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             # observes its own rows, from which some of the partition's values follow.
             wanted = metrics if narrower is None else {**metrics, OUTSIDE_REPLACED: outside_metric(narrower)}
             obj, observed = observe(obj, wanted, keys)
+        retried: list[bool] = []
         if window is not None:
-            marker = write_partitions(obj, uri, *window, narrower=narrower)
+            marker = write_partitions(obj, uri, *window, narrower=narrower, on_retry=lambda: retried.append(True))
         else:
             marker = save_table(obj, uri)
         spark = self.spark.get_session()
@@ -133,7 +135,9 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
             **commit_metadata(spark, uri, self.lake.storage_options(), marker),
             **table_metadata(context.asset_key, obj.schema, uri),
         }
-        values = observed() if observed is not None else None
+        # A retried write ran its rows again, after another writer's commit: Spark completes an
+        # observation once, on the first attempt, so its values may not describe the rows committed.
+        values = observed() if observed is not None and not retried else None
         partition_rows = None
         if narrower is not None and window is not None:
             # The commit wrote part of the partition: the partition's size comes from the log.
@@ -147,11 +151,14 @@ class SparkDeltaIOManager(dg.ConfigurableIOManager):
         if values is not None and version is not None and narrower is not None:
             previous = observed_values(_previous_metadata(context))
             values = replaced_partition_metrics(
-                metrics, (previous or {}).get("metrics") if (previous or {}).get("delta_version") == version - 1 else None,
+                metrics, (trusted_values(previous, metrics) or None) if (previous or {}).get("delta_version") == version - 1 else None,
                 values, partition_rows, [k for k in keys if by is not None and by in k],
             )
         if values and version is not None:
-            metadata[OBSERVED_VALUES_KEY] = dg.MetadataValue.json({"delta_version": version, "metrics": values})
+            definitions = metric_definitions({name: sql for name, sql in metrics.items() if name in values})
+            metadata[OBSERVED_VALUES_KEY] = dg.MetadataValue.json(
+                {"delta_version": version, "metrics": values, "definitions": definitions}
+            )
         lineage = (context.definition_metadata or {}).get(LINEAGE_KEY)
         if lineage is not None:
             # The UI draws column lineage from the materialization's metadata (in Dagster+ only:

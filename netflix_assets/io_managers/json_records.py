@@ -25,7 +25,7 @@ import dagster as dg
 from ..resources.lake import LakeResource
 
 # The resource key of this IO manager, wired per deployment in deployments.py: the pull
-# records of `pull_lookup_files` (bronze/assets.py names it as a string literal).
+# records of the lookup pulls `raw/<dataset>` (bronze/assets.py names the key as a string literal).
 JSON_IO_MANAGER_KEY = "json_io_manager"
 IO_FOLDER = "_dagster_io"
 SUFFIX = ".json"
@@ -73,7 +73,7 @@ class JsonRecordsIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{key.to_user_string()}: output is not JSON-serialisable ({err})") from None
         uri = self.uri_for(key, partitions[0])
         fs, path = self._fs(uri)
-        _write_atomically(fs, path, text.encode("utf-8"))
+        write_atomically(fs, path, text.encode("utf-8"))
         context.add_output_metadata({"path": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> Any:
@@ -101,7 +101,7 @@ class JsonRecordsIOManager(dg.ConfigurableIOManager):
             raise ValueError(f"{uri} is not a JSON record ({type(err).__name__}), refused") from None
 
 
-def _write_atomically(fs, path: str, data: bytes) -> None:
+def write_atomically(fs, path: str, data: bytes) -> None:
     """Readers never see half a file: locally a temporary name then an atomic rename; on Azure
     a blob upload, which becomes visible only once committed whole."""
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -117,3 +117,13 @@ def _write_atomically(fs, path: str, data: bytes) -> None:
     finally:
         if fs.exists(tmp):
             fs.rm_file(tmp)
+
+
+def copy_atomically(fs, source: str, path: str) -> None:
+    """`write_atomically` of a small file's copy; on Azure a store-side copy (nothing downloaded),
+    committed whole like an upload."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if "file" not in protocols and "local" not in protocols:
+        fs.copy(source, path)
+        return
+    write_atomically(fs, path, fs.cat_file(source))

@@ -23,6 +23,11 @@ from the values at the commit before are recorded (`transforms.quality.replaced_
 the counts that were 0, the rows from the log); a check missing any of its values queries. The
 other checks read other tables, so they query.
 
+A recorded value is trusted under its name only while its SQL is the check's current one (a digest
+of each metric's SQL is stored beside the values): a deploy that tightens a rule and keeps its name
+makes the next check step query. And a write retried after a lost race records no values: Spark
+completes an observation once, on the first attempt, whose rows may not be the ones committed.
+
 A run tagged `netflix/checks=full` trusts no write: every check queries the table. The schedule
 `daily_full_checks` (jobs.py) runs every check of yesterday's partition that way, so a wrong value
 recorded by a write (a bug in what a write observes or derives) cannot pass unseen for more than a day;
@@ -35,9 +40,10 @@ names up to `SAMPLE` offenders (keys, files, groups), with the helpers of
 
 
 import datetime as dt
+import hashlib
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import dagster as dg
 from pyspark.sql import DataFrame
@@ -65,7 +71,8 @@ Verdict = Callable[[Mapping[str, Any], DataFrame, dt.date, "TableReader"], dg.As
 OBSERVED_METRICS_KEY = "observed_by_write"
 # ... and the key columns whose rows the write numbers for those metrics: [[column, ...], ...].
 OBSERVED_KEYS_KEY = "keys_numbered_by_write"
-# Materialization metadata: {"delta_version": the commit's, "metrics": {metric: value}}.
+# Materialization metadata: {"delta_version": the commit's, "metrics": {metric: value},
+# "definitions": {metric: digest of its SQL}} (`metric_definitions`).
 OBSERVED_VALUES_KEY = "observed_checks"
 # Check metadata: where an aggregate check's values came from.
 AGGREGATES_FROM_KEY = "aggregates_from"
@@ -119,7 +126,7 @@ class TableReader:
         return partition_files(self.lake.table_uri(*key), self.lake.storage_options())
 
     def written_aggregates(
-        self, context: dg.AssetCheckExecutionContext, key: Sequence[str], metrics: Iterable[str]
+        self, context: dg.AssetCheckExecutionContext, key: Sequence[str], metrics: Mapping[str, str]
     ) -> Optional["Aggregates"]:
         """The metrics observed by the write of the partition's latest materialization, if its
         commit is still the table's latest (`lib.checks.written_aggregates`)."""
@@ -234,18 +241,32 @@ def latest_materialization_metadata(
     return None if record is None or record.asset_materialization is None else record.asset_materialization.metadata
 
 
+def metric_definitions(metrics: Mapping[str, str]) -> dict[str, str]:
+    """{metric: a digest of its SQL}: stored beside the values a write records."""
+    return {name: hashlib.sha256(sql.encode()).hexdigest()[:16] for name, sql in metrics.items()}
+
+
+def trusted_values(data: Optional[Mapping[str, Any]], metrics: Mapping[str, str]) -> dict[str, Any]:
+    """The recorded values (`data`: `observed_values`) of `metrics` (name -> SQL) computed under the
+    same SQL as now: a value recorded under a name whose rule has changed since is not one of them."""
+    if not data:
+        return {}
+    stored, current = data.get("definitions") or {}, metric_definitions(metrics)
+    return {n: v for n, v in (data.get("metrics") or {}).items() if n in current and stored.get(n) == current[n]}
+
+
 def written_aggregates(
-    metadata: Mapping[str, Any], metrics: Iterable[str], current_version: Optional[int]
+    metadata: Mapping[str, Any], metrics: Mapping[str, str], current_version: Optional[int]
 ) -> Optional[Aggregates]:
-    """The metrics the write of the partition's latest materialization observed or derived (its
-    `metadata`; a write of part of the partition derives only some: `transforms.quality.
-    replaced_partition_metrics`), if that write's commit is still the table's latest
-    (`current_version`: nothing can have changed the partition since); None if it has none of them."""
+    """The metrics (name -> SQL) the write of the partition's latest materialization observed or
+    derived (its `metadata`; a write of part of the partition derives only some: `transforms.
+    quality.replaced_partition_metrics`) under their current SQL, if that write's commit is still
+    the table's latest (`current_version`: nothing can have changed the partition since); None if
+    it has none of them."""
     data = observed_values(metadata)
     if data is None or current_version is None or data.get("delta_version") != current_version:
         return None
-    observed = data.get("metrics") or {}
-    values = {name: observed[name] for name in metrics if name in observed}
+    values = trusted_values(data, metrics)
     return Aggregates(values, f"the write (Delta version {current_version})") if values else None
 
 

@@ -122,12 +122,13 @@ class ConcurrentWrite(Exception):
 
 
 def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATTEMPTS,
-              sleep: Callable[[float], None] = time.sleep, retry: Sequence[str] = CONFLICTS) -> str:
+              sleep: Callable[[float], None] = time.sleep, retry: Sequence[str] = CONFLICTS,
+              on_retry: Optional[Callable[[], None]] = None) -> str:
     """Run `write(marker)`, one Delta commit that tags itself `userMetadata=marker`, retrying a
-    lost race of the kinds `retry` up to `attempts` times with jittered exponential backoff;
-    returns the marker (for `commit_metadata`). Then the crash point after this table's commit
-    (`lib.faults`). The default retries every conflict: right for a write that decides its rows
-    when it runs (a MERGE); `write_partitions` passes SCHEMA_CONFLICTS."""
+    lost race of the kinds `retry` up to `attempts` times with jittered exponential backoff
+    (`on_retry()` before each retry); returns the marker (for `commit_metadata`). Then the crash
+    point after this table's commit (`lib.faults`). The default retries every conflict: right for
+    a write that decides its rows when it runs (a MERGE); `write_partitions` passes SCHEMA_CONFLICTS."""
     from .faults import after_commit
 
     marker = f"netflix:{uuid.uuid4().hex}"
@@ -143,6 +144,8 @@ def committed(write: Callable[[str], None], uri: str, attempts: int = COMMIT_ATT
                 ) from err
             if attempt == attempts or not is_conflict(err, retry):
                 raise
+            if on_retry is not None:
+                on_retry()
             sleep(COMMIT_BACKOFF_SECONDS * 2 ** (attempt - 1) * (1 + random.random()))
     after_commit(uri)
     return marker
@@ -185,10 +188,11 @@ def _own_check_only(spark: SparkSession) -> None:
         pass
 
 
-def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None) -> str:
+def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narrower: Optional[str] = None,
+                     on_retry: Optional[Callable[[], None]] = None) -> str:
     """Replace exactly the `ingest_date` partitions in [start, end) with `df`
     (only their rows matching `narrower`, when given: an incremental batch); returns the
-    commit's marker (`committed`).
+    commit's marker (`committed`, which calls `on_retry` before writing `df` again).
 
     `replaceWhere` makes a re-run replace, never append; a row outside the predicate fails
     the write before its commit (`rows_within`), so a wrong date or key fails loudly.
@@ -211,6 +215,7 @@ def write_partitions(df: DataFrame, uri: str, start: dt.date, end: dt.date, narr
         ),
         uri,
         retry=SCHEMA_CONFLICTS,
+        on_retry=on_retry,
     )
 
 

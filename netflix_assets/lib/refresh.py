@@ -10,7 +10,10 @@ rebuilds whole partitions, which is also how a partition is repaired.
 Which files are new is read from the data, not told by the run: every input row of silver
 lands in silver or in its quarantine, and every silver row of D in gold[D] or its quarantine,
 each keeping its `_source_file`; so a file is new for a table when its input rows outnumber
-its rows in the table's outputs, counted per file. A run stopped between the two commits of a
+its rows in the table's outputs, counted per file; and a file the outputs hold that the input no
+longer does (a lookup pulled again with other content: its copy is another file, `bronze/pulls.py`;
+a file dropped from a rebuilt bronze day) makes the run rebuild the partition, since rows of keys
+no new file touches may be stale. A run stopped between the two commits of a
 table (silver written, its quarantine not yet) leaves the file's counts unequal, so the next
 run recomputes it and both outputs converge; counting presence instead would call the file
 done and leave its quarantine rows missing for good. Recomputing a file that was complete
@@ -96,16 +99,20 @@ def file_rows(frames: Sequence["DataFrame"]) -> "DataFrame":
     return union.where(F.col(SOURCE_FILE).isNotNull()).groupBy(SOURCE_FILE).agg(F.sum("n").alias("rows"))
 
 
-def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> list[str]:
-    """`_source_file`s with more input rows than output rows (one Spark job)."""
+def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> tuple[list[str], list[str]]:
+    """(`_source_file`s with more input rows than output rows, those with output rows and no input
+    row left) (one Spark job)."""
     from pyspark.sql import functions as F
 
     ins = file_rows(inputs)
     outs = file_rows(outputs).withColumnRenamed("rows", "out_rows") if outputs else None
     if outs is None:
-        return sorted(r[SOURCE_FILE] for r in ins.collect())
-    missing = ins.join(outs, SOURCE_FILE, "left").where(F.coalesce(F.col("out_rows"), F.lit(0)) < F.col("rows"))
-    return sorted(r[SOURCE_FILE] for r in missing.select(SOURCE_FILE).collect())
+        return sorted(r[SOURCE_FILE] for r in ins.collect()), []
+    unequal = ins.join(outs, SOURCE_FILE, "full").where(
+        F.col("rows").isNull() | (F.coalesce(F.col("out_rows"), F.lit(0)) < F.col("rows"))
+    )
+    found = unequal.select(SOURCE_FILE, F.col("rows").isNull().alias("gone")).collect()
+    return sorted(r[SOURCE_FILE] for r in found if not r["gone"]), sorted(r[SOURCE_FILE] for r in found if r["gone"])
 
 
 def touched_keys(rows: "DataFrame", key: "Column") -> list[str]:
@@ -137,7 +144,11 @@ def plan(
     rows = reader.partition_rows(primary, day)
     if rows == 0 or rows < MIN_ROWS:  # a first build, or small enough to rebuild
         return None
-    files = new_files(inputs, [o for o in outputs if o is not None])
+    files, gone = new_files(inputs, [o for o in outputs if o is not None])
+    if gone:  # a lookup pulled again with other content, a file a rebuilt bronze day no longer holds
+        context.log.info(f"{len(gone)} file(s) of the table's rows are no longer in its input "
+                         f"({', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''}): rebuilding the partition")
+        return None
     if len(files) > MAX_FILES:
         context.log.info(f"{len(files)} new files: rebuilding the partition")
         return None

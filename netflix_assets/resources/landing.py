@@ -52,8 +52,10 @@ INVALID_NAME = "invalid_name"
 # A FIFO, socket or device named *.csv (or a link to one): opening it could block a worker forever.
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 
-# Names of files still being written by their producer: never picked up.
-IN_PROGRESS_MARKERS = ("_tmp", ".tmp", ".part", "_copying")
+# Names of files still being written by their producer, never picked up (README: `*.part`, `*_tmp*`,
+# `_*`, `.*`): a hidden or `_` name, `_tmp` anywhere, or a temporary suffix. A suffix, not a substring:
+# `titles.part1.csv` or `netflix.tmpl.csv` are complete names, and were skipped without a word.
+IN_PROGRESS_SUFFIXES = (".tmp", ".part", "._copying_")
 AZURE_PROTOCOLS = ("abfs", "abfss", "az")
 # The archive's folder when `archive_uri` is not set: `_` keeps it out of any listing of titles.
 DEFAULT_ARCHIVE_FOLDER = "_archive"
@@ -114,7 +116,7 @@ def _special_file_problem(path: str) -> Optional[str]:
 
 def is_in_progress(name: str) -> bool:
     base = name.rsplit("/", 1)[-1].lower()
-    return base.startswith((".", "_")) or any(marker in base for marker in IN_PROGRESS_MARKERS)
+    return base.startswith((".", "_")) or "_tmp" in base or base.endswith(IN_PROGRESS_SUFFIXES)
 
 
 def _has_parent_segment(path: str) -> bool:

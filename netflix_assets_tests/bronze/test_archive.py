@@ -3,6 +3,7 @@ local disk and on Azure Blob (Azurite): the job run as Dagster runs it, the ledg
 written with delta-rs as bronze leaves it (no Spark)."""
 
 import datetime as dt
+import hashlib
 import os
 
 import dagster as dg
@@ -49,9 +50,13 @@ def write_ledger(lake: LakeResource, rows: list[dict], root: str = "") -> None:
     write_deltalake(lake.table_uri("bronze", LEDGER_TABLE), pa.table(columns, schema=LEDGER_ARROW), partition_by=["ingest_date"])
 
 
-def ledger_row(uri: str, days_ago: float, status: str) -> dict:
+def ledger_row(uri: str, days_ago: float, status: str, content: bytes = b"x\n1\n") -> dict:
+    """The row bronze leaves for a file of `content` (its size and hash) discovered `days_ago`."""
     discovered = NOW - dt.timedelta(days=days_ago)
-    return {"path": uri, "size": 4, "discovered_at": discovered, "ingest_date": discovered.date(), "status": status, "run_id": "r"}
+    return {
+        "path": uri, "size": len(content), "sha256": hashlib.sha256(content).hexdigest(), "discovered_at": discovered,
+        "ingest_date": discovered.date(), "status": status, "run_id": "r",
+    }
 
 
 @pytest.fixture(params=["local", "azurite"])
@@ -66,15 +71,19 @@ def landed(request, tmp_path, monkeypatch):
     rows = {}
     for name, (days, status) in FILES.items():
         land_raw(zone, name, f"x\n{name}\n".encode())
-        rows[name] = ledger_row(f"{zone_prefix(zone)}/{name}", days, status)
+        rows[name] = ledger_row(f"{zone_prefix(zone)}/{name}", days, status, f"x\n{name}\n".encode())
+    for file in zone.list_files():  # what the listing showed when the file was claimed
+        rows[file.uri.removeprefix(zone_prefix(zone) + "/")].update(modified_at=file.modified, etag=file.etag)
     write_ledger(lake, list(rows.values()), zone.root_uri())
     return zone, lake, rows
 
 
-def run_job(zone: LandingZoneResource, lake: LakeResource) -> dict:
+def run_job(zone: LandingZoneResource, lake: LakeResource, messages: list | None = None) -> dict:
     with dg.DagsterInstance.ephemeral() as instance:
         result = archive.archive_landed_files.execute_in_process(resources={"landing": zone, "lake": lake}, instance=instance)
         assert result.success
+        if messages is not None:  # what the run logged, as the UI shows it
+            messages.extend(entry.user_message for entry in instance.all_logs(result.run_id))
         return result.output_for_node("move_settled_files_to_archive")
 
 
@@ -143,6 +152,22 @@ def test_an_interrupted_azure_move_is_finished(azurite, monkeypatch):
     fs.setxattrs(target, netflix_archived_from_etag=fs.info(source)["etag"])
     assert zone.archive([row], NOW) == [(row["path"], fs.unstrip_protocol(target))]
     assert not fs.exists(source) and read(zone, fs.unstrip_protocol(target)) == b"x\n1\n"
+
+
+def test_a_file_overwritten_in_place_since_its_day_read_it_is_not_archived(landed, tmp_path):
+    """The archive is where a re-run of the file's day reads it: a file overwritten in place (same size,
+    other bytes) stays in the zone, where that re-run fails naming it; a file only touched (its bytes
+    still the ones hashed) is archived."""
+    zone, _, rows = landed
+    land_raw(zone, "old.csv", b"x\nOLD.CSV\n")
+    touched = {**rows["copy.csv"], "modified_at": NOW - dt.timedelta(days=9)}  # the listing shows another time
+    lake = LakeResource(root=str(tmp_path / "lake_touched"))
+    write_ledger(lake, [*(r for n, r in rows.items() if n != "copy.csv"), touched], zone.root_uri())
+    messages = []
+    assert run_job(zone, lake, messages) == {"moved": 3, "due": 3, "not_due": 1, "kept": 3}
+    assert names(zone) == sorted([*KEPT, "old.csv"]) and read(zone, rows["old.csv"]["path"]) == b"x\nOLD.CSV\n"
+    assert not zone.exists(zone.archived_uri(rows["old.csv"]["path"], rows["old.csv"]["ingest_date"]))
+    assert any("hold other bytes than their day read" in m and rows["old.csv"]["path"] in m for m in messages), messages
 
 
 def test_select_for_archive_keeps_what_must_stay(landed):

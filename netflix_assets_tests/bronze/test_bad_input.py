@@ -368,3 +368,27 @@ def test_a_store_fault_mid_read_fails_the_run_rather_than_refusing_a_good_file(f
         bronze_transforms._digest_one(lambda: Broken(GOOD.encode()), None, 1 << 20)
     with pytest.raises(type(error)):
         list(parse_records(lambda: Broken(GOOD.encode()), TITLE_FORMATS))
+
+
+def test_a_lookup_file_the_source_cannot_serve_blocks_none_of_the_others(spark, tmp_path):
+    """Each lookup pull is its own step (the ADF ForEach's items): the cast file missing at the source
+    fails its pull alone, and the three other files are pulled and land in bronze."""
+    import shutil
+
+    from netflix_assets.transforms.formats import LOOKUPS
+
+    from netflix_assets_tests.conftest import TUTORIAL_DIR
+
+    served = tmp_path / "served"
+    served.mkdir()
+    for dataset in LOOKUPS:
+        if dataset != "netflix_cast":
+            shutil.copy(TUTORIAL_DIR / f"{dataset}.csv", served / f"{dataset}.csv")
+    lake, day = Lakehouse.create(tmp_path / "lake", served.as_uri()), today_iso()
+    selection = [dg.AssetKey([layer, dataset]) for dataset in LOOKUPS for layer in ("raw", "bronze")]
+    result = lake.run(day, asset_selection=selection)
+    failed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+    assert not result.success and failed == {"raw__netflix_cast"}, failed
+    for dataset in set(LOOKUPS) - {"netflix_cast"}:
+        assert lake.rows(f"bronze/{dataset}", day), dataset
+    assert "bronze/netflix_cast" not in lake.tables()

@@ -99,6 +99,32 @@ def test_a_claim_left_by_a_gone_run_is_requested_again_for_its_day(lookup_server
     assert (request.partition_key, requested_files(dg.SensorResult([request]))) == (yesterday.isoformat(), [stranded])
 
 
+def test_a_requeued_file_is_requested_again_for_its_own_day_with_fresh_attempts(lookup_server, tmp_path):
+    """`make requeue` of a file recorded `failed` on day D sends it back to D, not to today: a run of D
+    that died after storing some of its rows left them in D, where the batch's write replaces them
+    (re-queued to today, the file was read into both days)."""
+    root = tmp_path / "lake"
+    landing = LandingZoneResource(
+        uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, max_attempts=1, min_failing_seconds=0
+    )
+    lake = Lakehouse.create(root, lookup_server, landing=landing)
+    bad = lake.land(TITLES, "2026/bad.csv")
+    yesterday = clock.today() - dt.timedelta(days=1)
+    failed = {"path": ["2026/bad.csv"], "ingest_date": [yesterday], "status": [f"{FAILED}: its runs kept failing"],
+              "run_id": ["run-gone"], "size": [TITLES.stat().st_size]}
+    rows = {name: failed.get(name, [None]) for name in ledger_store.arrow_schema().names}
+    ledger = str(root / "bronze" / LEDGER_TABLE)
+    write_deltalake(ledger, pa.table(rows, schema=ledger_store.arrow_schema()), partition_by=["ingest_date"])
+    waiting = lake.tick()
+    assert waiting.run_requests == [], "a failed file waits to be re-queued"
+    assert ledger_store.requeue(ledger, ["2026/bad.csv"], landing.root_uri()) == [bad]
+    [row] = lake.rows(f"bronze/{LEDGER_TABLE}")
+    assert (row["status"], row["run_id"], row["ingest_date"]) == (CLAIMED, None, yesterday)
+    back = lake.tick(waiting.cursor)  # max_attempts=1: a failed attempt would record it failed at once
+    [request] = back.run_requests
+    assert (request.partition_key, requested_files(back)) == (yesterday.isoformat(), [bad])
+
+
 def test_the_day_requested_is_netflix_today_not_the_wall_clock(lookup_server, tmp_path, monkeypatch):
     # NETFLIX_TODAY (clock.today) names the partition of new files; file ages stay real time.
     pinned = clock.now().date() - dt.timedelta(days=3)

@@ -124,7 +124,16 @@ ODD = [
 ]
 
 
-def test_requeue_deletes_only_the_failed_rows_of_the_given_paths(ledger):
+def by_status(uri: str) -> dict[str, set[str]]:
+    """status code -> the paths (absolute) of its rows; a re-queued row is `claimed` with no run."""
+    out: dict[str, set[str]] = {}
+    for row in ledger_store.read_ledger(uri, ROOT, None, columns=["path", "status", "run_id"]):
+        code = status_code(row["status"])
+        out.setdefault(code if code != CLAIMED or row["run_id"] else "requeued", set()).add(row["path"])
+    return out
+
+
+def test_requeue_turns_only_the_failed_rows_of_the_given_paths_into_claims_of_their_day(ledger):
     ingested(ledger, ["ok.csv", "it's fine.csv"])
     ledger_store.record_failed(ledger, [failure(p) for p in ODD], ROOT, now=NOW)
     paths = ledger_store.claimed_paths(ledger, ROOT)
@@ -133,9 +142,9 @@ def test_requeue_deletes_only_the_failed_rows_of_the_given_paths(ledger):
     assert ledger_store.requeue(ledger, ["file:///zone/ok.csv"], ROOT) == []
     again = ledger_store.requeue(ledger, ODD[:4] + ["file:///zone/caf\udce9.csv"], ROOT)
     assert len(again) == 5
-    assert ledger_store.claimed_paths(ledger, ROOT) == {
-        "file:///zone/ok.csv", "file:///zone/it's fine.csv", ledger_store.ledger_path(ODD[5])
-    }
+    statuses = by_status(ledger)
+    assert statuses[INGESTED] == {"file:///zone/ok.csv", "file:///zone/it's fine.csv"}
+    assert statuses[FAILED] == {ledger_store.ledger_path(ODD[5])} and len(statuses["requeued"]) == 5
 
 
 def test_requeue_takes_relative_paths_local_paths_and_legacy_absolute_rows(ledger):
@@ -143,7 +152,8 @@ def test_requeue_takes_relative_paths_local_paths_and_legacy_absolute_rows(ledge
     ingested(ledger, ["file:///zone/old.csv"], status="failed: boom")  # written before paths were relative
     done = ledger_store.requeue(ledger, ["d/a.csv", "/zone/b.csv", "file:///zone/old.csv"], ROOT)
     assert done == ["file:///zone/b.csv", "file:///zone/d/a.csv", "file:///zone/old.csv"]
-    assert stored(ledger) == {}
+    assert by_status(ledger) == {"requeued": set(done)}
+    assert {r["ingest_date"] for r in ledger_store.read_ledger(ledger, ROOT, None, columns=["path", "ingest_date"])} == {DAY}
 
 
 def test_show_groups_a_days_files_by_status(ledger, lake, capsys):
@@ -169,11 +179,11 @@ def test_requeue_from_the_command_line(ledger, lake, capsys, monkeypatch):
     assert ledger_store.main(["--lake", str(lake), "--landing", ROOT, "requeue", "a.csv", "nope.csv"]) == 1
     captured = capsys.readouterr()
     assert "re-queued file:///zone/a.csv" in captured.out and "file:///zone/nope.csv" in captured.err
-    assert ledger_store.claimed_paths(ledger, ROOT) == set()
+    assert by_status(ledger) == {"requeued": {"file:///zone/a.csv"}}
     # The lake and landing zone of the deployment by default: NETFLIX_LAKE_URI, its raw/netflix_titles.
     landing = f"file://{lake}/raw/netflix_titles"
     ledger_store.record_failed(ledger, [failure(f"{landing}/b.csv")], landing, now=NOW)
-    assert list(stored(ledger)) == ["b.csv"]
+    assert sorted(stored(ledger)) == ["a.csv", "b.csv"]
     monkeypatch.setenv("NETFLIX_LAKE_URI", str(lake))
     monkeypatch.delenv("NETFLIX_LANDING_URI", raising=False)
     monkeypatch.delenv("NETFLIX_DEPLOYMENT", raising=False)

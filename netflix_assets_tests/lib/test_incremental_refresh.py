@@ -82,6 +82,37 @@ def test_a_small_partition_is_rebuilt_even_when_the_run_asks_for_a_refresh(spark
     assert meta["dagster/row_count"].value == 300
 
 
+def test_a_file_the_outputs_hold_and_the_input_no_longer_does_rebuilds_the_partition(spark):
+    """A lookup pulled again with other content is another file (its copy's folder is its hash,
+    `bronze/pulls.py`): the rows of the pull it replaced are gone from bronze, so the partition is
+    rebuilt rather than refreshed by key (counted per file alone, a pull of as many rows looked done,
+    and the keys no new file touches kept the old pull's rows)."""
+    from types import SimpleNamespace
+
+    from pyspark.sql import functions as F
+
+    api = "file:///lake/raw/api/netflix_cast/2026-11-24"
+    old, new, titles = f"{api}/{'a' * 16}/netflix_cast.csv", f"{api}/{'b' * 16}/netflix_cast.csv", "file:///zone/t.csv"
+    schema = "_source_file string, show_id string"
+    bronze = spark.createDataFrame([(new, "s1"), (new, "s2"), (titles, "s3")], schema)
+    silver = spark.createDataFrame([(old, "s1"), (old, "s2")], schema)
+    assert refresh.new_files([bronze], [silver]) == ([new, titles], [old])
+    logged = []
+    context = SimpleNamespace(partition_key="2026-11-24", run=SimpleNamespace(tags={REFRESH_TAG: "incremental"}),
+                              log=SimpleNamespace(info=logged.append))
+    reader = SimpleNamespace(partition_rows=lambda key, day: 10**6)
+
+    def of_files(frame):
+        return lambda files: frame.where(F.col("_source_file").isin(files))
+
+    assert refresh.plan(context, reader, ("silver", "netflix_cast"), [bronze], [silver], of_files(bronze), F.col("show_id")) is None
+    assert "no longer in its input" in logged[-1] and old in logged[-1]
+    # The input still holding the old file's rows: a keyed refresh of the new files' keys.
+    both = bronze.unionByName(silver)
+    plan = refresh.plan(context, reader, ("silver", "netflix_cast"), [both], [silver], of_files(both), F.col("show_id"))
+    assert (plan.files, plan.keys) == ((new, titles), ("s1", "s2", "s3"))
+
+
 # The reference a refresh is compared with: the compared tables and what they are built from,
 # rebuilt whole from the lake's bronze (the refresh's own bronze commit). No checks: the refresh
 # run is the one under test, with its checks; the rebuild only produces the expected rows.

@@ -12,7 +12,8 @@ from pyspark.sql import functions as F
 
 from netflix_assets import definitions
 from netflix_assets.lib.checks import (
-    AGGREGATES_FROM_KEY, CHECKS_TAG, FULL, OBSERVED_VALUES_KEY, Aggregates, written_aggregates,
+    AGGREGATES_FROM_KEY, CHECKS_TAG, FULL, OBSERVED_VALUES_KEY, Aggregates, metric_definitions, trusted_values,
+    written_aggregates,
 )
 from netflix_assets.lib.refresh import REFRESH_TAG
 from netflix_assets.transforms.quality import OUTSIDE_REPLACED, key_metrics, replaced_partition_metrics
@@ -31,16 +32,24 @@ def _check_events(result) -> dict[str, object]:
     }
 
 
-def test_observed_values_serve_only_while_their_commit_is_the_tables_latest():
-    observed = {"delta_version": 4, "metrics": {"a__x": 0, "a__y": 2}}
+def test_observed_values_serve_only_while_their_commit_is_the_tables_latest_and_their_sql_the_checks():
+    sql = {"a__x": "count_if(x IS NULL)", "a__y": "count(1)", "b__z": "max(z)"}
+    observed = {"delta_version": 4, "metrics": {"a__x": 0, "a__y": 2},
+                "definitions": metric_definitions({n: sql[n] for n in ("a__x", "a__y")})}
     metadata = {OBSERVED_VALUES_KEY: dg.MetadataValue.json(observed)}
-    assert written_aggregates(metadata, ["a__x", "a__y"], 4) == Aggregates({"a__x": 0, "a__y": 2}, "the write (Delta version 4)")
-    assert written_aggregates(metadata, ["a__x"], 5) is None, "a later commit may have changed the partition"
-    assert written_aggregates(metadata, ["a__x", "b__z"], 4) == Aggregates({"a__x": 0}, "the write (Delta version 4)"), \
+    wanted = lambda *names: {n: sql[n] for n in names}  # noqa: E731
+    assert written_aggregates(metadata, wanted("a__x", "a__y"), 4) == Aggregates({"a__x": 0, "a__y": 2}, "the write (Delta version 4)")
+    assert written_aggregates(metadata, wanted("a__x"), 5) is None, "a later commit may have changed the partition"
+    assert written_aggregates(metadata, wanted("a__x", "b__z"), 4) == Aggregates({"a__x": 0}, "the write (Delta version 4)"), \
         "only what the write observed: the step queries the rest"
-    assert written_aggregates(metadata, ["b__z"], 4) is None
-    assert written_aggregates(metadata, ["a__x"], None) is None, "the log could not say the version"
-    assert written_aggregates({}, ["a__x"], 4) is None
+    assert written_aggregates(metadata, wanted("b__z"), 4) is None
+    assert written_aggregates(metadata, wanted("a__x"), None) is None, "the log could not say the version"
+    assert written_aggregates({}, wanted("a__x"), 4) is None
+    # A deploy tightened the rule of a__x and kept its name: the value computed under the old SQL is not trusted.
+    tightened = {"a__x": "count_if(x IS NULL OR x = '')", "a__y": "count(1)"}
+    assert written_aggregates(metadata, tightened, 4) == Aggregates({"a__y": 2}, "the write (Delta version 4)")
+    assert trusted_values(observed, tightened) == {"a__y": 2}
+    assert trusted_values({"delta_version": 4, "metrics": {"a__x": 0}}, wanted("a__x")) == {}, "recorded without its SQL"
 
 
 def test_the_daily_full_check_queries_yesterdays_tables_and_skips_a_day_without_any():
@@ -94,9 +103,33 @@ def test_a_keyed_refresh_derives_the_partitions_counts_that_were_zero_from_its_o
     assert replaced_partition_metrics(longer, {"d": 0}, {"d": 0, OUTSIDE_REPLACED: 0}, 1, [["show_id", "name"]]) == {}
 
 
-def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the_table(spark, lookup_server, tmp_path):
+def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the_table(spark, lookup_server, tmp_path, monkeypatch):
+    from netflix_assets.lib import delta
+
     lake, day = bronze_titles_lake(tmp_path / "lake", lookup_server)
     silver_only = [SILVER, dg.AssetKey(["quarantine", "netflix_titles"])]
+
+    # A write that loses a race on the table's schema once (another run added a column): its first
+    # attempt ran the rows, and Spark keeps that attempt's observation. Nothing of it is recorded.
+    real, lost = delta.committed, []
+
+    def loses_once(write, uri, **kwargs):
+        def first_attempt_loses(marker):
+            write(marker)
+            if uri.endswith("silver/netflix_titles") and not lost:
+                lost.append(uri)
+                raise RuntimeError("[DELTA_METADATA_CHANGED] MetadataChangedException: the metadata changed")
+        return real(first_attempt_loses, uri, **{**kwargs, "sleep": lambda seconds: None})
+
+    monkeypatch.setattr(delta, "committed", loses_once)
+    retried = lake.run(day, asset_selection=silver_only, tags={REFRESH_TAG: "full"})
+    monkeypatch.setattr(delta, "committed", real)
+    assert retried.success and lost
+    assert OBSERVED_VALUES_KEY not in materialized(retried)["silver/netflix_titles"]
+    checks = _check_events(retried)
+    for name in AGGREGATE_CHECKS:
+        assert checks[name].passed and checks[name].metadata[AGGREGATES_FROM_KEY].value == "a query of the table", name
+
     result = lake.run(day, asset_selection=silver_only, tags={REFRESH_TAG: "full"})
     assert result.success
     written = materialized(result)["silver/netflix_titles"]
@@ -137,7 +170,7 @@ def test_the_write_computes_the_checks_and_a_later_commit_sends_them_back_to_the
 
     # A wrong record: a write's values claim the table's latest commit had no bad type (a bug in what a
     # write observes or derives). The checks trust it; the full check, which queries, finds the row.
-    wrong = {"delta_version": version + 1, "metrics": observed["metrics"]}
+    wrong = {**observed, "delta_version": version + 1}
     lake.instance.report_runless_asset_event(dg.AssetMaterialization(
         asset_key=SILVER, partition=day, metadata={OBSERVED_VALUES_KEY: dg.MetadataValue.json(wrong)}))
     trusted = _check_events(defs.resolve_job_def("silver_checks").execute_in_process(

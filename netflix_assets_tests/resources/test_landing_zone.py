@@ -41,8 +41,11 @@ def test_lists_nested_csv_files_and_skips_files_still_being_written(zone, tmp_pa
     zone.put_file(str(source), "c.csv.part")
     zone.put_file(str(source), "_tmp_d.csv")
     zone.put_file(str(source), "notes.txt")
+    # Complete names that only contain a marker: listed, never skipped without a word.
+    c = zone.put_file(str(source), "titles.part1.csv")
+    d = zone.put_file(str(source), "netflix.tmpl.csv")
     files = zone.list_files()
-    assert [f.uri for f in files] == sorted([a, b])
+    assert [f.uri for f in files] == sorted([a, b, c, d])
     assert all(f.size == 4 and f.modified is not None for f in files)
     assert zone.exists(a) and zone.require_inside(a) == a
 

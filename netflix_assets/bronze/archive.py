@@ -56,7 +56,7 @@ LEDGER_COLUMNS = ["path", "status", "discovered_at", "ingest_date", "size", "mod
 class Selection:
     """What the ledger and the listing say about archiving, as of one moment."""
 
-    due: list[dict] = field(default_factory=list)  # ledger rows whose files are to be moved now
+    due: list[dict] = field(default_factory=list)  # ledger rows whose files are to be moved now (no hash: never read)
     not_due: int = 0  # files in the ledger and the zone, kept until `archive_after_days` have passed
     kept: int = 0  # files in the zone whose status keeps them there (KEPT_IN_PLACE, a flagged name)
     moved_since_read: list[dict] = field(default_factory=list)  # due, but listed unlike the ledger: hash first
@@ -80,7 +80,7 @@ def select_for_archive(
             kept += 1
         elif not archive_due(row["discovered_at"], now, archive_after_days):
             not_due += 1
-        elif "size" in row and not same_file(SimpleNamespace(**{k: row.get(k) for k in ("size", "etag", "modified_at")}), file):
+        elif row.get("sha256") and not same_file(SimpleNamespace(**{k: row.get(k) for k in ("size", "etag", "modified_at")}), file):
             moved.append(row)
         else:
             due.append(row)

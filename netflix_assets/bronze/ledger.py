@@ -136,6 +136,16 @@ def is_settled(file: LandedFile, now: dt.datetime, settle_seconds: float) -> boo
     return file.modified is not None and (now - file.modified).total_seconds() >= settle_seconds
 
 
+def as_listed(claim: Claim, by_uri: dict[str, LandedFile]) -> Claim:
+    """A claim no run has read yet (`claimed`, no hash: its run died, or `make requeue` gave it back)
+    with the listing's size, ETag and time: its file may have been fixed in place since (what the
+    check `no_failed_files` asks for), and the claim's would refuse it as `changed_during_read`."""
+    file = by_uri.get(claim.path)
+    if file is None or claim.sha256 is not None or status_code(claim.status) != CLAIMED:
+        return claim
+    return replace(claim, size=file.size, modified_at=file.modified, etag=file.etag)
+
+
 def select_claims(
     day: dt.date,
     known: dict[str, Claim],
@@ -162,13 +172,13 @@ def select_claims(
             if claim is not None and claim.ingest_date != day:
                 skipped.append(f"{uri}: already claimed by {claim.ingest_date}")
             elif claim is not None:
-                claims.append(claim)
+                claims.append(as_listed(claim, by_uri))
             elif uri in by_uri:
                 claims.append(claim_of(by_uri[uri], now, day))
             else:
                 skipped.append(f"{uri}: not in the landing zone (removed, or still being written)")
         return sorted(claims, key=lambda c: c.path), skipped
-    mine = [c for c in known.values() if c.ingest_date == day]
+    mine = [as_listed(c, by_uri) for c in known.values() if c.ingest_date == day]
     if day == (today or now.date()):
         mine += [
             claim_of(f, now, day) for f in landed if f.uri not in known and is_settled(f, now, settle_seconds)

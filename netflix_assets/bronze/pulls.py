@@ -45,8 +45,27 @@ def _read_record(fs, path: str, log=None) -> Optional[dict[str, Any]]:
     return None
 
 
+def _checked(fs, dataset_root: str, day: str, record: dict[str, Any], log=None) -> Optional[dict[str, Any]]:
+    """`record` (of `day`), its `uri` where its copy is under `dataset_root` (a lake moved since keeps
+    its copies: the path under the day's folder is the same), if that copy holds the bytes the record
+    hashed; else None. A copy cut or overwritten by a run killed before its record was stored is then
+    neither kept nor copied to another day, nor answered with a 304 for: its pull is fetched whole."""
+    copy, folder = fs._strip_protocol(record["uri"]), posixpath.join(dataset_root, day) + "/"
+    if not copy.startswith(folder):
+        if f"/{day}/" not in copy:
+            return None
+        copy = folder + copy.split(f"/{day}/", 1)[1]
+    if not fs.exists(copy):
+        return None
+    if sha256(fs.cat_file(copy)) != record["sha256"]:
+        if log is not None:
+            log.warning(f"{fs.unstrip_protocol(copy)}: its bytes are not the ones its pull recorded; not used")
+        return None
+    return {**record, "uri": fs.unstrip_protocol(copy)}
+
+
 def _last_record(fs, dataset_root: str, day: str, log=None) -> Optional[dict[str, Any]]:
-    """The record of the latest pull for `day` or an earlier day whose copy still exists."""
+    """The record of the latest pull for `day` or an earlier day whose copy still holds its bytes."""
     if not fs.exists(dataset_root):
         return None
     days = sorted((posixpath.basename(p) for p in fs.ls(dataset_root, detail=False)), reverse=True)
@@ -54,8 +73,9 @@ def _last_record(fs, dataset_root: str, day: str, log=None) -> Optional[dict[str
         if candidate > day:
             continue
         record = _read_record(fs, posixpath.join(dataset_root, candidate, RECORD_NAME), log)
-        if record is not None and fs.exists(fs._strip_protocol(record["uri"])):
-            return record
+        checked = record and _checked(fs, dataset_root, candidate, record, log)
+        if checked:
+            return checked
     return None
 
 
@@ -66,16 +86,7 @@ def stored(dataset_uri: str, day: str, storage_options: Optional[dict[str, Any]]
 
     fs, dataset_root = fsspec.core.url_to_fs(dataset_uri.rstrip("/"), **(storage_options or {}))
     record = _read_record(fs, posixpath.join(dataset_root, day, RECORD_NAME), log)
-    if record is None:
-        return None
-    copy = fs._strip_protocol(record["uri"])
-    if not copy.startswith(posixpath.join(dataset_root, day) + "/") or not fs.exists(copy):
-        return None
-    if sha256(fs.cat_file(copy)) != record["sha256"]:
-        if log is not None:
-            log.warning(f"{record['uri']}: its bytes are not the ones its pull recorded; pulled again")
-        return None
-    return record
+    return record and _checked(fs, dataset_root, day, record, log)
 
 
 def pull(

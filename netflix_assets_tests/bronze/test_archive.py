@@ -161,8 +161,11 @@ def test_a_file_overwritten_in_place_since_its_day_read_it_is_not_archived(lande
     zone, _, rows = landed
     land_raw(zone, "old.csv", b"x\nOLD.CSV\n")
     touched = {**rows["copy.csv"], "modified_at": NOW - dt.timedelta(days=9)}  # the listing shows another time
+    # A file refused before its bytes were read (no hash): archived when due, as before, whatever its listing.
+    never_read = {**rows["bad_header.csv"], "sha256": None, "modified_at": NOW - dt.timedelta(days=9)}
     lake = LakeResource(root=str(tmp_path / "lake_touched"))
-    write_ledger(lake, [*(r for n, r in rows.items() if n != "copy.csv"), touched], zone.root_uri())
+    rest = [r for n, r in rows.items() if n not in ("copy.csv", "bad_header.csv")]
+    write_ledger(lake, [*rest, touched, never_read], zone.root_uri())
     messages = []
     assert run_job(zone, lake, messages) == {"moved": 3, "due": 3, "not_due": 1, "kept": 3}
     assert names(zone) == sorted([*KEPT, "old.csv"]) and read(zone, rows["old.csv"]["path"]) == b"x\nOLD.CSV\n"

@@ -130,6 +130,20 @@ def test_rematerializing_a_past_day_rereads_its_files_only():
     assert [c.path for c in today] == ["file:///zone/b.csv"], "c.csv is not settled yet"
 
 
+def test_a_claim_never_read_takes_the_listings_size_a_claim_read_keeps_its_own():
+    """`make requeue` after the file was fixed in place (what the `no_failed_files` check asks): its claim,
+    never read, takes the listing's size, where the size it was claimed with refused the fixed file as
+    `changed_during_read`. A claim already read keeps what it read (`changed_since_read` judges the rest)."""
+    fixed, read = landed("fixed.csv", size=99), landed("read.csv", size=99)
+    known = {
+        fixed.uri: dataclasses.replace(claim(fixed.uri), status=ledger.CLAIMED, size=10, sha256=None),
+        read.uri: dataclasses.replace(claim(read.uri, sha="h1"), status=ledger.INGESTED, size=10),
+    }
+    for requested in (None, [fixed.uri, read.uri]):
+        claims, _ = select_claims(DAY, known, [fixed, read], NOW, 30, requested=requested)
+        assert {c.path: (c.size, c.modified_at) for c in claims} == {fixed.uri: (99, fixed.modified), read.uri: (10, OLD)}
+
+
 def test_a_batch_plan_claims_new_and_stranded_files_refuses_large_ones_and_records_escaped_names():
     known = {
         "file:///zone/done.csv": claim("file:///zone/done.csv"),

@@ -114,6 +114,11 @@ def test_a_past_day_keeps_the_copy_it_pulled_unless_refetched(fault_server, tmp_
     requests = len(fault_server.requests(PATH))
     assert _materialize_pull(source, root, day) is True
     assert stored(root / "raw" / "api", day) == before and len(fault_server.requests(PATH)) == requests
+    # The lake moved to another folder (azcopy of prod into dev): the day's copy is still found and kept.
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    root = moved
+    assert _materialize_pull(source, root, day) is True and len(fault_server.requests(PATH)) == requests
     # Asked for explicitly, the day is pulled again; today's partition is always pulled.
     assert _materialize_pull(source, root, day, refetch=True) is False
     assert stored(root / "raw" / "api", day)[0].endswith(b"s3,Carol\n")
@@ -143,8 +148,18 @@ def test_a_cut_pull_leaves_no_half_file_and_a_bad_record_stops_no_later_pull(fau
     written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert written == [f"2026-11-24/{sha256(BODY)[:16]}/{ITEM.file_name}", f"2026-11-24/{pulls.RECORD_NAME}"], written
 
-    (root / "2026-11-24" / pulls.RECORD_NAME).write_text('{"url": "http://x", "uri": "fi')
+    # A copy overwritten by a pull killed before its record was stored: its record's hash no longer holds,
+    # so it is neither answered with a 304 for (its ETag is not sent) nor copied to the next day.
+    copy = root / "2026-11-24" / sha256(BODY)[:16] / ITEM.file_name
+    copy.write_bytes(b"show_id,cast\ns1,Mallory\n")
+    fault_server.bodies[PATH] = BODY
+    record = pulls.pull(source, ITEM, str(root), "2026-11-25")
+    assert "If-None-Match" not in fault_server.requests(PATH)[-1][1] and record["http_status"] == 200
+    assert stored(tmp_path, "2026-11-25")[0] == BODY
+    fault_server.bodies[PATH] = BODY + b"s3,Carol\n"
+
+    (root / "2026-11-25" / pulls.RECORD_NAME).write_text('{"url": "http://x", "uri": "fi')
     log = RecordingLog()
-    record = pulls.pull(source, ITEM, str(root), "2026-11-25", log=log)
-    assert record["http_status"] == 200 and stored(tmp_path, "2026-11-25")[0].endswith(b"s3,Carol\n")
+    record = pulls.pull(source, ITEM, str(root), "2026-11-26", log=log)
+    assert record["http_status"] == 200 and stored(tmp_path, "2026-11-26")[0].endswith(b"s3,Carol\n")
     assert any("does not hold a pull record" in w for w in log.warnings), log.warnings

@@ -83,7 +83,7 @@ def test_the_bench_step_profile_covers_every_step_of_the_run_by_layer(lakes):
     executed = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
     assert set(steps) == executed
     kinds = collections.Counter(bench.step_kind(key) for key in steps)
-    assert kinds["other"] == 0 and kinds["raw"] == 1 and kinds["bronze"] == 5  # one pull; five bronze tables
+    assert kinds["other"] == 0 and kinds["raw"] == 4 and kinds["bronze"] == 5  # a pull per lookup file; five bronze tables
     assert 0 < kinds["checks"] < len(result.get_asset_check_evaluations())  # one step per table, not per check
     stats = pipeline.instance.get_run_stats(result.run_id)
     from netflix_assets.deployments import local_step_threads

@@ -34,9 +34,7 @@ and the schedule skips), and the schedule `daily_archive_landed_files` is STOPPE
 """
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Iterable, Optional, Sequence
 
 import dagster as dg
@@ -45,7 +43,8 @@ from ..lib import clock
 from ..resources.lake import LakeResource
 from ..resources.landing import LandedFile, LandingZoneResource, archive_due
 from . import ledger_store
-from .ledger import CLAIMED, FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, same_file, status_code
+from ..transforms.csv_records import stream_sha256
+from .ledger import CLAIMED, FAILED, INVALID_NAME, LEDGER_TABLE, OUTSIDE, claims_from_rows, same_file, status_code
 
 # Statuses whose files are never moved (see the module docstring).
 KEPT_IN_PLACE = (OUTSIDE, CLAIMED, FAILED, INVALID_NAME)
@@ -80,7 +79,7 @@ def select_for_archive(
             kept += 1
         elif not archive_due(row["discovered_at"], now, archive_after_days):
             not_due += 1
-        elif row.get("sha256") and not same_file(SimpleNamespace(**{k: row.get(k) for k in ("size", "etag", "modified_at")}), file):
+        elif row.get("sha256") and not same_file(claims_from_rows([row])[row["path"]], file):
             moved.append(row)
         else:
             due.append(row)
@@ -93,11 +92,7 @@ def holds_bytes_read(landing: LandingZoneResource, row: dict) -> bool:
     if not row.get("sha256"):
         return False
     fs, _ = landing.filesystem()
-    digest = hashlib.sha256()
-    with fs.open(fs._strip_protocol(row["path"]), "rb") as stream:
-        while chunk := stream.read(4 << 20):
-            digest.update(chunk)
-    return digest.hexdigest() == row["sha256"]
+    return stream_sha256(lambda: fs.open(fs._strip_protocol(row["path"]), "rb"))[0] == row["sha256"]
 
 
 def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[dict]:

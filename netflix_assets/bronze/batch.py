@@ -160,7 +160,7 @@ def claim_batch(
     if missing:
         raise files_gone(day, missing, landing.uri)
     listed = {f.uri: f for f in landed}
-    from_archive = _from_archive(session, landing, ledger_lib.changed_since_read(claimed, landed), listed, archived, day)
+    from_archive = _from_archive(session, landing, ledger_lib.changed_since_read(claimed, listed), listed, archived, day)
     unhashed = [(c.path, c.size, archived[c.path]) for c in claimed if c.readable and c.sha256 is None]
     digests, unreadable = file_digests(session, unhashed, landing.storage_options())
     claimed = ledger_lib.mark_duplicates(

@@ -271,18 +271,18 @@ def owned_claims(day: dt.date, plan: BatchPlan, known: dict[str, Claim], max_fil
 
 def same_file(claim: Claim, file: LandedFile) -> bool:
     """The listing shows the file the ledger recorded: its size, and its ETag and modification
-    time where both sides know them (`claim`: a Claim, or anything with those three attributes)."""
+    time where both sides know them."""
     if claim.size != file.size or (claim.etag and file.etag and claim.etag != file.etag):
         return False
     return not (claim.modified_at and file.modified) or _aware(claim.modified_at) == _aware(file.modified)
 
 
-def changed_since_read(claims: Sequence[Claim], landed: Sequence[LandedFile]) -> list[Claim]:
+def changed_since_read(claims: Sequence[Claim], listed: dict[str, LandedFile]) -> list[Claim]:
     """Readable claims already hashed (an earlier run read them) whose name the listing shows with
     another size, ETag or modification time: overwritten in place, or landed again under the name
     the archive job moved them from. Whether their bytes changed is a hash away (a touched file
-    keeps them): the run hashes these again rather than read what may not be what its day holds."""
-    listed = {f.uri: f for f in landed}
+    keeps them): the run hashes these again rather than read what may not be what its day holds.
+    `listed`: the listing by URI."""
     return [
         c for c in claims
         if c.readable and c.sha256 is not None and c.path in listed and not same_file(c, listed[c.path])

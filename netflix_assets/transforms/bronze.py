@@ -9,7 +9,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from .csv_records import CHANGED_DURING_READ, DEFAULT_LIMITS, UNREADABLE, ParseLimits, parse_records, transient
+from .csv_records import (
+    CHANGED_DURING_READ, DEFAULT_LIMITS, UNREADABLE, ParseLimits, parse_records, stream_sha256, transient,
+)
 from .formats import SourceFormat, union_columns
 
 LINEAGE_FIELDS = [
@@ -179,15 +181,8 @@ def parse_files(
 
 def _digest_one(open_binary, expected_size: Optional[int], chunk_bytes: int) -> tuple[Optional[str], Optional[str]]:
     """(sha256, None) or (None, the file's refusal): one file's failure is its own."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    size = 0
     try:
-        with open_binary() as stream:
-            while chunk := stream.read(chunk_bytes):
-                size += len(chunk)
-                digest.update(chunk)
+        digest, size = stream_sha256(open_binary, chunk_bytes)
     except Exception as error:  # noqa: BLE001 - permission, a directory, gone, a name the store refuses
         if transient(error):  # the store's fault, not the file's: the run fails, and is retried
             raise
@@ -195,7 +190,7 @@ def _digest_one(open_binary, expected_size: Optional[int], chunk_bytes: int) -> 
         return None, f"{UNREADABLE}: {message}"
     if expected_size is not None and size != expected_size:
         return None, f"{CHANGED_DURING_READ}: listed with {expected_size} bytes, read {size}"
-    return digest.hexdigest(), None
+    return digest, None
 
 
 def _digest_partition(storage_options: dict, chunk_bytes: int = 4 << 20):

@@ -89,6 +89,19 @@ def transient(error: BaseException) -> bool:
     return False
 
 
+def stream_sha256(open_binary: Callable[[], IO[bytes]], chunk_bytes: int = 4 << 20) -> tuple[str, int]:
+    """(sha256 hex digest, size) of the bytes `open_binary()` streams, `chunk_bytes` at a time: a
+    file is never held whole (the ledger's hashes, the archive's and a pull copy's checks)."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    with open_binary() as stream:
+        while chunk := stream.read(chunk_bytes):
+            size += len(chunk)
+            digest.update(chunk)
+    return digest.hexdigest(), size
+
+
 def _one_line(message: str, limit: int = 300) -> str:
     return " ".join(str(message).split())[:limit]
 

@@ -295,7 +295,8 @@ def test_a_rerun_of_a_day_reads_the_bytes_it_read_never_a_file_changed_since(spa
 
     kept = day_state()
     listing, _ = lake.landing.scan()
-    assert changed_since_read(list(claims_from_rows(lake.ledger()).values()), listing) == [], "an untouched file is not hashed again"
+    listed = {f.uri: f for f in listing}
+    assert changed_since_read(list(claims_from_rows(lake.ledger()).values()), listed) == [], "an untouched file is not hashed again"
     changed = GOOD.replace("Good One", "Evil One")
     assert len(changed) == len(GOOD)
     source.write_text(changed)

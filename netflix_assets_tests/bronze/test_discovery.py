@@ -184,10 +184,11 @@ def test_a_file_read_before_is_hashed_again_when_its_listing_moved():
               read_before("new_claim", sha=None), read_before("dup", status=DUPLICATE), read_before("archived")]
     listing = [landed("same", 1), landed("resized", 2), landed("touched", 1, OLD + dt.timedelta(seconds=1)),
                dataclasses.replace(landed("retagged", 1), etag="e2"), landed("new_claim", 2), landed("dup", 2)]
-    changed = ledger.changed_since_read(claims, listing)
+    changed = ledger.changed_since_read(claims, {f.uri: f for f in listing})
     assert [c.path.rsplit("/", 1)[1] for c in changed] == ["resized", "touched", "retagged"]
     # A side that does not know the ETag or the time (a ledger row of a local file) compares the size alone.
-    assert ledger.changed_since_read([read_before("same", etag="e1")], [dataclasses.replace(landed("same", 1), modified=None)]) == []
+    unknown_time = dataclasses.replace(landed("same", 1), modified=None)
+    assert ledger.changed_since_read([read_before("same", etag="e1")], {unknown_time.uri: unknown_time}) == []
 
 
 def test_a_run_never_writes_back_a_failed_row_that_a_requeue_may_have_deleted():

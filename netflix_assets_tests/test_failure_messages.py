@@ -62,3 +62,21 @@ def test_a_lookup_copy_changed_since_its_pull_is_named_with_what_to_do(tmp_path)
     message = failure.value.description
     assert message.startswith(f"{copy}: holds other bytes than its pull recorded"), message
     assert "Materialize this partition's raw pull again, then this bronze table" in message
+
+
+def test_a_lookup_copy_is_hashed_whole_in_the_read_that_scans_it(tmp_path):
+    import hashlib
+
+    from netflix_assets.transforms.csv_records import CHUNK_BYTES, NUL_BYTES, scan_file
+
+    # A NUL byte in the first chunk stops the scan's decoding, not the hash: the copy's own
+    # hash holds, so it is refused for its bytes, not as another pull's copy.
+    content = b"show_id,cast\ns1,\x00Alice\n" + b"s2,Bob\n" * (CHUNK_BYTES // 7 + 1)
+    copy = tmp_path / "netflix_cast.csv"
+    copy.write_bytes(content)
+    digest = hashlib.sha256()
+    assert scan_file(lambda: open(copy, "rb"), digest=digest) == NUL_BYTES
+    assert digest.hexdigest() == hashlib.sha256(content).hexdigest()
+    with pytest.raises(dg.Failure) as failure:
+        _check_lookup_file(str(copy), LOOKUPS["netflix_cast"].format, {}, hashlib.sha256(content).hexdigest())
+    assert NUL_BYTES in failure.value.description and "other bytes" not in failure.value.description

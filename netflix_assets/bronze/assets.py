@@ -18,7 +18,7 @@ from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
 from ..resources.spark import SparkResource
 from ..transforms.bronze import parse_files, refused_files, split_parsed, with_ingest_date
-from ..transforms.csv_records import open_text, scan_file, stream_sha256
+from ..transforms.csv_records import open_text, scan_file
 from ..transforms.formats import LOOKUPS, TITLE_COLUMNS, TITLE_FORMATS, SourceFormat
 from ..resources.databricks import SPARK_RESOURCES
 from . import batch
@@ -127,6 +127,8 @@ def _check_lookup_file(
 ) -> None:
     """A lookup file that cannot be parsed, or is not the one its pull recorded (`sha256`),
     stops the pipeline with a clear error."""
+    import hashlib
+
     import fsspec
 
     from ..transforms.formats import detect_format
@@ -134,11 +136,10 @@ def _check_lookup_file(
     def opener():
         return fsspec.open(uri, "rb", **storage_options).open()
 
-    if sha256 is not None:
-        found, _ = stream_sha256(opener)
-        if found != sha256:
-            raise changed_since_pull(uri, sha256, found)
-    defect = scan_file(opener)
+    digest = hashlib.sha256()
+    defect = scan_file(opener, digest=digest)  # one read for the hash and the scan
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise changed_since_pull(uri, sha256, digest.hexdigest())
     if defect is not None:
         raise refused_lookup(uri, defect)
     with opener() as stream:

@@ -13,7 +13,7 @@ import codecs
 import csv
 import io
 from dataclasses import dataclass
-from typing import IO, Callable, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
 from .formats import SourceFormat, detect_format
 
@@ -106,27 +106,39 @@ def _one_line(message: str, limit: int = 300) -> str:
     return " ".join(str(message).split())[:limit]
 
 
-def scan_file(open_binary: Callable[[], IO[bytes]], expected_size: Optional[int] = None) -> Optional[str]:
+def scan_file(
+    open_binary: Callable[[], IO[bytes]], expected_size: Optional[int] = None, digest: Optional[Any] = None
+) -> Optional[str]:
     """First pass: a file-level defect that makes the whole file unusable, or None.
 
     Decoding incrementally keeps memory at one chunk; a defect found half-way
     through must reject the file before any of its rows are emitted. With
     `expected_size` (the listing's), a file that grew or shrank since is refused:
-    its producer was still writing, or replaced it.
+    its producer was still writing, or replaced it. A `digest` (a hashlib object)
+    is fed every byte of the file, a defect found early or not, so a caller that
+    needs both the hash and the scan reads the file once.
     """
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     seen_text = False
     size = 0
+    defect = None
     with open_binary() as stream:
         while chunk := stream.read(CHUNK_BYTES):
             size += len(chunk)
-            if b"\x00" in chunk:
-                return NUL_BYTES
-            try:
-                text = decoder.decode(chunk)
-            except UnicodeDecodeError:
-                return NOT_UTF8
-            seen_text = seen_text or bool(text.lstrip("\ufeff").strip())
+            if digest is not None:
+                digest.update(chunk)
+            if defect is None and b"\x00" in chunk:
+                defect = NUL_BYTES
+            elif defect is None:
+                try:
+                    text = decoder.decode(chunk)
+                    seen_text = seen_text or bool(text.lstrip("\ufeff").strip())
+                except UnicodeDecodeError:
+                    defect = NOT_UTF8
+            if defect is not None and digest is None:
+                break
+        if defect is not None:
+            return defect
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:

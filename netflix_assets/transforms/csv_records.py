@@ -232,7 +232,10 @@ def _records(
                 yield line
             state["eof"] = True
 
-        reader = csv.reader(physical_lines())
+        # strict: a quote closed before other text than a delimiter is an error. Lenient mode
+        # reads on to the next quote, so one stray quote joins two records into one row of the
+        # right width, under the second record's show_id (nothing would tell).
+        reader = csv.reader(physical_lines(), strict=True)
         header = next(reader, None)
         header_text = "".join(consumed)
         fmt = detect_format(header_text, formats) if header is not None else None
@@ -249,15 +252,16 @@ def _records(
                 fields = next(reader)
             except StopIteration:
                 break
+            except csv.Error as error:
+                evidence = "".join(consumed)[: limits.evidence_bytes]
+                if state["eof"] and "unexpected end of data" in str(error):
+                    reason = f"{UNTERMINATED_QUOTE}: line {start}: a quoted field opened there never closes"
+                else:
+                    reason = f"{PARSE_ERROR}: line {start}: {_one_line(error)}"
+                raise _Refused(reason, start, evidence) from None
             raw = "".join(consumed)
             consumed.clear()
             state["bytes"] = 0
-            if state["eof"] and _unterminated(raw):
-                raise _Refused(
-                    f"{UNTERMINATED_QUOTE}: line {start}: a quoted field opened there never closes",
-                    start,
-                    raw[: limits.evidence_bytes],
-                )
             if not fields:  # a blank line is not a record
                 continue
             # Missing trailing fields are null; extra fields survive in _rescued_data.
@@ -266,14 +270,3 @@ def _records(
             if len(fields) != width:
                 rescued = raw.rstrip("\r\n")
             yield ParsedRecord(values, start, fmt.name, rescued=rescued)
-
-
-def _unterminated(raw: str) -> bool:
-    """Whether the file's last record ends inside a quoted field. csv's lenient mode
-    returns the rest of the file as that field; its strict mode says so."""
-    try:
-        for _ in csv.reader(io.StringIO(raw, newline=""), strict=True):
-            pass
-    except csv.Error as error:
-        return "unexpected end of data" in str(error)
-    return False

@@ -65,7 +65,7 @@ def to_int(col: Column) -> Column:
     return blank_to_null(col).try_cast("int")
 
 
-def _first_failure(*rules: tuple[Column, str]) -> Column:
+def _first_failure(*rules: tuple[Column, "str | Column"]) -> Column:
     expr = None
     for failed, reason in rules:
         expr = F.when(failed, reason) if expr is None else expr.when(failed, reason)
@@ -168,15 +168,25 @@ def silver_titles(classified: DataFrame) -> DataFrame:
 LOOKUP_LINEAGE = ["_source_format", "_source_file", "_source_line", "_rescued_data", "_ingested_at", "ingest_date"]
 
 
+TITLE_REASON = "_title_reason"
+
+
 def lookup_candidates(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
     """(show_id, value) rows, raw: the pulled lookup file's rows plus one row per
     element of the Kaggle titles' list column. A blank list yields no rows (a
     title without cast); a blank element inside a list (stray comma) is kept for
-    quarantine."""
+    quarantine.
+
+    A list row carries its title record's own verdict (`_title_reason`, silver titles'
+    rule): the list of a record that a later one of the day replaced, or that silver
+    refused, is not the title's list. Taking it would keep a cast member or a country
+    the latest record dropped, beside the new ones, and the refused record's values as
+    orphans."""
     from_file = bronze_lookup.select(
-        F.col("show_id"), F.col(lookup.source_column).alias("value"), *LOOKUP_LINEAGE
+        F.col("show_id"), F.col(lookup.source_column).alias("value"), *LOOKUP_LINEAGE,
+        F.lit(None).cast("string").alias(TITLE_REASON),
     )
-    kaggle = bronze_titles.where(
+    kaggle = classify_titles(bronze_titles).where(
         (F.col("_source_format") == "kaggle")
         & F.col("_rescued_data").isNull()
         & blank_to_null(F.col(lookup.kaggle_list_column)).isNotNull()
@@ -185,6 +195,7 @@ def lookup_candidates(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: D
         F.col("show_id"),
         F.explode(F.split(F.col(lookup.kaggle_list_column), ",")).alias("value"),
         *LOOKUP_LINEAGE,
+        F.col(REASON).alias(TITLE_REASON),
     )
     return from_file.unionByName(from_titles)
 
@@ -213,9 +224,11 @@ def classify_lookup(candidates: DataFrame) -> DataFrame:
     reason = _first_failure(
         (F.col("_rescued_data").isNotNull(), MALFORMED),
         (show_id.isNull(), MISSING_SHOW_ID),
+        (F.col(TITLE_REASON).isNotNull(), F.col(TITLE_REASON)),  # its title record's: `duplicate`, `bad_type`
         (value.isNull(), EMPTY_VALUE),
     )
-    return _mark_duplicates(candidates.withColumn(REASON, reason), [F.col("ingest_date"), show_id, value])
+    classified = candidates.withColumn(REASON, reason).drop(TITLE_REASON)
+    return _mark_duplicates(classified, [F.col("ingest_date"), show_id, value])
 
 
 def silver_lookup(lookup: Lookup, classified: DataFrame) -> DataFrame:

@@ -77,6 +77,22 @@ def test_file_level_defects_reject_every_line(data, reason):
     assert all(r.values == {} for r in records)
 
 
+def test_a_stray_quote_refuses_the_file_rather_than_joining_two_records():
+    # Lenient csv read on to the next quote: one row of the right width, Alpha's text under
+    # Beta's show_id, and both titles gone without a reject.
+    data = (
+        ",".join(TUTORIAL.columns) + "\r\n"
+        "90,,Movie,Alpha,9/9/2019,2019,PG,\"Alpha desc,81000001\r\n"
+        '95,,Movie,Beta,9/9/2019,2019,PG,"Beta desc",81000002\r\n'
+    ).encode()
+    (record,) = _parse(data)
+    assert record.reject_reason.startswith(f"{cr.PARSE_ERROR}: line 2: ")
+    assert record.line == 2 and "81000002" in record.rescued
+    unterminated = (",".join(TUTORIAL.columns) + "\n1,,Movie,A,,2019,PG,a,1\n90,,Movie,\"Open,2020\n").encode()
+    *kept, refused = _parse(unterminated)
+    assert len(kept) == 1 and refused.reject_reason.startswith(f"{cr.UNTERMINATED_QUOTE}: line 3: ")
+
+
 def test_unknown_header_quarantines_every_line_with_the_header_in_the_reason():
     records = _parse(b"id,name\n1,a\n2,b\n")
     assert [r.line for r in records] == [1, 2, 3]

@@ -129,6 +129,25 @@ def test_kaggle_lists_feed_the_lookups_and_stray_commas_are_quarantined(spark):
     assert [r["_reason"] for r in t.quarantine_lookup(countries, classified).collect()] == [t.EMPTY_VALUE]
 
 
+def test_a_kaggle_list_is_its_latest_accepted_records_only(spark):
+    # s10's later file drops Bob and India: silver keeps Ann and Cat, none of the older list.
+    # A record silver refuses (bad type) gives no values either. Every row is still counted.
+    cast = LOOKUPS["netflix_cast"]
+    titles = bronze_titles(spark, [
+        _kaggle("s10", cast="Ann, Bob", _source_file="file:///landing/k_v1.csv"),
+        _kaggle("s10", cast="Ann, Cat", _source_file="file:///landing/k_v2.csv"),
+        _kaggle("s11", cast="Dee", type="Film"),
+    ])
+    bronze = bronze_lookup(spark, [])
+    classified = t.classify_lookup(t.lookup_candidates(cast, bronze, titles))
+    silver = sorted((r["show_id"], r["cast_name"]) for r in t.silver_lookup(cast, classified).collect())
+    assert silver == [("s10", "Ann"), ("s10", "Cat")]
+    refused = sorted((r["show_id"], r["cast_name"], r["_reason"]) for r in t.quarantine_lookup(cast, classified).collect())
+    assert refused == [("s10", " Bob", t.DUPLICATE), ("s10", "Ann", t.DUPLICATE), ("s11", "Dee", t.BAD_TYPE)]
+    assert t.TITLE_REASON not in t.quarantine_lookup(cast, classified).columns
+    assert _total(t.lookup_candidate_counts(cast, bronze, titles)) == len(silver) + len(refused)
+
+
 def _total(counts) -> int:
     """The reconciliation's input rows: the per-file counts summed."""
     return sum(r["rows"] for r in counts.collect())

@@ -53,8 +53,10 @@ def deployment_name() -> str:
 def local_resources(lake_uri: str | None = None, **overrides: Any) -> dict[str, Any]:
     """The embedded deployment. `NETFLIX_LAKE_URI` (a directory) moves the lake."""
     lake = LakeResource(root=lake_uri or settings.get("NETFLIX_LAKE_URI") or DEFAULT_LAKE_URI)
-    # Runs launched under `make dev` use its warm Spark Connect server (resources/spark.py).
-    spark = SparkResource(remote=settings.get(REMOTE_ENV) or None)
+    # Runs launched under `make dev` use its warm Spark Connect server (resources/spark.py). An
+    # EnvVar, as a secret: a remote endpoint's URL may hold a token (`;token=`, Databricks Connect),
+    # and a plain value would be stored with every run's job snapshot and shown in the UI.
+    spark = SparkResource(remote=_secret(REMOTE_ENV))
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake,

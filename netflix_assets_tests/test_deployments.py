@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -105,6 +106,39 @@ def test_prod_config_holds_variable_names_never_secret_values(prod_env):
     dumped = repr(launcher_config) + repr({k: v for k, v in resources.items() if k != STEP_LAUNCHER_KEY})
     for value in SECRETS.values():
         assert value not in dumped
+
+
+def test_a_spark_connect_token_is_never_stored_with_a_run(monkeypatch):
+    # A Databricks Connect URL holds its token: as a plain value it was in every run's job snapshot
+    # (the run storage) and on the UI's Resources page.
+    from dagster._core.snap import JobSnap
+    from dagster._serdes import serialize_value
+
+    from netflix_assets.resources.spark import REMOTE_ENV
+
+    remote = "sc://adb-1.azuredatabricks.net:443/;token=dapiNOTAREALTOKEN;x-databricks-cluster-id=c1"
+    monkeypatch.setenv(REMOTE_ENV, remote)
+    resources = local_resources()
+    job = build_definitions(resources).resolve_job_def("lakehouse_job")
+    assert "dapiNOTAREALTOKEN" not in serialize_value(JobSnap.from_job_def(job))
+    assert "dapiNOTAREALTOKEN" not in repr(resources["spark"])
+    with dg.build_resources({"spark": resources["spark"]}) as built:
+        assert built.spark.remote == remote  # what a run's session connects to
+
+
+def test_no_resource_shows_a_secret_in_its_repr(prod_env, monkeypatch):
+    # A log line or an error message formatting a resource (f"{lake}") must not print its key.
+    monkeypatch.setenv("NETFLIX_LOOKUP_BASE_URL", "https://lookups.example/x?sv=1&sig=LOOKUPSIGNATURE")
+    monkeypatch.setenv("NETFLIX_LANDING_URI", "abfss://landing@landacct.dfs.core.windows.net/titles")
+    monkeypatch.setenv(LANDING_ENV["account_name"], "landacct")
+    monkeypatch.setenv(LANDING_ENV["connection_string"], "AccountName=land;AccountKey=CONNSTRINGKEY")
+    resources = resources_for("prod")
+    names = ("lake", "landing", "http_source")
+    with dg.build_resources({name: resources[name] for name in names}) as built:
+        shown = " ".join(repr(getattr(built, name)) + f"{getattr(built, name)}" for name in names)
+        assert built.lake.account_key == SECRETS["NETFLIX_ADLS_ACCOUNT_KEY"]  # resolved, and hidden:
+    for secret in (SECRETS["NETFLIX_ADLS_ACCOUNT_KEY"], "LOOKUPSIGNATURE", "CONNSTRINGKEY"):
+        assert secret not in shown, shown
 
 
 # Every secret the cluster may need, set in the Dagster process's environment.
@@ -259,6 +293,20 @@ def test_shipped_code_is_the_package_sources_only():
     assert "netflix_assets/definitions.py" in shipped
     assert not any(p.startswith(("netflix_assets/data/", ".venv")) or "__pycache__" in p for p in shipped)
     assert staged_code_dir() == root  # same sources, same directory: nothing re-copied
+
+
+def test_shipped_code_is_never_taken_from_a_folder_others_may_write(tmp_path, monkeypatch):
+    # The copy's name is predictable from public sources: one planted in a shared temp directory
+    # was zipped and run on the cluster with the workspace's secrets.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shared = tmp_path / f"netflix-lakehouse-code-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(RuntimeError, match="closed to others"):
+        staged_code_dir()
+    shared.chmod(0o700)
+    root = staged_code_dir()
+    assert root.parent == shared and (root / "netflix_assets" / "definitions.py").exists()
 
 
 def test_definitions_validate_with_prod_variables_and_no_network(prod_env):

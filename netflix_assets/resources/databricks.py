@@ -14,6 +14,7 @@ step's `config.pkl` on DBFS staging, readable by anyone who can read DBFS.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import urllib.parse
@@ -220,6 +221,21 @@ def databricks_step_launcher(**kwargs: Any) -> dg.ResourceDefinition:
     return databricks_pyspark_step_launcher.configured(step_launcher_config(**kwargs))
 
 
+def _private_dir(path: Path) -> Path:
+    """`path`, created mode 0700 if missing; refused unless it is a directory (not a link) of this
+    user that neither group nor others may write."""
+    import stat
+
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise RuntimeError(
+            f"{path}: not a directory of this user closed to others (owner uid {info.st_uid}, mode "
+            f"{stat.filemode(info.st_mode)}); the code shipped to Databricks is staged there: remove it"
+        )
+    return path
+
+
 def staged_code_dir() -> Path:
     """A directory holding only this package, for the launcher to zip and ship.
 
@@ -228,6 +244,10 @@ def staged_code_dir() -> Path:
     (sources only; the bundled demo data stays local). The copy is named by a
     hash of the sources and published with an atomic rename, so concurrent step
     processes never zip a half-written tree.
+
+    The copies live in a directory of this user that no one else may write (`_private_dir`):
+    the name is predictable from public sources, and a copy found there is shipped as is, to
+    run on the cluster with the workspace's secrets.
     """
     import hashlib
 
@@ -236,10 +256,11 @@ def staged_code_dir() -> Path:
     for path in sources:
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(path.read_bytes())
-    root = Path(tempfile.gettempdir()) / f"netflix-lakehouse-code-{digest.hexdigest()[:16]}"
+    parent = _private_dir(Path(tempfile.gettempdir()) / f"netflix-lakehouse-code-{os.getuid()}")
+    root = parent / digest.hexdigest()[:16]
     if root.exists():
         return root
-    staging = Path(tempfile.mkdtemp(prefix="netflix-lakehouse-code-", dir=tempfile.gettempdir()))
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=parent))
     shutil.copytree(
         PACKAGE_DIR, staging / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "data")
     )

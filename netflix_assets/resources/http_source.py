@@ -116,10 +116,19 @@ def _scrub(text: str, url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     secrets = [url, parts.query, parts.fragment]
     if "@" in parts.netloc:
-        secrets.append(parts.netloc.rsplit("@", 1)[0])
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        # http.client quotes a part of it alone: "nonnumeric port: '<password>@host'".
+        secrets += [userinfo, *userinfo.split(":", 1)]
     for secret in sorted(filter(None, secrets), key=len, reverse=True):
         text = text.replace(secret, redact_url(url) if secret == url else "<redacted>")
     return text
+
+
+def _chained(error: Optional[BaseException], url: str) -> Optional[BaseException]:
+    """`error` as the cause of a FetchError, unless `url` holds a secret: the cause's own text is
+    not scrubbed (http.client's InvalidURL quotes the password), and Dagster stores a failure's
+    causes with the step's event. The FetchError's message names the cause, scrubbed."""
+    return error if redact_url(url) == url else None
 
 
 def _sleep(seconds: float) -> None:
@@ -184,7 +193,9 @@ class HttpSourceResource(dg.ConfigurableResource):
     redacted from every log line and error message.
     """
 
-    base_url: str = Field(default=BUNDLED_TUTORIAL_DIR.as_uri(), description="Where the lookup files are served.")
+    # repr=False on every field that may hold a credential (a SAS in a URL): no repr of a resource
+    # (a log line, an error message) shows it.
+    base_url: str = Field(default=BUNDLED_TUTORIAL_DIR.as_uri(), description="Where the lookup files are served.", repr=False)
     files: list[SourceFile] = Field(default_factory=lambda: list(DEFAULT_FILES))
     timeout_seconds: float = Field(default=30.0, gt=0, description="Connect and per-read socket timeout.")
     max_bytes: int = Field(default=256 * 1024 * 1024, gt=0, description="Refuse larger downloads.")
@@ -240,13 +251,13 @@ class HttpSourceResource(dg.ConfigurableResource):
                 raise FetchError(
                     f"GET {shown}: deadline_seconds={self.deadline_seconds:g} would pass before attempt "
                     f"{attempt + 1} of {attempts}, given up; last problem: {problem}"
-                ) from cause
+                ) from _chained(cause, url)
             if log is not None:
                 log.warning(
                     f"GET {shown}: {problem}; retrying in {delay:.2f}s (attempt {attempt} of {attempts} failed)"
                 )
             _sleep(delay)
-        raise FetchError(f"GET {shown} failed after {attempts} attempt(s); last problem: {problem}") from cause
+        raise FetchError(f"GET {shown} failed after {attempts} attempt(s); last problem: {problem}") from _chained(cause, url)
 
     def _fetch_once(self, url: str, etag: Optional[str], attempt: int, deadline: float) -> FetchResult:
         """One attempt: a FetchResult, or _Retryable, or FetchError (no point retrying)."""
@@ -275,7 +286,7 @@ class HttpSourceResource(dg.ConfigurableResource):
             problem = f"HTTP {code} {_scrub(str(err.reason or ''), url)}".rstrip()
             if code >= 500 or code in RETRYABLE_STATUS:
                 raise _Retryable(problem) from err
-            raise FetchError(f"GET {shown} failed with {problem} on attempt {attempt} (not retried)") from err
+            raise FetchError(f"GET {shown} failed with {problem} on attempt {attempt} (not retried)") from _chained(err, url)
         except FetchError:
             raise
         except ValueError as err:  # malformed URL (http.client.InvalidURL...): its text may quote the URL
@@ -284,7 +295,7 @@ class HttpSourceResource(dg.ConfigurableResource):
             problem = _scrub(_describe(err), url)
             if _is_transient(err):
                 raise _Retryable(problem) from err
-            raise FetchError(f"GET {shown} failed on attempt {attempt} (not retried): {problem}") from err
+            raise FetchError(f"GET {shown} failed on attempt {attempt} (not retried): {problem}") from _chained(err, url)
 
     def _check_length(self, header: Optional[str], shown: str) -> Optional[int]:
         """The announced length (None if absent or unreadable); FetchError if over the limit."""

@@ -32,8 +32,8 @@ class LakeResource(dg.ConfigurableResource):
 
     root: str = Field(default=DEFAULT_LAKE_URI, description="Lake root URI or local directory.")
     account_name: Optional[str] = Field(default=None, description="ADLS Gen2 storage account (prod).")
-    account_key: Optional[str] = Field(default=None, description="Its key, from an EnvVar (prod).")
-    sas_token: Optional[str] = Field(default=None, description="Or a SAS token, from an EnvVar (prod).")
+    account_key: Optional[str] = Field(default=None, description="Its key, from an EnvVar (prod).", repr=False)
+    sas_token: Optional[str] = Field(default=None, description="Or a SAS token, from an EnvVar (prod).", repr=False)
 
     @property
     def root_uri(self) -> str:

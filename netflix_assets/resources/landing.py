@@ -167,9 +167,11 @@ class LandingZoneResource(dg.ConfigurableResource):
 
     uri: str = Field(description="Local directory, file:// or abfs[s]://<container>[@<account>...]/<prefix>.")
     account_name: Optional[str] = Field(default=None, description="Azure storage account (from an EnvVar).")
-    account_key: Optional[str] = Field(default=None, description="Azure account key (from an EnvVar).")
-    sas_token: Optional[str] = Field(default=None, description="Azure SAS token (from an EnvVar).")
-    connection_string: Optional[str] = Field(default=None, description="Azure connection string (from an EnvVar).")
+    account_key: Optional[str] = Field(default=None, description="Azure account key (from an EnvVar).", repr=False)
+    sas_token: Optional[str] = Field(default=None, description="Azure SAS token (from an EnvVar).", repr=False)
+    connection_string: Optional[str] = Field(
+        default=None, description="Azure connection string (from an EnvVar).", repr=False
+    )
     blob_endpoint: Optional[str] = Field(
         default=None, description="Blob endpoint override, e.g. Azurite's http://127.0.0.1:10000/devstoreaccount1."
     )

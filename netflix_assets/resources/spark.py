@@ -111,6 +111,7 @@ class SparkResource(dg.ConfigurableResource):
         default=None,
         description="A Spark Connect endpoint (sc://host:port) to use instead of a JVM of this process; "
         "if it does not answer, the run warns and starts its own.",
+        repr=False,  # its URL may hold a token (Databricks Connect)
     )
 
     def get_session(self) -> SparkSession:
@@ -120,7 +121,9 @@ class SparkResource(dg.ConfigurableResource):
             driver_memory=self.driver_memory,
             use_active_session=self.use_active_session,
             extra_conf=self.extra_conf,
-            remote=self.remote,
+            # An EnvVar (deployments.py: the URL may hold a token) is resolved by Dagster for a run;
+            # a resource used outside one (a benchmark, a script) holds the variable's name instead.
+            remote=self.remote.get_value() if isinstance(self.remote, dg.EnvVar) else self.remote,
         )
 
 

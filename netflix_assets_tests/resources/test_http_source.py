@@ -522,6 +522,23 @@ def test_sas_query_string_hidden_in_404_and_result_repr(fault_server):
     assert "TOPSECRET" not in str(caught.value)
 
 
+def _stored_error(error: BaseException) -> str:
+    """The text Dagster stores for a step that raised `error`: its message and causes."""
+    from dagster_shared.error import SerializableErrorInfo
+
+    return SerializableErrorInfo.from_traceback(__import__("traceback").TracebackException.from_exception(error)).to_string()
+
+
+@pytest.mark.parametrize("base", ["https://svcuser:S3cretPw@example.invalid/lookups", "https://svcuser:S3cretPw@127.0.0.1:9/lookups"])
+def test_credentials_in_the_url_show_nowhere_in_the_stored_failure(base):
+    # http.client quotes the password alone ("nonnumeric port: 'S3cretPw@example.invalid'"), and
+    # a chained cause is stored with the step's failure unscrubbed.
+    with pytest.raises(FetchError) as caught:
+        make_source(base, retries=0).fetch(ITEM)
+    stored = _stored_error(caught.value)
+    assert "S3cret" not in stored and "svcuser" not in stored and "<redacted>@" in stored, stored
+
+
 def test_redact_url():
     assert redact_url("https://a.blob.core.windows.net/c/f.csv?sv=1&sig=x") == (
         "https://a.blob.core.windows.net/c/f.csv?<redacted>"

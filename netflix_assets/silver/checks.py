@@ -153,12 +153,46 @@ def date_added_null_share(values: Mapping[str, Any], df: DataFrame, day: dt.date
     )
 
 
+# Netflix's catalog (streaming) began in January 2007; the real files start in 2008. An earlier
+# date_added is a typo ("9/9/1019"): it would stretch dim_date to that year and open a KPI bucket.
+FIRST_DATE_ADDED = dt.date(2007, 1, 1)
+
+
+@aggregate_check(TITLES, "date_added_in_range", f"date_added within [{FIRST_DATE_ADDED}, D+1] when present (warning).",
+                 {"rows_out_of_range": "count_if(date_added NOT BETWEEN DATE'"
+                  f"{FIRST_DATE_ADDED}' AND date_add(ingest_date, 1))"})
+def date_added_in_range(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    out = values["rows_out_of_range"] or 0
+    last = day + dt.timedelta(days=1)
+    rows = df.where(~F.col("date_added").between(F.lit(FIRST_DATE_ADDED), F.lit(last)))
+    return dg.AssetCheckResult(
+        passed=out == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"rows_out_of_range": out},
+        description=naming(f"title(s) added outside [{FIRST_DATE_ADDED}, {last}] (show_id, date_added)",
+                           offenders(rows, ["show_id", "date_added"]), out) if out else None,
+    )
+
+
+@aggregate_check(TITLES, "movie_minutes_known", "Every movie has its minutes (warning): a blank or unreadable "
+                 "duration is stored as 0 (the original rule), and the minutes KPI leaves such movies out.",
+                 {"movies_without_minutes": "count_if(type = 'Movie' AND duration_minutes = 0)"})
+def movie_minutes_known(values: Mapping[str, Any], df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
+    out = values["movies_without_minutes"] or 0
+    rows = df.where((F.col("type") == "Movie") & (F.col("duration_minutes") == 0))
+    return dg.AssetCheckResult(
+        passed=out == 0, severity=dg.AssetCheckSeverity.WARN, metadata={"movies_without_minutes": out},
+        description=naming("movie(s) whose duration was blank or unreadable (show_id)", offenders(rows, ["show_id"]), out)
+        if out else None,
+    )
+
+
 checks = [
     key_check(TITLES, ["show_id"]),
     _reconciliation("netflix_titles", _titles_input, _titles_input_files),
     type_allowed,
     release_year_in_range,
     date_added_null_share,
+    date_added_in_range,
+    movie_minutes_known,
     row_count_drop_check(TITLES),
 ]
 for _lookup in LOOKUPS.values():

@@ -140,6 +140,20 @@ def null_dates_added() -> Case:
                 ["4.0%", "s98, s99"])
 
 
+def date_added_out_of_range() -> Case:
+    ok = {"show_id": "s1", "date_added": dt.date(2019, 9, 9)}
+    return Case({"silver/netflix_titles": [ok, {"show_id": "s2", "date_added": dt.date(1019, 9, 9)}]},
+                {"silver/netflix_titles": [ok, {"show_id": "s2", "date_added": None}]}, ["(s2, 1019-09-09)", "2007-01-01"])
+
+
+def movie_without_minutes() -> Case:
+    ok = {"show_id": "s1", "type": "Movie", "duration_minutes": 90}
+    show = {"show_id": "s3", "type": "TV Show", "duration_minutes": 0}
+    return Case({"silver/netflix_titles": [ok, show, {"show_id": "s2", "type": "Movie", "duration_minutes": 0}]},
+                {"silver/netflix_titles": [ok, show, {"show_id": "s2", "type": "Movie", "duration_minutes": 85}]},
+                ["s2", "1 movie(s)"])
+
+
 def gold_parity() -> Case:
     """Silver (up to DAY) holds s1-s4: s2 is served without newflag, s3 is neither served nor
     dropped, s4 is dropped; the repair serves s2 with its flag and s3."""
@@ -260,6 +274,8 @@ CASES: dict[str, Callable[[], Case]] = {
     "silver/netflix_titles:type_allowed": bad_type,
     "silver/netflix_titles:release_year_in_range": release_year_out_of_range,
     "silver/netflix_titles:date_added_null_share": null_dates_added,
+    "silver/netflix_titles:date_added_in_range": date_added_out_of_range,
+    "silver/netflix_titles:movie_minutes_known": movie_without_minutes,
     **{f"silver/{t}:row_count_not_halved": halved(f"silver/{t}") for t in ("netflix_titles", *LOOKUPS)},
     **{f"silver/{t}:show_id_{lk.value_column}_not_null_unique": duplicated_key(f"silver/{t}", "show_id", lk.value_column)
        for t, lk in LOOKUPS.items()},

@@ -108,6 +108,9 @@ class Cursor:
     pending: dict[str, Batch] = field(default_factory=dict)
     # uri -> fingerprint seen on the last tick, for new files not yet settled
     settling: dict[str, str] = field(default_factory=dict)
+    # uri -> when a tick first saw that fingerprint: unchanged across ticks settles a file only once
+    # `settle_seconds` have passed since (a producer pausing longer than a tick is still writing)
+    settling_since: dict[str, str] = field(default_factory=dict)
     # bumped whenever a batch gets a new run key (retry, split): Dagster launches a run key once
     generation: int = 0
     # when the runs of the last hour were requested (the hourly cap)
@@ -129,6 +132,7 @@ class Cursor:
             cursor = cls(
                 pending={str(k): Batch(**v) for k, v in raw.get("pending", {}).items()},
                 settling=dict(raw.get("settling", {})),
+                settling_since={str(k): str(v) for k, v in raw.get("settling_since", {}).items()},
                 generation=int(raw.get("generation", 0)),
                 recent_runs=[str(t) for t in raw.get("recent_runs", [])],
             )
@@ -140,7 +144,7 @@ class Cursor:
     def _check(self) -> None:
         """ValueError/TypeError unless every batch has files, a day and aware times: `decide`
         then cannot fail on a cursor it did not write."""
-        times = list(self.recent_runs)
+        times = list(self.recent_runs) + list(self.settling_since.values())
         for batch in self.pending.values():
             if not batch.files or not all(isinstance(u, str) for u in batch.files):
                 raise ValueError("a batch without files")
@@ -173,6 +177,7 @@ class Cursor:
                 "v": CURSOR_VERSION,
                 "pending": {k: b.to_json() for k, b in sorted(self.pending.items())},
                 "settling": dict(sorted(self.settling.items())),
+                "settling_since": dict(sorted(self.settling_since.items())),
                 "generation": self.generation,
                 "recent_runs": self.recent_runs,
             },
@@ -292,6 +297,7 @@ def decide(
     open_claims: Sequence[OpenClaim] = (),
     claim_run_status: Optional[RunStatusById] = None,
     today: Optional[dt.date] = None,
+    first_day: Optional[dt.date] = None,
 ) -> Tick:
     """One sensor tick. Cost: one pass over the listing with set lookups; only new
     files (not in the ledger, not in the cursor) are looked at further, and only the
@@ -309,6 +315,11 @@ def decide(
 
     New files are requested for partition `today` (the sensor passes `clock.today()`; by
     default `now`'s UTC date); `now` times file ages, backoffs and the hourly cap.
+
+    `first_day`: the first partition. A claim of an earlier day (a lake older than the instance,
+    a requeued file of such a day) cannot be requested: Dagster refuses the whole tick for one
+    unknown partition, every good file's request with it, tick after tick. It is named in the
+    summary and left as it is.
     """
     if open_claims and claim_run_status is None:
         raise ValueError("open_claims need claim_run_status")
@@ -378,6 +389,7 @@ def decide(
     #     day with fresh attempts.
     stranded: dict[tuple[str, str], list[LandedFile]] = {}
     requeued: dict[str, list[LandedFile]] = {}
+    before_start: dict[str, list[str]] = {}  # day -> claims of a day with no partition
     if open_by_path:
         batched = {ledger_path(u) for b in out.pending.values() for u in b.files}
         by_ledger_path: Optional[dict[str, str]] = None
@@ -391,6 +403,9 @@ def decide(
                     by_ledger_path = {ledger_path(u): u for u in listed if not u.isascii()}
                 uri = by_ledger_path.get(claim.path)
             if uri is None:
+                continue
+            if first_day is not None and claim.ingest_date < first_day:
+                before_start.setdefault(claim.ingest_date.isoformat(), []).append(claim.path)
                 continue
             if not claim.run_id:
                 requeued.setdefault(claim.ingest_date.isoformat(), []).append(listed[uri])
@@ -462,10 +477,15 @@ def decide(
         outstanding.append(f)
         if f.uri in in_cursor:
             continue
-        if f.uri in outside or is_settled(f, now, settle_seconds) or cursor.settling.get(f.uri) == f.fingerprint:
+        # Unchanged since a tick `settle_seconds` ago (a store without modification times, or
+        # one whose times say little): as settled as an old modification time.
+        since = cursor.settling_since.get(f.uri) if cursor.settling.get(f.uri) == f.fingerprint else None
+        steady = since is not None and (now - _time(since)).total_seconds() >= settle_seconds
+        if f.uri in outside or is_settled(f, now, settle_seconds) or steady:
             ready.append(f)
         else:
             out.settling[f.uri] = f.fingerprint
+            out.settling_since[f.uri] = since or now.isoformat()
             waiting.append(f.uri)
     day = (today or now.date()).isoformat()
     for chunk in cut_batches(ready, limits):
@@ -477,6 +497,8 @@ def decide(
             held_back += 1
             # Settled now: still settled on the tick that has room for them.
             out.settling.update({f.uri: f.fingerprint for f in chunk})
+            settled_since = (now - dt.timedelta(seconds=settle_seconds)).isoformat()
+            out.settling_since.update({f.uri: settled_since for f in chunk})
 
     metrics = {
         "landed": len(landed),
@@ -493,6 +515,7 @@ def decide(
         "files_failed": len(failed),
         "runs_held_back": held_back,
         "stranded_claims": stranded_files,
+        "claims_before_first_partition": sum(len(paths) for paths in before_start.values()),
     }
     summary = (
         f"{metrics['landed']} landed, {metrics['in_ledger']} in the ledger, {metrics['in_flight']} in flight, "
@@ -508,6 +531,15 @@ def decide(
             f"; {stranded_files} stranded claim(s) (their run is gone) re-requested for their own day "
             f"({', '.join(sorted({day for day, _ in stranded}))}) as a retry"
             if stranded_files
+            else ""
+        )
+        + (
+            f"; {metrics['claims_before_first_partition']} claim(s) of a day before the first partition "
+            f"({first_day}) not requested: "
+            + ", ".join(f"{day}: {', '.join(paths[:5])}" + (" ..." if len(paths) > 5 else "")
+                        for day, paths in sorted(before_start.items()))
+            + f". Set NETFLIX_PARTITIONS_START to {min(before_start)} or earlier to read them again"
+            if before_start
             else ""
         )
     )

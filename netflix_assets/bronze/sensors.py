@@ -8,6 +8,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG
 
 from ..jobs import lakehouse_job, landed_titles_job
 from ..lib import clock
+from ..partitions import daily_partitions
 from ..lib.delta import partition_row_counts
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
@@ -123,9 +124,10 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
         open_claims=ledger.open_claims,
         claim_run_status=run_statuses(context.instance),
         today=clock.today(),
+        first_day=daily_partitions.start.date(),
     )
     cursor, summary = _record_failed(context, tick, ledger_uri, root, options, now)
-    context.log.info(summary)
+    (context.log.warning if tick.metrics.get("claims_before_first_partition") else context.log.info)(summary)
     run_requests = _run_requests(tick, lake)
     return dg.SensorResult(
         run_requests=run_requests,

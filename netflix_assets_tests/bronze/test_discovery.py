@@ -22,12 +22,12 @@ def landed(name: str, size: int = 10, modified: dt.datetime = OLD) -> LandedFile
 
 
 def decide(files, claimed=(), cursor=None, settle=30.0, status=None, escaped=(), now=NOW, limits=discovery.Limits(),
-           open_claims=(), runs=None):
+           open_claims=(), runs=None, first_day=None):
     """`open_claims`: the ledger's `claimed` rows (their paths are in the ledger too); `runs`: run id -> status."""
     return discovery.decide(
         files, list(escaped), set(claimed) | {c.path for c in open_claims}, cursor or discovery.Cursor(), now, settle,
         lambda key: (status or {}).get(key), limits, open_claims=list(open_claims),
-        claim_run_status=lambda run_id: (runs or {}).get(run_id),
+        claim_run_status=lambda run_id: (runs or {}).get(run_id), first_day=first_day,
     )
 
 
@@ -61,13 +61,27 @@ def test_old_modification_time_and_equal_timestamps_are_still_picked_up():
 
 
 def test_a_file_still_being_written_waits_until_it_stops_changing():
-    fresh = NOW - dt.timedelta(seconds=2)
-    first = decide([landed("a.csv", 100, fresh)])
+    tick = dt.timedelta(seconds=30)
+    first = decide([landed("a.csv", 100, NOW - dt.timedelta(seconds=2))])
     assert first.requests == [] and first.waiting == ["file:///zone/a.csv"]
-    grown = decide([landed("a.csv", 250, fresh + dt.timedelta(seconds=1))], cursor=first.cursor, now=NOW)
+    written = NOW + tick - dt.timedelta(seconds=5)
+    grown = decide([landed("a.csv", 250, written)], cursor=first.cursor, now=NOW + tick)
     assert grown.requests == [], "size changed between ticks: still being written"
-    same = decide([landed("a.csv", 250, fresh + dt.timedelta(seconds=1))], cursor=grown.cursor, now=NOW)
+    same = decide([landed("a.csv", 250, written)], cursor=grown.cursor, now=NOW + 2 * tick)
     assert [r.files for r in same.requests] == [["file:///zone/a.csv"]]
+
+
+def test_unchanged_across_ticks_settles_a_file_only_after_settle_seconds():
+    # settle_seconds=600 for a producer that pauses for minutes: a file unchanged from one tick to
+    # the next (30 s) was taken at once, half written. With or without modification times.
+    for modified in (None, NOW - dt.timedelta(seconds=5)):
+        first = decide([landed("a.csv", 100, modified)], settle=600)
+        second = decide([landed("a.csv", 100, modified)], cursor=discovery.Cursor.parse(first.cursor.dump()),
+                        settle=600, now=NOW + dt.timedelta(seconds=30))
+        assert second.requests == [] and second.waiting == ["file:///zone/a.csv"], modified
+        later = decide([landed("a.csv", 100, modified)], cursor=second.cursor, settle=600,
+                       now=NOW + dt.timedelta(seconds=600))
+        assert [r.files for r in later.requests] == [["file:///zone/a.csv"]], modified
 
 
 def test_a_failed_run_gets_its_files_requested_again_under_a_new_run_key():
@@ -503,6 +517,19 @@ def test_a_stranded_claim_is_requested_again_for_its_own_day_not_one_whose_run_i
     gave_up = decide(files[:1], open_claims=claims[:1], runs=runs, limits=discovery.Limits(max_attempts=1, min_failing_seconds=0))
     assert [(f.path, f.ingest_date, f.run_id) for f in gave_up.failed] == [("file:///zone/dead.csv", YESTERDAY, "run-dead")]
     assert gave_up.requests == []
+
+
+def test_a_claim_of_a_day_with_no_partition_is_named_not_requested():
+    # Dagster refuses a whole tick for one unknown partition: such a claim is left as it is, with a
+    # warning saying how to read it again, and the other files are requested.
+    files = [landed("old.csv"), landed("requeued.csv"), landed("new.csv")]
+    claims = [OpenClaim("file:///zone/old.csv", YESTERDAY, "run-gone"), OpenClaim("file:///zone/requeued.csv", YESTERDAY, None)]
+    tick = decide(files, open_claims=claims, limits=discovery.Limits(retry_base_seconds=0), first_day=DAY)
+    assert [(r.partition_key, r.files) for r in tick.requests] == [(DAY.isoformat(), ["file:///zone/new.csv"])]
+    assert tick.metrics["claims_before_first_partition"] == 2 and tick.cursor.pending.keys() == {tick.requests[0].run_key}
+    assert f"2 claim(s) of a day before the first partition ({DAY})" in tick.summary
+    assert f"{YESTERDAY}: file:///zone/old.csv, file:///zone/requeued.csv" in tick.summary
+    assert f"NETFLIX_PARTITIONS_START to {YESTERDAY} or earlier" in tick.summary
 
 
 def test_a_claimed_file_stays_in_its_batch_until_its_final_status():

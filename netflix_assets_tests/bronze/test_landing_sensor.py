@@ -99,6 +99,32 @@ def test_a_claim_left_by_a_gone_run_is_requested_again_for_its_day(lookup_server
     assert (request.partition_key, requested_files(dg.SensorResult([request]))) == (yesterday.isoformat(), [stranded])
 
 
+def test_a_claim_of_a_day_before_the_first_partition_blocks_no_other_file(lookup_server, tmp_path):
+    """A lake older than its Dagster instance (a new DAGSTER_HOME, NETFLIX_PARTITIONS_START moved on) holds a
+    claim of a day that is no partition. Requested, it made Dagster refuse the whole tick (unknown
+    partition), the good file's request with it, on every tick. Evaluated as the daemon does."""
+    from netflix_assets.partitions import daily_partitions
+    from netflix_assets.sensor_runs import SENSOR_NAME
+
+    root = tmp_path / "lake"
+    landing = LandingZoneResource(uri=str(root / "raw" / "netflix_titles"), settle_seconds=0, retry_base_seconds=0)
+    lake = Lakehouse.create(root, lookup_server, landing=landing)
+    lake.land(TITLES, "old.csv")
+    good = lake.land(TITLES, "good.csv")
+    before = daily_partitions.start.date() - dt.timedelta(days=1)
+    claim = {"path": ["old.csv"], "ingest_date": [before], "status": [CLAIMED], "run_id": ["run-gone"], "size": [1]}
+    rows = {name: claim.get(name, [None]) for name in ledger_store.arrow_schema().names}
+    write_deltalake(str(root / "bronze" / LEDGER_TABLE), pa.table(rows, schema=ledger_store.arrow_schema()),
+                    partition_by=["ingest_date"])
+    sensor = lake.defs.resolve_sensor_def(SENSOR_NAME)
+    with dg.build_sensor_context(instance=lake.instance, resources=lake.defs.resources,
+                                 repository_def=lake.defs.get_repository_def()) as context:
+        data = sensor.evaluate_tick(context)  # resolves every request's partition, as the daemon does
+    assert [(r.partition_key, requested_files(dg.SensorResult([r]))) for r in data.run_requests] == [
+        (clock.today().isoformat(), [good])
+    ]
+
+
 def test_a_requeued_file_is_requested_again_for_its_own_day_with_fresh_attempts(lookup_server, tmp_path):
     """`make requeue` of a file recorded `failed` on day D sends it back to D, not to today: a run of D
     that died after storing some of its rows left them in D, where the batch's write replaces them

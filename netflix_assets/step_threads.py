@@ -93,7 +93,9 @@ def threaded_plan_iterator(
             job_context, [s.key for s in execution_plan.get_steps_to_execute_in_topo_order()], log_key, capture)
         events: queue.Queue = queue.Queue()
         running: dict[str, tuple[threading.Thread, object, list]] = {}
-        stop_by: Optional[float] = None  # set when the run is terminated
+        stop_by: Optional[float] = None  # set when the run is terminated, or a step's thread raised
+        error: Optional[BaseException] = None  # the first exception a step's thread raised
+        raised: set[str] = set()
         while (stop_by is None and not active.is_complete) or running:
             if stop_by is None and active.check_for_interrupts():
                 stop_by = time.monotonic() + terminate_grace_s
@@ -126,17 +128,32 @@ def threaded_plan_iterator(
             if item is _DONE:
                 thread.join()
                 del running[key]
+                if key in raised:
+                    continue
                 active.verify_complete(job_context, key)
                 for event in active.plan_events_iterator(job_context):
                     step_events.append(event)
                     yield event
                 yield from _trigger_hook(step_context, step_events)
             elif isinstance(item, BaseException):
-                raise item
+                # Raised out of Dagster's step machinery (raise_on_error, an event the storage
+                # refused): the run ends with it, but as a terminated one does, so no step's thread
+                # outlives the run (a sibling committing after the run ended FAILURE).
+                raised.add(key)
+                if error is None:
+                    error = item
+                    if running.keys() - raised:
+                        yield DagsterEvent.engine_event(
+                            job_context, f"Step {key} raised {type(item).__name__}: no new step; interrupting "
+                            f"the Spark work of {sorted(running.keys() - raised)}", EngineEventData.interrupted(sorted(running)))
+                        interrupt_operations()
+                    stop_by = stop_by or time.monotonic() + terminate_grace_s
             else:
                 step_events.append(item)
                 yield item
                 active.handle_event(item)
+        if error is not None:
+            raise error
         if stop_by is not None:
             raise dg.DagsterExecutionInterruptedError()
 

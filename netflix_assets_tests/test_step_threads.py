@@ -97,6 +97,31 @@ def alone() -> int:
     return 3
 
 
+SIBLING_DONE = threading.Event()
+
+
+@dg.asset
+def slow_sibling() -> int:
+    time.sleep(1.5)  # plain Python: finishes within the grace an escaping error gives it
+    SIBLING_DONE.set()
+    return 4
+
+
+def test_an_error_raised_out_of_a_step_ends_the_run_only_once_the_step_beside_it_has():
+    # With raise_on_error (or an event the storage refuses) the error escapes the step's machinery.
+    # The run used to end FAILURE at once while the sibling's thread went on, committing after it.
+    SIBLING_DONE.clear()
+    with dg.instance_for_test() as instance:
+        try:
+            execute_in_process(_job(broken, slow_sibling), instance=instance, raise_on_error=True)
+        except ValueError as error:
+            assert "broken on purpose" in str(error)
+        else:
+            raise AssertionError("the step's error was not raised")
+        assert SIBLING_DONE.is_set(), "the run ended before the step beside it"
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("step ")]
+
+
 def _blocked_job() -> dg.JobDefinition:
     return _job(left, right, below, checks=[left_is_two])
 

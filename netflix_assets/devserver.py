@@ -40,6 +40,19 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
+def _foreign_server(remote: str) -> str | None:
+    """Why the Spark Connect server at `remote` is not this checkout's, or None (`spark_connect.foreign`)."""
+    from pyspark.sql import SparkSession
+
+    from .resources import spark_connect
+
+    session = SparkSession.builder.remote(remote).create()
+    try:
+        return spark_connect.foreign(session)
+    finally:
+        session.stop()
+
+
 def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
     """The Spark Connect endpoint for this UI's runs (None: each run starts its own JVM), and the
     server process if this started it."""
@@ -54,8 +67,15 @@ def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
     remote = spark_connect.url(port)
     if answers(remote, timeout=1.0):
         if speaks_grpc(remote):
-            print(f"make dev: runs use the Spark Connect server already on port {port}", file=sys.stderr, flush=True)
-            return remote, None
+            reason = _foreign_server(remote)
+            if reason is None:
+                print(f"make dev: runs use the Spark Connect server already on port {port}", file=sys.stderr, flush=True)
+                return remote, None
+            port = spark_connect.free_port()
+            print(f"make dev: the Spark Connect server on {remote} is not this checkout's ({reason}); starting "
+                  f"one on port {port}", file=sys.stderr, flush=True)
+            home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
+            return spark_connect.url(port), spark_connect.start(port, home / "spark-connect")
         print(f"make dev: port {port} is taken by something that is not a Spark Connect server, so each run "
               f"starts its own Spark JVM; `{spark_connect.PORT_ENV}=<free port> make dev` starts the server "
               "on another port", file=sys.stderr, flush=True)

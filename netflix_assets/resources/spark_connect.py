@@ -29,6 +29,11 @@ from typing import Optional
 from .spark import LOCAL_SPARK_CONF, answers, delta_jars, delta_maven_coordinate
 
 DEFAULT_PORT = 15002  # Spark Connect's own default
+# Set on the server this checkout starts: a server found on the port is reused only if it is one.
+# Another checkout's would parse with its own copy of the package (the Python workers run the
+# server's), and another application's may lack the settings the results depend on.
+PROJECT_CONF = "spark.netflix.project"
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 PORT_ENV = "NETFLIX_SPARK_CONNECT_PORT"
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -66,12 +71,21 @@ def command(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: 
         "spark.connect.grpc.binding.port": str(port),
         "spark.driver.memory": driver_memory,
         "spark.python.worker.reuse": "true" if reuse_workers else "false",
+        PROJECT_CONF: str(PROJECT_DIR),
     }
     cmd = [str(submit), "--master", "local[2]", "--name", "netflix-spark-connect", "--class", SERVER_CLASS,
            *(["--jars", ",".join(jars)] if jars else ["--packages", delta_maven_coordinate()])]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, "spark-internal"]
+
+
+def foreign(session) -> Optional[str]:
+    """Why the Spark Connect server behind `session` is not one this checkout started, or None."""
+    project = session.conf.get(PROJECT_CONF, None)
+    if project == str(PROJECT_DIR):
+        return None
+    return f"it serves the checkout at {project}" if project else "it is not a server `make dev` started"
 
 
 def _own_group_ending_with_parent() -> None:

@@ -83,5 +83,22 @@ def test_a_remote_that_is_not_spark_connect_costs_a_warning_not_a_hang(spark, lo
     assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
 
 
+def test_make_dev_reuses_a_server_on_its_port_only_if_this_checkout_started_it(connect_url):
+    """Another checkout's server would parse with its own copy of the package (the server runs the Python
+    workers), another application's may lack the settings the results depend on. A child process: a
+    Connect session would switch this one to Connect mode."""
+    code = "import sys; from netflix_assets import devserver; print(devserver._foreign_server(sys.argv[1]))"
+    found = subprocess.run([sys.executable, "-c", code, connect_url], capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    assert found.stdout.strip().splitlines()[-1:] == ["None"], found.stdout + found.stderr[-2000:]
+
+    class Session:
+        def __init__(self, conf: dict):
+            self.conf = type("Conf", (), {"get": lambda _, key, default=None: conf.get(key, default)})()
+
+    assert spark_connect.foreign(Session({spark_connect.PROJECT_CONF: "/elsewhere/main"})) == (
+        "it serves the checkout at /elsewhere/main")
+    assert spark_connect.foreign(Session({})) == "it is not a server `make dev` started"
+
+
 if __name__ == "__main__":
     _main(sys.argv[1])

@@ -129,6 +129,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     cursor, summary = _record_failed(context, tick, ledger_uri, root, options, now)
     (context.log.warning if tick.metrics.get("claims_before_first_partition") else context.log.info)(summary)
     run_requests = _run_requests(tick, lake)
+    _compact_ledger(context, ledger_uri, options)
     return dg.SensorResult(
         run_requests=run_requests,
         cursor=cursor.dump(),
@@ -146,6 +147,17 @@ def _record_failed(context, tick: discovery.Tick, ledger_uri: str, root: str, op
             context.log.warning(f"could not record {len(tick.failed)} failed file(s) in the ledger: {err!r}")
             summary += f"; recording failed files deferred ({type(err).__name__})"
     return cursor, summary
+
+
+def _compact_ledger(context, ledger_uri: str, options) -> None:
+    """Keep the ledger this sensor reads on every tick from growing a file per run (`ledger_store`)."""
+    try:
+        done = ledger_store.compact_if_fragmented(ledger_uri, options)
+    except Exception as err:  # noqa: BLE001 - a run's MERGE won the race, or the store failed: next tick
+        context.log.warning(f"compacting the ledger {ledger_uri} failed, to be tried again: {type(err).__name__}: {err}")
+        return
+    if done is not None:
+        context.log.info(f"compacted the ledger: {done['files_removed']} data file(s) into {done['files_added']}")
 
 
 def _run_requests(tick: discovery.Tick, lake: LakeResource) -> list[dg.RunRequest]:

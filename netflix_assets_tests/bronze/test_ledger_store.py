@@ -219,3 +219,24 @@ def test_the_failed_files_check_is_declared_for_titles_only():
             names.setdefault(spec.asset_key.to_user_string(), set()).add(spec.name)
     assert "no_failed_files" in names["bronze/netflix_titles"]
     assert not any("no_failed_files" in checks for key, checks in names.items() if key != "bronze/netflix_titles")
+
+
+def test_a_fragmented_ledger_is_compacted_and_a_merge_that_loses_to_it_is_a_retried_conflict(ledger):
+    # Every run's MERGEs add files, and the sensor reads them all on every tick.
+    from netflix_assets.lib.delta import is_conflict
+
+    for i in range(6):
+        ingested(ledger, [f"{DAY}/f{i}.csv"])
+    ingested(ledger, ["old.csv"], day=YESTERDAY)
+    before = ledger_store.read_for_sensor(ledger, ROOT)
+    assert ledger_store.compact_if_fragmented(ledger, slack=5) is None, "7 files for 2 days: not yet"
+    stale = DeltaTable(ledger)  # a run's MERGE that read the ledger before the compaction
+    assert ledger_store.compact_if_fragmented(ledger, slack=0) == {"files_before": 7, "files_removed": 6, "files_added": 1}
+    assert len(DeltaTable(ledger).file_uris()) == 2
+    assert ledger_store.read_for_sensor(ledger, ROOT) == before
+    row = pa.table({"path": [f"{DAY}/f3.csv"], "ingest_date": [DAY], "status": [CLAIMED]}).cast(
+        pa.schema([ledger_store.arrow_schema().field(n) for n in ("path", "ingest_date", "status")]))
+    with pytest.raises(Exception) as lost:
+        stale.merge(row, predicate="t.path = s.path", source_alias="s", target_alias="t").when_matched_update(
+            {"status": "s.status"}).execute()
+    assert is_conflict(lost.value), "retried by lib.delta.committed, as any lost race of a ledger MERGE"

@@ -12,8 +12,10 @@ later is killed. A run killed that way stays STARTED until run monitoring fails 
 It also runs the warm Spark Connect server every run of this UI uses (`resources/spark_connect.py`):
 started in the background on NETFLIX_SPARK_CONNECT_PORT (15002) unless NETFLIX_SPARK_REMOTE
 already names one, its log under DAGSTER_HOME/spark-connect, and stopped with `dg dev`. A
-server that already answers on the port (another `make dev`) is used, not replaced. Runs that
-start before the server is up (~10 s) warn and use their own JVM.
+server this checkout started that already answers on the port is used, not replaced; another
+one is left alone for a server on a free port. Runs that start before the server is up (~10 s)
+warn and use their own JVM. When `dg dev` ends by itself (a crash), what it started is stopped
+too, and `dg dev` gets SIGTERM if this process dies.
 """
 
 from __future__ import annotations
@@ -84,15 +86,20 @@ def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
     return remote, spark_connect.start(port, home / "spark-connect")
 
 
+def _dg() -> list[str]:
+    """The `dg` command of this environment."""
+    return [os.path.join(os.path.dirname(sys.executable), "dg")]
+
+
 def main(argv: list[str]) -> int:
     from .resources import spark_connect
     from .resources.spark import REMOTE_ENV
 
     remote, server = _spark_server()
-    dg = os.path.join(os.path.dirname(sys.executable), "dg")
     try:
         env = {**os.environ, **({REMOTE_ENV: remote} if remote else {})}
-        child = subprocess.Popen([dg, "dev", *argv], preexec_fn=os.setpgrp, env=env)
+        # Its own group, and SIGTERM when this process dies, even by SIGKILL (Linux).
+        child = subprocess.Popen([*_dg(), "dev", *argv], preexec_fn=spark_connect.own_group_ending_with_parent, env=env)
     except BaseException:
         spark_connect.stop(server)
         raise
@@ -113,17 +120,25 @@ def main(argv: list[str]) -> int:
     # The server stops while `dg dev` does: both within GRACE.
     stopper = threading.Thread(target=spark_connect.stop, args=(server, GRACE - 2), daemon=True)
     stopper.start()
-    if stopping.is_set():
-        deadline = time.monotonic() + GRACE
-        while _group_alive(child.pid) and time.monotonic() < deadline:
-            child.poll()  # reap dg itself, so that only live members keep the group
-            time.sleep(0.2)
+    if not stopping.is_set():
+        # `dg dev` ended by itself (a crash, a kill of it alone): what it started would outlive it.
+        child.poll()
         if _group_alive(child.pid):
-            print(f"make dev: still running {GRACE:g} s after the signal; killing the rest", file=sys.stderr, flush=True)
+            print("make dev: `dg dev` exited; stopping what it left running", file=sys.stderr, flush=True)
             try:
-                os.killpg(child.pid, signal.SIGKILL)
+                os.killpg(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+    deadline = time.monotonic() + GRACE
+    while _group_alive(child.pid) and time.monotonic() < deadline:
+        child.poll()  # reap dg itself, so that only live members keep the group
+        time.sleep(0.2)
+    if _group_alive(child.pid):
+        print(f"make dev: still running {GRACE:g} s after the signal; killing the rest", file=sys.stderr, flush=True)
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     code = child.wait()
     stopper.join(timeout=GRACE)
     return code

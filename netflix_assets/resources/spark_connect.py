@@ -88,7 +88,7 @@ def foreign(session) -> Optional[str]:
     return f"it serves the checkout at {project}" if project else "it is not a server `make dev` started"
 
 
-def _own_group_ending_with_parent() -> None:
+def own_group_ending_with_parent() -> None:
     os.setpgrp()  # `stop` signals the group: the JVM and its Python workers
     try:  # Linux: the JVM gets SIGTERM when the process that started it dies, even by SIGKILL
         import ctypes
@@ -112,7 +112,7 @@ def start(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: bo
             proc = subprocess.Popen(command(port, log_dir, driver_memory, reuse_workers, jars), stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     cwd=log_dir,  # anything Spark drops in its working directory
-                                    preexec_fn=_own_group_ending_with_parent)
+                                    preexec_fn=own_group_ending_with_parent)
     except BaseException:
         resolution.close()
         raise

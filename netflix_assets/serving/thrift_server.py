@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import settings
+from ..resources.spark_connect import own_group_ending_with_parent
 from ..resources.sql_endpoint import DEFAULT_PORT
 
 THRIFT_SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
@@ -81,8 +82,10 @@ def start(port: int, home: Path) -> subprocess.Popen:
     log = open(home / "thrift-server.log", "ab")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     # cwd: Derby writes derby.log into the working directory.
+    # A group of its own (`stop` signals the JVM and its Python workers), ending with this process
+    # even if it is killed (Linux): a JVM left behind would hold the port for the next `make serve`.
     return subprocess.Popen(command(port, home), cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True)
+                            env=env, preexec_fn=own_group_ending_with_parent)
 
 
 def wait_ready(proc: subprocess.Popen, port: int, home: Path, timeout: float = 300.0) -> float:
@@ -161,6 +164,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"make serve: {err}", file=sys.stderr)
         return 1
     finally:
+        # A second Ctrl-C while the server stops must not cut `stop` short of its SIGKILL.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         stop(proc)
 
 

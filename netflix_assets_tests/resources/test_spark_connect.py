@@ -100,5 +100,26 @@ def test_make_dev_reuses_a_server_on_its_port_only_if_this_checkout_started_it(c
     assert spark_connect.foreign(Session({})) == "it is not a server `make dev` started"
 
 
+def test_make_dev_stops_what_dg_dev_left_running_when_dg_dev_exits_by_itself(tmp_path):
+    # `dg dev` crashing or killed alone left its webserver and daemon running, orphaned.
+    fake_dg = tmp_path / "dg"
+    fake_dg.write_text(f"#!/bin/bash\nsleep 300 &\necho $! > {tmp_path}/webserver.pid\nexit 3\n")
+    fake_dg.chmod(0o755)
+    code = ("import sys; from netflix_assets import devserver; devserver._dg = lambda: [sys.argv[1]]; "
+            "devserver.GRACE = 3.0; sys.exit(devserver.main([]))")
+    env = {**os.environ, REMOTE_ENV: "sc://127.0.0.1:9"}  # names a server: none is started
+    done = subprocess.run([sys.executable, "-c", code, str(fake_dg)], capture_output=True, text=True, timeout=60,
+                          cwd=PROJECT, env=env)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "`dg dev` exited; stopping what it left running" in done.stderr
+    webserver = int((tmp_path / "webserver.pid").read_text())
+    try:
+        os.kill(webserver, 0)
+    except ProcessLookupError:
+        return
+    os.kill(webserver, 9)
+    raise AssertionError("the process `dg dev` started outlived make dev")
+
+
 if __name__ == "__main__":
     _main(sys.argv[1])

@@ -222,3 +222,35 @@ def test_every_gold_materialization_carries_its_column_lineage_picture(tutorial_
         metadata = instance.get_latest_materialization_event(dg.AssetKey(name.split("/"))).asset_materialization.metadata
         picture = metadata["column_lineage_picture"].value
         assert picture.startswith(f"![column lineage of {name}](data:image/svg+xml;base64,"), name
+
+
+def test_make_serve_leaves_no_server_behind_after_an_impatient_second_ctrl_c(tmp_path):
+    """A server slow to stop (it ignores SIGTERM here): a second Ctrl-C while `make serve` waited for it
+    cut the stop short of its SIGKILL, and the JVM kept the port. A stand-in server, no Spark."""
+    import signal
+    import time
+
+    from netflix_assets.resources.spark_connect import free_port
+
+    port = free_port()
+    server = ("import signal, socket, sys, time; signal.signal(signal.SIGTERM, lambda *a: None); s = socket.socket(); "
+              "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)")
+    launcher = (
+        "import sys; from netflix_assets.serving import thrift_server as ts; "
+        f"ts.command = lambda port, home, driver_memory='2g': [sys.executable, '-c', {server!r}, str(port)]; "
+        "ts.register_lake = lambda port, root: []; ts.stop.__defaults__ = (1.0,); "
+        "sys.exit(ts.main(['--port', sys.argv[1], '--home', sys.argv[2]]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", launcher, str(port), str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "ready" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # while `stop` waits for the server
+    assert proc.wait(timeout=30) == 0
+    deadline = time.monotonic() + 5
+    while thrift_server.port_taken(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not thrift_server.port_taken(port), "the server outlived make serve"

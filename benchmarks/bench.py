@@ -144,7 +144,7 @@ def warm_runs(reps: int = WARM_REPS) -> dict:
     from netflix_assets.resources.spark import REMOTE_ENV
 
     port = spark_connect.free_port()
-    server, ready_s = start_server(port)
+    server, ready_s, url = start_server(port)
     seconds: dict[str, dict[str, list[float]]] = {m: {"full": [], "file": []} for m in WARM_MODES}
     modes = list(WARM_MODES)
     try:
@@ -157,7 +157,7 @@ def warm_runs(reps: int = WARM_REPS) -> dict:
                 instance.mkdir(parents=True)
                 env = {k: v for k, v in os.environ.items() if k not in (REMOTE_ENV, "NETFLIX_STEP_THREADS")}
                 if remote:
-                    env[REMOTE_ENV] = spark_connect.url(port)
+                    env[REMOTE_ENV] = url
                 if threads:
                     env["NETFLIX_STEP_THREADS"] = str(threads)
                 cmd = [sys.executable, "-m", "benchmarks.pipeline_run", "--titles-dir", str(titles_dir("bundled")),

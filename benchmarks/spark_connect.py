@@ -9,7 +9,7 @@ run only a gRPC connection. This measures both, alternately, in fresh Python pro
 
 - local: `get_or_create_session()` (the project's session: Delta jars, laptop conf) + a first
   query (`spark.range(10).count()`), then a Delta read of `--table` when given;
-- connect: `SparkSession.builder.remote("sc://127.0.0.1:PORT")` + the same queries.
+- connect: `SparkSession.builder.remote("sc://localhost:PORT/;token=...")` + the same queries.
 
 The server listens on 127.0.0.1 only and is stopped at the end.
 """
@@ -48,10 +48,11 @@ print(json.dumps({"session_s": t1 - t0, "first_query_s": t2 - t0, "delta_read_s"
 """
 
 
-def start_server(port: int) -> tuple[subprocess.Popen, float]:
-    """The server `make dev` runs (`resources/spark_connect.py`); returns (process, seconds to ready)."""
-    proc = spark_connect.start(port, Path(tempfile.mkdtemp(prefix="bench-spark-connect-")))
-    return proc, spark_connect.wait_ready(proc, port)
+def start_server(port: int) -> tuple[subprocess.Popen, float, str]:
+    """The server `make dev` runs (`resources/spark_connect.py`); returns (process, seconds to ready, its URL)."""
+    token = spark_connect.new_token()
+    proc = spark_connect.start(port, Path(tempfile.mkdtemp(prefix="bench-spark-connect-")), token)
+    return proc, spark_connect.wait_ready(proc, port), spark_connect.url(port, token)
 
 
 def client(mode: str, url: str, table: str) -> dict:
@@ -66,8 +67,7 @@ def client(mode: str, url: str, table: str) -> dict:
 
 def measure(reps: int = 3, table: str = "") -> dict:
     port = spark_connect.free_port()
-    proc, ready_s = start_server(port)
-    url = f"sc://127.0.0.1:{port}"
+    proc, ready_s, url = start_server(port)
     runs: dict[str, list[dict]] = {"local": [], "connect": []}
     try:
         client("connect", url, table)  # the server's own first query (JIT, Delta classes) is paid once

@@ -10,11 +10,10 @@ later is killed. A run killed that way stays STARTED until run monitoring fails 
 (deploy/local/dagster.yaml).
 
 It also runs the warm Spark Connect server every run of this UI uses (`resources/spark_connect.py`):
-started in the background on NETFLIX_SPARK_CONNECT_PORT (15002) unless NETFLIX_SPARK_REMOTE
-already names one, its log under DAGSTER_HOME/spark-connect, and stopped with `dg dev`. A
-server this checkout started that already answers on the port is used, not replaced; another
-one is left alone for a server on a free port. Runs that start before the server is up (~10 s)
-warn and use their own JVM. When `dg dev` ends by itself (a crash), what it started is stopped
+started in the background on NETFLIX_SPARK_CONNECT_PORT (15002; a free port when that one is
+taken) unless NETFLIX_SPARK_REMOTE already names one, its log under DAGSTER_HOME/spark-connect,
+and stopped with `dg dev`. It answers only the runs of this UI, which get its token with its URL.
+Runs that start before the server is up (~10 s) warn and use their own JVM. When `dg dev` ends by itself (a crash), what it started is stopped
 too, and `dg dev` gets SIGTERM if this process dies.
 """
 
@@ -42,48 +41,25 @@ def _group_alive(pgid: int) -> bool:
         return True
 
 
-def _foreign_server(remote: str) -> str | None:
-    """Why the Spark Connect server at `remote` is not this checkout's, or None (`spark_connect.foreign`)."""
-    from pyspark.sql import SparkSession
-
-    from .resources import spark_connect
-
-    session = SparkSession.builder.remote(remote).create()
-    try:
-        return spark_connect.foreign(session)
-    finally:
-        session.stop()
-
-
 def _spark_server() -> tuple[str | None, subprocess.Popen | None]:
     """The Spark Connect endpoint for this UI's runs (None: each run starts its own JVM), and the
     server process if this started it."""
     from pathlib import Path
 
     from .resources import spark_connect
-    from .resources.spark import REMOTE_ENV, answers, speaks_grpc
+    from .resources.spark import REMOTE_ENV, answers
 
     if settings.get(REMOTE_ENV):
         return settings.get(REMOTE_ENV), None
     port = int(settings.get(spark_connect.PORT_ENV) or spark_connect.DEFAULT_PORT)
-    remote = spark_connect.url(port)
-    if answers(remote, timeout=1.0):
-        if speaks_grpc(remote):
-            reason = _foreign_server(remote)
-            if reason is None:
-                print(f"make dev: runs use the Spark Connect server already on port {port}", file=sys.stderr, flush=True)
-                return remote, None
-            port = spark_connect.free_port()
-            print(f"make dev: the Spark Connect server on {remote} is not this checkout's ({reason}); starting "
-                  f"one on port {port}", file=sys.stderr, flush=True)
-            home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
-            return spark_connect.url(port), spark_connect.start(port, home / "spark-connect")
-        print(f"make dev: port {port} is taken by something that is not a Spark Connect server, so each run "
-              f"starts its own Spark JVM; `{spark_connect.PORT_ENV}=<free port> make dev` starts the server "
-              "on another port", file=sys.stderr, flush=True)
-        return None, None
+    if answers(spark_connect.url(port), timeout=1.0):
+        # Another `make dev`'s server (its token is not this one's), or anything else.
+        taken, port = port, spark_connect.free_port()
+        print(f"make dev: port {taken} is taken; this UI's Spark Connect server starts on port {port}",
+              file=sys.stderr, flush=True)
+    token = spark_connect.new_token()
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home")
-    return remote, spark_connect.start(port, home / "spark-connect")
+    return spark_connect.url(port, token), spark_connect.start(port, home / "spark-connect", token)
 
 
 def _dg() -> list[str]:

@@ -77,11 +77,11 @@ def connect_url(tmp_path_factory):
     runs): a JVM start each less, and their queries run on a JIT the earlier ones warmed."""
     from netflix_assets.resources import spark_connect
 
-    port = spark_connect.free_port()
-    server = spark_connect.start(port, tmp_path_factory.mktemp("spark_connect"))
+    port, token = spark_connect.free_port(), spark_connect.new_token()
+    server = spark_connect.start(port, tmp_path_factory.mktemp("spark_connect"), token)
     try:
         spark_connect.wait_ready(server, port)
-        yield spark_connect.url(port)
+        yield spark_connect.url(port, token)
     finally:
         spark_connect.stop(server)
 

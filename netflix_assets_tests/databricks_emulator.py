@@ -392,7 +392,7 @@ class DatabricksEmulator:
         spark_session_kwargs: keyword arguments for the factory.
         passthrough_env: variables copied from this process into the driver's environment.
         cluster_env: extra variables for every driver.
-        serverless_remote: the Spark Connect URL (`sc://127.0.0.1:<port>`) of serverless runs'
+        serverless_remote: the Spark Connect URL (`sc://localhost:<port>/;token=...`) of serverless runs'
             `spark`; None: the workspace has no serverless compute (such a task is refused).
     """
 

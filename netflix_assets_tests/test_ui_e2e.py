@@ -290,7 +290,8 @@ def test_the_sensor_runs_the_landed_file_through_gold(walked):
     assert blocking and set(blocking.values()) == {"SUCCEEDED"}
     # Through `make dev`'s warm Spark Connect server, not a JVM of the run's own.
     messages = found["sensor_run_messages"]
-    assert any("Spark: a Spark Connect client of sc://127.0.0.1:" in m for m in messages), messages[:20]
+    assert any("Spark: a Spark Connect client of sc://localhost:" in m for m in messages), messages[:20]
+    assert not any("token=" in m for m in messages), "the server's token stays out of the run's logs"
     assert not any("starts its own Spark JVM" in m for m in messages)
 
 

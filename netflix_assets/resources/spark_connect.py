@@ -29,17 +29,23 @@ from typing import Optional
 from .spark import LOCAL_SPARK_CONF, answers, delta_jars, delta_maven_coordinate
 
 DEFAULT_PORT = 15002  # Spark Connect's own default
-# Set on the server this checkout starts: a server found on the port is reused only if it is one.
-# Another checkout's would parse with its own copy of the package (the Python workers run the
-# server's), and another application's may lack the settings the results depend on.
-PROJECT_CONF = "spark.netflix.project"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 PORT_ENV = "NETFLIX_SPARK_CONNECT_PORT"
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
-def url(port: int) -> str:
-    return f"sc://127.0.0.1:{port}"
+def url(port: int, token: Optional[str] = None) -> str:
+    """The server's URL; with its `token`, named `localhost`: pyspark's client sends a token in clear
+    only to `localhost` (to any other host it requires TLS)."""
+    return f"sc://localhost:{port}/;token={token}" if token else f"sc://127.0.0.1:{port}"
+
+
+def new_token() -> str:
+    """A server's authentication token. Without one, any user of the machine could send the server
+    work (Python functions its workers unpickle and run) that runs as the developer, with their
+    credentials."""
+    import secrets
+
+    return secrets.token_urlsafe(24)
 
 
 # Spark's default for an application is INFO (~6 MB of log per run of the graph); warnings are
@@ -71,21 +77,12 @@ def command(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: 
         "spark.connect.grpc.binding.port": str(port),
         "spark.driver.memory": driver_memory,
         "spark.python.worker.reuse": "true" if reuse_workers else "false",
-        PROJECT_CONF: str(PROJECT_DIR),
     }
     cmd = [str(submit), "--master", "local[2]", "--name", "netflix-spark-connect", "--class", SERVER_CLASS,
            *(["--jars", ",".join(jars)] if jars else ["--packages", delta_maven_coordinate()])]
     for key, value in conf.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, "spark-internal"]
-
-
-def foreign(session) -> Optional[str]:
-    """Why the Spark Connect server behind `session` is not one this checkout started, or None."""
-    project = session.conf.get(PROJECT_CONF, None)
-    if project == str(PROJECT_DIR):
-        return None
-    return f"it serves the checkout at {project}" if project else "it is not a server `make dev` started"
 
 
 def own_group_ending_with_parent() -> None:
@@ -98,12 +95,15 @@ def own_group_ending_with_parent() -> None:
         pass
 
 
-def start(port: int, log_dir: Path, driver_memory: str = "4g", reuse_workers: bool = False) -> subprocess.Popen:
+def start(port: int, log_dir: Path, token: str, driver_memory: str = "4g", reuse_workers: bool = False) -> subprocess.Popen:
     """Start the server in a process group of its own that ends with this process; its output
-    goes to `log_dir/server.log`. `spark-submit` execs the JVM, so the JVM is the child."""
+    goes to `log_dir/server.log`. `spark-submit` execs the JVM, so the JVM is the child. It
+    answers only clients that send `token` (`url(port, token)`); the token goes through the
+    server's environment, which only its user can read (a command line is shown to every user)."""
     log_dir = Path(log_dir).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_CONNECT_AUTHENTICATE_TOKEN": token}
     env.pop("SPARK_REMOTE", None)
     resolution = contextlib.ExitStack()
     try:

@@ -83,21 +83,21 @@ def test_a_remote_that_is_not_spark_connect_costs_a_warning_not_a_hang(spark, lo
     assert "SPARK_CONNECT_MODE_ENABLED" not in os.environ
 
 
-def test_make_dev_reuses_a_server_on_its_port_only_if_this_checkout_started_it(connect_url):
-    """Another checkout's server would parse with its own copy of the package (the server runs the Python
-    workers), another application's may lack the settings the results depend on. A child process: a
-    Connect session would switch this one to Connect mode."""
-    code = "import sys; from netflix_assets import devserver; print(devserver._foreign_server(sys.argv[1]))"
-    found = subprocess.run([sys.executable, "-c", code, connect_url], capture_output=True, text=True, timeout=120, cwd=PROJECT)
-    assert found.stdout.strip().splitlines()[-1:] == ["None"], found.stdout + found.stderr[-2000:]
-
-    class Session:
-        def __init__(self, conf: dict):
-            self.conf = type("Conf", (), {"get": lambda _, key, default=None: conf.get(key, default)})()
-
-    assert spark_connect.foreign(Session({spark_connect.PROJECT_CONF: "/elsewhere/main"})) == (
-        "it serves the checkout at /elsewhere/main")
-    assert spark_connect.foreign(Session({})) == "it is not a server `make dev` started"
+def test_the_server_answers_only_clients_that_send_its_token(connect_url, tmp_path):
+    """Any user of the machine could otherwise send `make dev`'s server work (Python functions its workers
+    unpickle) that runs as the developer. The suite's server is started as `make dev` starts its own. A
+    child process: a Connect session would switch this one to Connect mode."""
+    code = ("import sys; from pyspark.sql import SparkSession\n"
+            "try: print(SparkSession.builder.remote(sys.argv[1]).create().range(3).count())\n"
+            "except Exception as error: print('refused' if 'UNAUTHENTICATED' in str(error) else repr(error)[:300])")
+    port = connect_url.split("://localhost:", 1)[1].split("/", 1)[0]
+    answers = [
+        subprocess.run([sys.executable, "-c", code, remote], capture_output=True, text=True, timeout=120,
+                       cwd=PROJECT).stdout.strip().splitlines()[-1:]
+        for remote in (connect_url, f"sc://127.0.0.1:{port}", f"sc://localhost:{port}/;token=guessed")
+    ]
+    assert answers == [["3"], ["refused"], ["refused"]]
+    assert "token" not in " ".join(spark_connect.command(int(port), tmp_path)).lower()
 
 
 def test_make_dev_stops_what_dg_dev_left_running_when_dg_dev_exits_by_itself(tmp_path):

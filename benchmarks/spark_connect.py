@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -30,9 +31,9 @@ from netflix_assets.resources import spark_connect
 ROOT = Path(__file__).resolve().parents[1]
 
 CLIENT = """
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
-mode, url, table = sys.argv[1], sys.argv[2], sys.argv[3]
+mode, url, table = sys.argv[1], os.environ["BENCH_SPARK_REMOTE"], sys.argv[2]
 if mode == "local":
     from netflix_assets.resources.spark import get_or_create_session
     spark = get_or_create_session()
@@ -57,7 +58,9 @@ def start_server(port: int) -> tuple[subprocess.Popen, float, str]:
 
 def client(mode: str, url: str, table: str) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CLIENT, mode, url, table], cwd=ROOT, capture_output=True, text=True)
+    # The URL holds the server's token: in the environment, which only this user can read, not argv.
+    out = subprocess.run([sys.executable, "-c", CLIENT, mode, table], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "BENCH_SPARK_REMOTE": url})
     if out.returncode != 0:
         raise RuntimeError(f"{mode} client failed:\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])

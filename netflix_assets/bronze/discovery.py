@@ -353,6 +353,10 @@ def decide(
 
     failed: list[FailedFile] = []
     splits = 0
+    before_start: dict[str, list[str]] = {}  # day -> files of a day with no partition (`first_day`)
+
+    def no_partition(day: str) -> bool:
+        return first_day is not None and dt.date.fromisoformat(day) < first_day
 
     # 1. The cursor's batches: done once their files have a final status in the ledger; kept
     #    while their run is queued or running; after a run that ended without recording them
@@ -360,6 +364,10 @@ def decide(
     for key, batch in sorted(cursor.pending.items()):
         files = [u for u in batch.files if not done(u) and not claimed_by_another_day(u, batch.day)]
         if not files:
+            continue
+        if no_partition(batch.day):
+            # NETFLIX_PARTITIONS_START moved past it while it was in flight: its claimed files are
+            # named below (stranded claims), its unclaimed ones are new files again, today's.
             continue
         batch = replace(batch, files=files)
         if batch.requested_at is not None:
@@ -389,7 +397,6 @@ def decide(
     #     day with fresh attempts.
     stranded: dict[tuple[str, str], list[LandedFile]] = {}
     requeued: dict[str, list[LandedFile]] = {}
-    before_start: dict[str, list[str]] = {}  # day -> claims of a day with no partition
     if open_by_path:
         batched = {ledger_path(u) for b in out.pending.values() for u in b.files}
         by_ledger_path: Optional[dict[str, str]] = None
@@ -404,7 +411,7 @@ def decide(
                 uri = by_ledger_path.get(claim.path)
             if uri is None:
                 continue
-            if first_day is not None and claim.ingest_date < first_day:
+            if no_partition(claim.ingest_date.isoformat()):
                 before_start.setdefault(claim.ingest_date.isoformat(), []).append(claim.path)
                 continue
             if not claim.run_id:
@@ -534,7 +541,7 @@ def decide(
             else ""
         )
         + (
-            f"; {metrics['claims_before_first_partition']} claim(s) of a day before the first partition "
+            f"; {metrics['claims_before_first_partition']} file(s) of a day before the first partition "
             f"({first_day}) not requested: "
             + ", ".join(f"{day}: {', '.join(paths[:5])}" + (" ..." if len(paths) > 5 else "")
                         for day, paths in sorted(before_start.items()))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
 from ..lib import clock
-from ..lib.delta import PARTITION_COLUMN
+from ..lib.delta import PARTITION_COLUMN, committed
 from ..resources.landing import escape_undecodable
 from .ledger import CLAIMED, FAILED, LEDGER_SCHEMA, LEDGER_TABLE, from_ledger_path, refusal, status_code, to_ledger_path
 
@@ -302,9 +302,13 @@ def requeue(
         return []
     literals = ", ".join(_sql_string(p) for p in failed)
     failed_status = f"(status = {_sql_string(FAILED)} OR status LIKE {_sql_string(FAILED + ':%')})"
-    table.update(
-        updates={"status": _sql_string(CLAIMED), "run_id": "NULL"}, predicate=f"path IN ({literals}) AND {failed_status}"
-    )
+
+    def update(_marker: str) -> None:  # on the latest version: a lost race (a run's MERGE, the compaction) is retried
+        _table(uri, storage_options).update(
+            updates={"status": _sql_string(CLAIMED), "run_id": "NULL"}, predicate=f"path IN ({literals}) AND {failed_status}"
+        )
+
+    committed(update, uri)
     return sorted({from_ledger_path(p, root) for p in failed})
 
 

@@ -77,7 +77,7 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
 
 
 def _plan(
-    context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame
+    context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame, removals: bool = False
 ) -> "refresh.KeyedRefresh | None":
     """A keyed refresh of gold `served`[D] (and `others`, its quarantine) when the run asks for one:
     the silver rows of D that gold does not hold yet (by `_source_file`) name the touched show_ids."""
@@ -90,8 +90,16 @@ def _plan(
     outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs if o is not None and "_source_file" in o.columns]
     if len(outputs) < 1 + len(others):  # a table from before gold kept `_source_file`: rebuild
         return None
+    def removed_from(files):
+        # Rows gold holds of those files that silver[D] no longer does (a later record of the day
+        # replaced the title's list): their show_ids are touched, though no new file names them.
+        keyed = ["show_id", "_source_file"]
+        held = outputs[0].where(F.col("_source_file").isin(files)).select(*keyed)
+        return held.join(current.where(F.col("_source_file").isin(files)).select(*keyed), keyed, "left_anti")
+
     return refresh.plan(context, reader, served, [current], outputs,
-                        lambda files: current.where(F.col("_source_file").isin(files)), F.col("show_id"))
+                        lambda files: current.where(F.col("_source_file").isin(files)), F.col("show_id"),
+                        removed_from if removals else None)
 
 
 def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
@@ -113,11 +121,12 @@ def _gold_lookup(table: str, value_column: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, silver: DataFrame):
         day = partition_date(context)
-        plan = _plan(context, ("gold", table), [], silver)
+        plan = _plan(context, ("gold", table), [], silver, removals=True)
         if plan is None:
             return dg.Output(g.gold_lookup(g.snapshot_as_of(silver, day), value_column), metadata=refresh.FULL_REFRESH)
-        # A touched show_id appears in silver[D]: its list is silver[D]'s (the snapshot rule).
-        touched = refresh.day_rows(silver, day).where(F.col("show_id").isin(list(plan.keys)))
+        # A touched show_id's list is that of its latest silver partition up to D (the snapshot rule):
+        # silver[D]'s, or an earlier day's when a later record of D left it none.
+        touched = silver.where(F.col("show_id").isin(list(plan.keys)))
         fresh = g.gold_lookup(g.snapshot_as_of(touched, day), value_column)
         return dg.Output(Replace(fresh, plan.key_predicate(), by="show_id"), metadata=plan.metadata())
 

@@ -22,14 +22,18 @@ rewrites the same rows, so a file counted new by mistake costs time, never corre
 Why recomputing by key is exact: silver's dedup and gold's snapshot rule are per key (show_id),
 so the rows of a key depend only on the input rows of that key. The recomputed input is every
 row of the touched keys plus every row of the new files (rows without a key go to quarantine on
-their own), and the same predicate selects the rows replaced in each output.
+their own), and the same predicate selects the rows replaced in each output. For a silver lookup
+the key's input rows include its titles records, listed or not: a record replaces the list of an
+earlier one of its title, so every record of a new titles file touches its key, and a Kaggle file
+with no list at all counts as new (`transforms.silver.kaggle_files_without_list`). Gold then holds
+rows its input lost (a file's count shrinks): their keys are touched too (`rows_removed_from`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Optional, Sequence
 
 import dagster as dg
 
@@ -99,20 +103,28 @@ def file_rows(frames: Sequence["DataFrame"]) -> "DataFrame":
     return union.where(F.col(SOURCE_FILE).isNotNull()).groupBy(SOURCE_FILE).agg(F.sum("n").alias("rows"))
 
 
-def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> tuple[list[str], list[str]]:
-    """(`_source_file`s with more input rows than output rows, those with output rows and no input
-    row left) (one Spark job)."""
+class FileChanges(NamedTuple):
+    new: list[str]  # more input rows than output rows
+    gone: list[str]  # output rows and no input row left
+    shrunk: list[str]  # fewer input rows than output rows, some left (a gold input's rows a later record replaced)
+
+
+def new_files(inputs: Sequence["DataFrame"], outputs: Sequence["DataFrame"]) -> FileChanges:
+    """The `_source_file`s whose input and output row counts differ (one Spark job)."""
     from pyspark.sql import functions as F
 
     ins = file_rows(inputs)
     outs = file_rows(outputs).withColumnRenamed("rows", "out_rows") if outputs else None
     if outs is None:
-        return sorted(r[SOURCE_FILE] for r in ins.collect()), []
-    unequal = ins.join(outs, SOURCE_FILE, "full").where(
-        F.col("rows").isNull() | (F.coalesce(F.col("out_rows"), F.lit(0)) < F.col("rows"))
+        return FileChanges(sorted(r[SOURCE_FILE] for r in ins.collect()), [], [])
+    out_rows = F.coalesce(F.col("out_rows"), F.lit(0))
+    unequal = ins.join(outs, SOURCE_FILE, "full").where(F.col("rows").isNull() | (out_rows != F.col("rows")))
+    found = unequal.select(SOURCE_FILE, F.col("rows").isNull().alias("gone"), (out_rows > F.col("rows")).alias("shrunk")).collect()
+    return FileChanges(
+        sorted(r[SOURCE_FILE] for r in found if not r["gone"] and not r["shrunk"]),
+        sorted(r[SOURCE_FILE] for r in found if r["gone"]),
+        sorted(r[SOURCE_FILE] for r in found if r["shrunk"]),
     )
-    found = unequal.select(SOURCE_FILE, F.col("rows").isNull().alias("gone")).collect()
-    return sorted(r[SOURCE_FILE] for r in found if not r["gone"]), sorted(r[SOURCE_FILE] for r in found if r["gone"])
 
 
 def touched_keys(rows: "DataFrame", key: "Column") -> list[str]:
@@ -130,6 +142,7 @@ def plan(
     outputs: Sequence[Optional["DataFrame"]],
     rows_of_files,
     key: "Column",
+    rows_removed_from=None,
 ) -> Optional[KeyedRefresh]:
     """A keyed refresh of the partition, or None for a whole-partition rebuild.
 
@@ -137,6 +150,9 @@ def plan(
     `inputs` / `outputs`: the partition's input rows and output rows (`_source_file` each; an
     input frame may instead hold per-file counts, `_source_file` and `rows`).
     `rows_of_files(files)`: the input rows of those files, whose `key` values are the touched keys.
+    `rows_removed_from(files)`: for a table whose input loses rows (gold: a later record of the day
+    replaced a title's list, possibly with none), the output rows of those files their input no
+    longer holds; their keys are touched too.
     """
     day = dt.date.fromisoformat(context.partition_key)
     if not incremental_requested(context):
@@ -144,7 +160,7 @@ def plan(
     rows = reader.partition_rows(primary, day)
     if rows == 0 or rows < MIN_ROWS:  # a first build, or small enough to rebuild
         return None
-    files, gone = new_files(inputs, [o for o in outputs if o is not None])
+    files, gone, shrunk = new_files(inputs, [o for o in outputs if o is not None])
     if gone:  # a lookup pulled again with other content, a file a rebuilt bronze day no longer holds
         context.log.info(f"{len(gone)} file(s) of the table's rows are no longer in its input "
                          f"({', '.join(gone[:3])}{' ...' if len(gone) > 3 else ''}): rebuilding the partition")
@@ -153,6 +169,8 @@ def plan(
         context.log.info(f"{len(files)} new files: rebuilding the partition")
         return None
     keys = touched_keys(rows_of_files(files), key) if files else []
+    if shrunk and rows_removed_from is not None:
+        keys = sorted(set(keys) | set(touched_keys(rows_removed_from(shrunk), key)))
     if len(keys) > MAX_KEYS:
         context.log.info(f"{len(keys)} touched keys: rebuilding the partition")
         return None

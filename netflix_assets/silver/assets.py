@@ -130,10 +130,18 @@ def _silver_lookup(lookup: Lookup) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, bronze_lookup: DataFrame, bronze_titles: DataFrame):
         candidates = t.lookup_candidates(lookup, bronze_lookup, bronze_titles)
+
+        def keys_of_files(files):
+            # Every record of a new file touches its title, listed or not: a record with a blank list
+            # (or a tutorial one) replaces an earlier record of the day, whose list values leave silver.
+            return bronze_titles.where(F.col("_source_file").isin(files)).select("show_id").unionByName(
+                bronze_lookup.where(F.col("_source_file").isin(files)).select("show_id"))
+
         # Rows per file are counted before the explode: cheap on a big partition.
         plan = _plan(
-            context, lookup.table, [t.lookup_candidate_counts(lookup, bronze_lookup, bronze_titles)],
-            lambda files: candidates.where(F.col("_source_file").isin(files)),
+            context, lookup.table,
+            [t.lookup_candidate_counts(lookup, bronze_lookup, bronze_titles), t.kaggle_files_without_list(lookup, bronze_titles)],
+            keys_of_files,
         )
         if plan is not None:
             candidates = candidates.where(plan.source_rows(raw_key()))

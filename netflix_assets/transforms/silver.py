@@ -211,6 +211,17 @@ def kaggle_list_lengths(lookup: Lookup, bronze_titles: DataFrame) -> DataFrame:
     return kaggle.select("_source_file", F.size(F.split(listed, ",")).cast("long").alias("n"))
 
 
+def kaggle_files_without_list(lookup: Lookup, bronze_titles: DataFrame) -> DataFrame:
+    """(`_source_file`, `rows` = 1) per Kaggle titles file none of whose records has a `lookup` list. Such a
+    file yields no candidate row, yet its records replace earlier ones of their title, whose lists
+    then leave silver: a keyed refresh must take the file as new to touch its keys (`silver/assets.py`),
+    every time, since no output row ever counts it (a cost of its keys only)."""
+    listed = blank_to_null(F.col(lookup.kaggle_list_column)).isNotNull()
+    kaggle = bronze_titles.where((F.col("_source_format") == "kaggle") & F.col("_rescued_data").isNull())
+    return (kaggle.groupBy("_source_file").agg(F.max(listed.cast("int")).alias("listed"))
+            .where(F.col("listed") == 0).select("_source_file", F.lit(1).cast("long").alias("rows")))
+
+
 def lookup_candidate_counts(lookup: Lookup, bronze_lookup: DataFrame, bronze_titles: DataFrame) -> DataFrame:
     """(`_source_file`, `rows`): how many rows `lookup_candidates` yields per file: each row of the
     lookup file, and the Kaggle titles' lists (`kaggle_list_lengths`)."""

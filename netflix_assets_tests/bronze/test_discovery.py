@@ -527,9 +527,19 @@ def test_a_claim_of_a_day_with_no_partition_is_named_not_requested():
     tick = decide(files, open_claims=claims, limits=discovery.Limits(retry_base_seconds=0), first_day=DAY)
     assert [(r.partition_key, r.files) for r in tick.requests] == [(DAY.isoformat(), ["file:///zone/new.csv"])]
     assert tick.metrics["claims_before_first_partition"] == 2 and tick.cursor.pending.keys() == {tick.requests[0].run_key}
-    assert f"2 claim(s) of a day before the first partition ({DAY})" in tick.summary
+    assert f"2 file(s) of a day before the first partition ({DAY})" in tick.summary
     assert f"{YESTERDAY}: file:///zone/old.csv, file:///zone/requeued.csv" in tick.summary
     assert f"NETFLIX_PARTITIONS_START to {YESTERDAY} or earlier" in tick.summary
+    # A batch of such a day still in the cursor (the setting moved while it was in flight) is not
+    # retried under it: its claimed file is named, its unclaimed one is a new file of today.
+    old = decide([landed("old.csv")], open_claims=claims[:1], limits=discovery.Limits(retry_base_seconds=0))
+    assert [r.partition_key for r in old.requests] == [YESTERDAY.isoformat()]
+    status = {old.requests[0].run_key: "FAILURE"}
+    moved = decide(files, cursor=old.cursor, status=status, open_claims=claims[:1], runs={"run-gone": "FAILURE"},
+                   limits=discovery.Limits(retry_base_seconds=0), first_day=DAY)
+    assert sorted((r.partition_key, sorted(r.files)) for r in moved.requests) == [
+        (DAY.isoformat(), ["file:///zone/new.csv", "file:///zone/requeued.csv"])]
+    assert moved.metrics["claims_before_first_partition"] == 1 and "file:///zone/old.csv" in moved.summary
 
 
 def test_a_claimed_file_stays_in_its_batch_until_its_final_status():

@@ -115,7 +115,9 @@ def keyed_refresh_of_small_partitions():
 def _main(spec: str) -> None:
     args = json.loads(spec)
     refresh.MIN_ROWS = 1  # as `keyed_refresh_of_small_partitions`, in the killed run's own process
-    os.environ[REMOTE_ENV] = args["remote"]  # after conftest's import, which clears it for the suite
+    # After conftest's import, which clears it for the suite; through the environment, as the URL holds
+    # the server's token (a command line is shown to every user of the machine).
+    os.environ[REMOTE_ENV] = os.environ["NETFLIX_TEST_REMOTE"]
     run_batch(Path(args["root"]), dt.date.fromisoformat(args["day"]), args["files"], args["keyed"])
     sys.exit(3)  # reached only when the fault point was never hit
 
@@ -236,12 +238,12 @@ class Kills:
         if scenario == "keyed":
             shutil.copytree(base, root)
         uri = _land(root, self.sources["a.csv" if scenario == "first" else "b.csv"])
-        spec = json.dumps({"root": str(root), "day": DAY.isoformat(), "files": [uri], "keyed": True,
-                           "remote": self.remote})
+        spec = json.dumps({"root": str(root), "day": DAY.isoformat(), "files": [uri], "keyed": True})
         log = open(self.folder / f"{i}.log", "w+")
         process = subprocess.Popen(
             [sys.executable, "-m", "netflix_assets_tests.lib.test_crash_points", spec],
-            cwd=PROJECT, env={**os.environ, FAULT_ENV: point}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT, env={**os.environ, FAULT_ENV: point, "NETFLIX_TEST_REMOTE": self.remote}, stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.started[i] = (root, uri, process, log)
 

@@ -96,7 +96,7 @@ def test_a_file_the_outputs_hold_and_the_input_no_longer_does_rebuilds_the_parti
     schema = "_source_file string, show_id string"
     bronze = spark.createDataFrame([(new, "s1"), (new, "s2"), (titles, "s3")], schema)
     silver = spark.createDataFrame([(old, "s1"), (old, "s2")], schema)
-    assert refresh.new_files([bronze], [silver]) == ([new, titles], [old])
+    assert refresh.new_files([bronze], [silver])[:2] == ([new, titles], [old])
     logged = []
     context = SimpleNamespace(partition_key="2026-11-24", run=SimpleNamespace(tags={REFRESH_TAG: "incremental"}),
                               log=SimpleNamespace(info=logged.append))
@@ -169,6 +169,9 @@ def test_an_overlapping_batch_with_defects_refreshes_exactly_like_a_rebuild(lake
     batch[60]["show_id"] = "  "
     batch[61]["type"] = "Podcast"
     batch[62]["show_id"] = f"  {batch[62]['show_id']} "
+    # Records replacing a loaded one with a blank list: the older record's list leaves silver and gold.
+    cleared = next(r for r in batch[63:] if r["cast"] and r["country"])
+    cleared["cast"], cleared["country"] = "", ""
     result = _land_and_refresh(lake, _write(folder / "second.csv", header, batch), "second.csv")
     mats = _assert_refresh_equals_rebuild(lake, day, result)
     # Every show_id of the batch is touched, the blank one excepted.
@@ -223,7 +226,12 @@ def test_files_a_failed_run_left_behind_are_refreshed_by_the_next_batch(lake):
     )
     assert partial.success
     assert "s990002" not in {r["show_id"] for r in lake.rows("silver/netflix_titles", day)}
-    result = _land_and_refresh(lake, _write(folder / "fifth.csv", header, [dict(rows[2], show_id="s990003")]), "fifth.csv")
+    # fifth.csv holds no director at all, and replaces a loaded title with one: the directors' refresh
+    # must still touch that title (no candidate row of the file names it).
+    directed = next(r for r in rows[3:FIRST_ROWS - 1000] if r["director"])
+    fifth = [dict(rows[2], show_id="s990003", director=""), dict(directed, director="")]
+    result = _land_and_refresh(lake, _write(folder / "fifth.csv", header, fifth), "fifth.csv")
     mats = _assert_refresh_equals_rebuild(lake, day, result)
+    assert directed["show_id"] not in {r["show_id"] for r in lake.rows("gold/netflix_directors", day)}
     assert mats["silver/netflix_titles"]["refresh_new_files"].value == 2
     assert {"s990002", "s990003"} <= {r["show_id"] for r in lake.rows("gold/dim_title", day)}

@@ -30,7 +30,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def _main(spec: str) -> None:
     args = json.loads(spec)
-    os.environ[REMOTE_ENV] = args["remote"]  # after conftest's import, which clears it for the suite
+    os.environ[REMOTE_ENV] = os.environ["NETFLIX_TEST_REMOTE"]  # after conftest's import, which clears it
     lake = Lakehouse.create(Path(args["root"]), args["lookup_url"])
     lake.land(TUTORIAL_DIR / "netflix_titles.csv", "netflix_titles.csv")
     result = lake.run(args["day"])
@@ -45,10 +45,10 @@ def _main(spec: str) -> None:
 
 def test_the_graph_on_spark_connect_equals_the_classic_run(tutorial_lake, lookup_server, connect_url, tmp_path):
     root = tmp_path / "lake"
-    spec = json.dumps({"root": str(root), "lookup_url": lookup_server, "day": tutorial_lake.day, "remote": connect_url})
-    child = subprocess.run(
+    spec = json.dumps({"root": str(root), "lookup_url": lookup_server, "day": tutorial_lake.day})
+    child = subprocess.run(  # the URL (with the server's token) through the environment, not argv
         [sys.executable, "-m", "netflix_assets_tests.resources.test_spark_connect", spec],
-        cwd=PROJECT, capture_output=True, text=True, timeout=1800,
+        cwd=PROJECT, capture_output=True, text=True, timeout=1800, env={**os.environ, "NETFLIX_TEST_REMOTE": connect_url},
     )
     assert child.returncode == 0, child.stderr[-4000:]
     out = json.loads(child.stdout.strip().splitlines()[-1])
@@ -87,13 +87,13 @@ def test_the_server_answers_only_clients_that_send_its_token(connect_url, tmp_pa
     """Any user of the machine could otherwise send `make dev`'s server work (Python functions its workers
     unpickle) that runs as the developer. The suite's server is started as `make dev` starts its own. A
     child process: a Connect session would switch this one to Connect mode."""
-    code = ("import sys; from pyspark.sql import SparkSession\n"
-            "try: print(SparkSession.builder.remote(sys.argv[1]).create().range(3).count())\n"
+    code = ("import os; from pyspark.sql import SparkSession\n"
+            "try: print(SparkSession.builder.remote(os.environ['REMOTE']).create().range(3).count())\n"
             "except Exception as error: print('refused' if 'UNAUTHENTICATED' in str(error) else repr(error)[:300])")
     port = connect_url.split("://localhost:", 1)[1].split("/", 1)[0]
     answers = [
-        subprocess.run([sys.executable, "-c", code, remote], capture_output=True, text=True, timeout=120,
-                       cwd=PROJECT).stdout.strip().splitlines()[-1:]
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PROJECT,
+                       env={**os.environ, "REMOTE": remote}).stdout.strip().splitlines()[-1:]
         for remote in (connect_url, f"sc://127.0.0.1:{port}", f"sc://localhost:{port}/;token=guessed")
     ]
     assert answers == [["3"], ["refused"], ["refused"]]

@@ -105,7 +105,7 @@ def test_silver_and_its_checks_run_on_the_emulated_cluster(tmp_path, bronze_lake
     assert event.asset_materialization.partition == day
     assert event.asset_materialization.metadata["dagster/row_count"].value == 6232
     check_keys = [k for k in result.job_def.asset_layer.asset_graph.asset_check_keys if k.asset_key == SILVER]
-    assert len(check_keys) == 6
+    assert len(check_keys) == 8
     for key in check_keys:
         [execution] = instance.event_log_storage.get_asset_check_execution_history(key, limit=5)
         assert execution.run_id == result.run_id and execution.status.value == "SUCCEEDED", key
@@ -114,7 +114,7 @@ def test_silver_and_its_checks_run_on_the_emulated_cluster(tmp_path, bronze_lake
     rows = DeltaTable(str(lake.root / "silver" / "netflix_titles")).to_pyarrow_table().to_pylist()
     assert sum(str(r["ingest_date"]) == day for r in rows) == 6232
 
-    # One Databricks run per Spark step (the asset, then one step for its six checks), each as the launcher builds it.
+    # One Databricks run per Spark step (the asset, then one step for its eight checks), each as the launcher builds it.
     runs = list(emulator.runs.values())
     assert len(runs) == 2
     for run in runs:

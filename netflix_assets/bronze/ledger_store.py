@@ -94,6 +94,7 @@ class LedgerSnapshot:
 
     paths: set[str]  # every path (absolute), whatever its status
     open_claims: list[OpenClaim]  # rows still `claimed`
+    fragmented: bool = False  # time to compact (`compact_if_fragmented`), from the log this read loaded
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def read_for_sensor(uri: str, root: str, storage_options: Optional[dict[str, Any
     return LedgerSnapshot(
         set(rows.column("path").to_pylist()),
         [OpenClaim(r["path"], r[PARTITION_COLUMN], r["run_id"]) for r in sorted(open_rows, key=lambda r: r["path"])],
+        _fragmented(table),
     )
 
 
@@ -189,14 +191,17 @@ def compact_if_fragmented(uri: str, storage_options: Optional[dict[str, Any]] = 
     false): a run's MERGE that loses the race to it is retried (`lib.delta.committed`), and one that
     wins makes it fail here, to be tried again on a later tick."""
     table = _table(uri, storage_options)
-    if table is None:
+    if table is None or not _fragmented(table, slack):
         return None
-    files, days = len(table.file_uris()), len(table.partitions())
-    if files <= 2 * days + slack:
-        return None
+    files = len(table.file_uris())
     metrics = table.optimize.compact()
     return {"files_before": files, "files_removed": int(metrics["numFilesRemoved"]),
             "files_added": int(metrics["numFilesAdded"])}
+
+
+def _fragmented(table, slack: int = FRAGMENTED_SLACK) -> bool:
+    """More than two data files per day plus `slack` (from the loaded log: no read)."""
+    return len(table.file_uris()) > 2 * len(table.partitions()) + slack
 
 
 def failed_rows(failures: Sequence[FailedFile], root: str, now: dt.datetime):

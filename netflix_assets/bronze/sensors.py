@@ -129,7 +129,8 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
     cursor, summary = _record_failed(context, tick, ledger_uri, root, options, now)
     (context.log.warning if tick.metrics.get("claims_before_first_partition") else context.log.info)(summary)
     run_requests = _run_requests(tick, lake)
-    _compact_ledger(context, ledger_uri, options)
+    if ledger.fragmented:  # decided from the log read_for_sensor loaded: no second load on a tick
+        _compact_ledger(context, ledger_uri, options)
     return dg.SensorResult(
         run_requests=run_requests,
         cursor=cursor.dump(),

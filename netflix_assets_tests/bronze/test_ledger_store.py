@@ -234,6 +234,7 @@ def test_a_fragmented_ledger_is_compacted_and_a_merge_that_loses_to_it_is_a_retr
     assert ledger_store.compact_if_fragmented(ledger, slack=0) == {"files_before": 7, "files_removed": 6, "files_added": 1}
     assert len(DeltaTable(ledger).file_uris()) == 2
     assert ledger_store.read_for_sensor(ledger, ROOT) == before
+    assert not before.fragmented and ledger_store._fragmented(DeltaTable(stale.table_uri), slack=-3)
     row = pa.table({"path": [f"{DAY}/f3.csv"], "ingest_date": [DAY], "status": [CLAIMED]}).cast(
         pa.schema([ledger_store.arrow_schema().field(n) for n in ("path", "ingest_date", "status")]))
     with pytest.raises(Exception) as lost:

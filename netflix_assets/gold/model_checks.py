@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from ..lib.checks import PartitionCheck, TableReader, key_check, naming, offenders, partition_check, row_count_drop_check
 from ..transforms import history as h
 from ..transforms import kpis as k
-from .model import DIM_TITLE, FACT, HISTORY, IDS, REVIEW, gold_title_identity, kpi_assets, model_assets
+from .model import CATEGORY, COUNTRIES, DIM_TITLE, FACT, HISTORY, IDS, REVIEW, gold_title_identity, kpi_assets, model_assets
 
 BRIDGES = {
     "bridge_title_person": ("gold", "bridge_title_person"),
@@ -115,11 +115,14 @@ def history_versions_ordered(df: DataFrame, day: dt.date, reader: TableReader) -
 
 
 @partition_check(HISTORY, "current_rows_equal_dim_title", "The current versions are dim_title's rows of D "
-                 "(title_key and every tracked attribute).", blocking=True, additional_deps=[DIM_TITLE])
+                 "(title_key and every tracked attribute, the countries and genres of the gold lookups of D "
+                 "included).", blocking=True, additional_deps=[DIM_TITLE, COUNTRIES, CATEGORY])
 def history_current_equals_dim_title(df: DataFrame, day: dt.date, reader: TableReader) -> dg.AssetCheckResult:
-    tracked = F.struct(*[c for c in h.TRACKED if c not in h.LISTS])
+    tracked = F.struct(*h.TRACKED)
     current = df.where(F.col("is_current")).select("title_key", tracked.alias("_history"))
-    titles = reader.partition(DIM_TITLE, day).select("title_key", tracked.alias("_dim"))
+    # D's state built as the history builds a version (`title_versions`), from the tables of D alone.
+    titles = h.title_versions(*(reader.partition(key, day) for key in (DIM_TITLE, COUNTRIES, CATEGORY))).select(
+        "title_key", tracked.alias("_dim"))
     # One full outer join by title_key answers both sides (each side's key is unique: blocking
     # checks of its own); two exceptAll would shuffle both tables twice even when they agree.
     differ = ~F.col("_history").eqNullSafe(F.col("_dim"))

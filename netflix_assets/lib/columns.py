@@ -49,7 +49,7 @@ COMMON: dict[str, str] = {
     "duration": "Kaggle: '<N> min' for a movie or '<N> Season(s)' for a show, as read.",
     "listed_in": "Kaggle: the title's genres, comma-separated, as read.",
     # title identity (transforms/identity.py)
-    "title_key": "The conformed title: the same for the same real title across sources (xxhash64 of its first-ingested show_id).",
+    "title_key": "The conformed title: the same for the same real title across sources (xxhash64 of the member show_id whose current version was ingested first).",
     "source_format": "The source export the show_id comes from (tutorial or kaggle).",
     "is_representative": "True for the show_id whose attributes describe its title_key (the last-ingested source).",
     "match_rule": "How the show_id was matched to one of another source: description, people_and_year, or no_match.",
@@ -130,7 +130,7 @@ def contract_section(tables: Mapping[str, Sequence[str]]) -> str:
     """The data contract's "Column descriptions" section for `tables` ({"layer/table": columns})."""
     lines = ["## Column descriptions", "",
              "Generated from `netflix_assets/lib/columns.py` (`python -m netflix_assets.lib.columns`): the same text is",
-             "each Delta table's column comment, the UI's Columns table and the SQL endpoint's column metadata.", ""]
+             "each Delta table's column comment (what `DESCRIBE` shows over the SQL endpoint) and the UI's Columns table.", ""]
     for table, columns in sorted(tables.items()):
         docs = describe(table, columns)
         lines += [f"### {table}", "", "| column | description |", "|---|---|"]

@@ -32,7 +32,7 @@ server (test_databricks_pipes.py).
 
 Configuration (the same variables as the prod step launcher): `DATABRICKS_HOST`,
 `DATABRICKS_TOKEN`, `DATABRICKS_CLUSTER_ID` (classic compute), `DATABRICKS_PIPES_VOLUME`
-(serverless), and `NETFLIX_LAKE_URI` for the lake root the task's Spark reads and writes
+(serverless), `DATABRICKS_RUN_TIMEOUT_SECONDS`, and `NETFLIX_LAKE_URI` for the lake root the task's Spark reads and writes
 (the compute needs its own access to ADLS, e.g. a Unity Catalog external location or
 cluster-level credentials: no secret travels with the task). Usage:
 
@@ -44,6 +44,7 @@ cluster-level credentials: no secret travels with the task). Usage:
 
 # No `from __future__ import annotations`: Dagster reads the asset's annotations at definition time.
 import base64
+import copy
 import hashlib
 import io
 import zipfile
@@ -54,6 +55,7 @@ import dagster as dg
 
 from .. import settings
 from ..partitions import daily_partitions
+from ..resources.databricks import run_timeout_seconds
 
 PIPES_RESOURCE_KEY = "pipes_databricks"
 # A Unity Catalog volume path: set, the asset runs on serverless compute (see the module docstring).
@@ -105,11 +107,20 @@ def pipes_databricks_resource(poll_interval_seconds: Optional[float] = None):
     if not volume.startswith("/Volumes/") or len(volume.strip("/").split("/")) != 4:
         raise ValueError(f"{PIPES_VOLUME_ENV} must be a volume path /Volumes/<catalog>/<schema>/<volume>, got {volume!r}")
     volume = volume.rstrip("/")
-    # The reader's own default polls the volume every 10 s: the run's interval instead.
-    reader = PipesUnityCatalogVolumesMessageReader(client=client, volume_path=volume, interval=interval)
-    return PipesDatabricksServerlessClient(
-        client=client, volume_path=volume, message_reader=reader, poll_interval_seconds=interval
-    )
+
+    class ServerlessClient(PipesDatabricksServerlessClient):
+        """A message reader per run, polling the volume at the run's interval (its own default is
+        10 s). A reader counts the chunks it has read and never resets: one reader shared by two
+        runs of a process (a step retried in process, two steps in threads) read none of the
+        second run's messages, and that run recorded an empty materialization."""
+
+        def run(self, **kwargs):
+            per_run = copy.copy(self)
+            per_run.message_reader = PipesUnityCatalogVolumesMessageReader(
+                client=self.client, volume_path=self.volume_path, interval=interval)
+            return PipesDatabricksServerlessClient.run(per_run, **kwargs)
+
+    return ServerlessClient(client=client, volume_path=volume, poll_interval_seconds=interval)
 
 
 def transforms_wheel() -> tuple[str, bytes]:
@@ -192,8 +203,10 @@ def silver_titles_pipes_asset(
         kinds={"databricks", "spark", "delta", "silver"},
         description="Typed, trimmed titles; one row per show_id per partition. Computed on Databricks via Pipes.",
         check_specs=[
+            # Blocking, as the same check of the step launcher's deployment: gold waits for it.
             dg.AssetCheckSpec(
-                CHECK_NAME, asset=SILVER_TITLES, description="show_id is never null and unique within the partition."
+                CHECK_NAME, asset=SILVER_TITLES, description="show_id is never null and unique within the partition.",
+                blocking=True,
             )
         ],
     )
@@ -202,14 +215,37 @@ def silver_titles_pipes_asset(
         if not lake:
             raise ValueError("The Pipes asset needs NETFLIX_LAKE_URI")
         task, submit_args = submission(pipes_databricks, cluster_id or settings.get("DATABRICKS_CLUSTER_ID"), dbfs_prefix)
-        return pipes_databricks.run(
+        invocation = pipes_databricks.run(
             task=task,
             context=context,
             extras={"lake_uri": lake},
-            submit_args={**submit_args, "run_name": f"netflix-lakehouse silver_netflix_titles {context.partition_key}"},
-        ).get_results()
+            submit_args={
+                **submit_args,
+                "run_name": f"netflix-lakehouse silver_netflix_titles {context.partition_key}",
+                # As the step launcher's runs: a run nothing cancels (its worker killed) still ends.
+                "timeout_seconds": run_timeout_seconds(),
+                # databricks-sdk retries a submit whose answer was lost: the retry finds the same run.
+                "idempotency_token": f"{context.run_id}-{context.partition_key}-{context.retry_number}",
+            },
+        )
+        return reported_results(invocation)
 
     return silver_netflix_titles_pipes
+
+
+def reported_results(invocation) -> tuple:
+    """What the task reported, and nothing implied: dagster-databricks returns normally from a run it
+    cancelled (the UI's Terminate, run monitoring's maximum runtime), and its implicit
+    materialization would record the partition as made by a task that never committed."""
+    results = tuple(invocation.get_results(implicit_materializations=False))  # a list is not a result
+    if not any(isinstance(result, dg.MaterializeResult) for result in results):
+        run = invocation.metadata.get("Databricks Job Run ID")
+        raise dg.Failure(
+            f"The Databricks run {getattr(run, 'value', run)} reported no materialization of "
+            f"{SILVER_TITLES.to_user_string()}: it was cancelled, or it ended before its commit.",
+            metadata=dict(invocation.metadata),
+        )
+    return results
 
 
 def submission(pipes_databricks, cluster_id: Optional[str], dbfs_prefix: str = DEFAULT_DBFS_PREFIX):

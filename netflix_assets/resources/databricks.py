@@ -127,6 +127,11 @@ def cluster_libraries() -> tuple[str, ...]:
     return tuple(spec.strip() for spec in override.split(",") if spec.strip())
 
 
+def run_timeout_seconds() -> int:
+    """The limit of every Databricks run this project submits (step launcher and Pipes alike)."""
+    return int(settings.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3600"))
+
+
 def _libraries(extra: tuple[str, ...]) -> list[dict[str, Any]]:
     wheel = settings.get("NETFLIX_CLUSTER_WHEEL")  # optional: the project built as a wheel on DBFS/Volumes
     libs: list[dict[str, Any]] = [{"pypi": {"package": spec}} for spec in (*cluster_libraries(), *extra)]
@@ -157,7 +162,7 @@ def step_launcher_config(
             "run_name": "netflix-lakehouse step",
             "cluster": cluster_config(),
             "libraries": _libraries(extra_libraries),
-            "timeout_seconds": int(settings.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3600")),
+            "timeout_seconds": run_timeout_seconds(),
         },
         "env_variables": {**forwarded, **(env or {})},
         "secrets_to_env_variables": cluster_secrets(scope),

@@ -452,8 +452,9 @@ class LandingZoneResource(dg.ConfigurableResource):
         Idempotent: a file already in the archive is skipped; a file in neither place is
         logged, not raised (removed by hand: the ledger still says what it held). A file in
         both places is left there, with a warning (a new file landed under an ingested name),
-        unless it is an Azure move interrupted between its copy and its delete (the copy is
-        marked with the source's ETag): then the move is finished. A move that fails (permission,
+        unless it is an Azure move interrupted between its copy and its delete (the copy carries
+        the source's ETag, set by the copy request itself): then the move is finished. On Azure
+        the copy and the delete hold only while the source keeps the ETag the move read. A move that fails (permission,
         an outage) does not stop the others: OSError names them all at the end."""
         log = dg.get_dagster_logger()
         fs, root = self.filesystem()
@@ -468,14 +469,15 @@ class LandingZoneResource(dg.ConfigurableResource):
             # Paths by string arithmetic, not URL parsing (see `require_inside`).
             source, target = root + uri[len(prefix) :], archive + target_uri[len(fs.unstrip_protocol(archive)) :]
             in_zone, in_archive = fs.exists(source), fs.exists(target)
-            if in_zone and in_archive and not _interrupted_move(fs, source, target):
+            interrupted = _interrupted_move(fs, source, target) if in_zone and in_archive else None
+            if in_zone and in_archive and interrupted is None:
                 log.warning(f"not archived: {uri} is also at {target_uri} (landed again under an ingested name?)")
-            elif in_zone and in_archive:
-                fs.rm_file(source)
-                moved.append((uri, target_uri))
             elif in_zone:
                 try:
-                    _move(fs, source, target)
+                    if interrupted is not None:  # delete the source the copy was made of, or keep it
+                        _azure(fs, _azure_delete, fs, source, interrupted)
+                    else:
+                        _move(fs, source, target)
                 except OSError as error:
                     log.warning(f"not archived: {uri}: {error!r}")
                     failed.append(f"{uri} ({type(error).__name__}: {error})")
@@ -505,24 +507,79 @@ def _move(fs, source: str, target: str, mark: bool = True) -> None:
         fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.mv(source, target)  # shutil.move: an atomic rename within one file system
         return
-    # Azure Blob has no rename: a server-side copy, marked with the source's ETag, then the delete.
+    # Azure Blob has no rename: a server-side copy, then the delete, both only while the source
+    # keeps the ETag read here (a producer overwriting the name meanwhile keeps its new bytes).
     fs.invalidate_cache(fs._parent(source))
     info = fs.info(source)
-    fs.cp_file(source, target)
-    if mark:
-        fs.setxattrs(target, **{_COPIED_FROM: str(info.get("etag") or "")})
+    etag = str(info.get("etag") or "")
+    _azure(fs, _azure_copy, fs, source, target, etag, {_COPIED_FROM: etag} if mark else None)
     fs.invalidate_cache(fs._parent(target))
     if fs.info(target).get("size") != info.get("size"):
         # Never delete the only complete copy; the next run finds both and finishes the move.
         raise OSError(f"the copy of {source} to {target} is incomplete; the source is kept")
-    fs.rm_file(source)
+    _azure(fs, _azure_delete, fs, source, etag)
 
 
-def _interrupted_move(fs, source: str, target: str) -> bool:
-    """Whether `target` is a finished copy of `source` as it is now (Azure only: a local move is a rename)."""
+def _interrupted_move(fs, source: str, target: str) -> Optional[str]:
+    """The source's ETag when `target` is a finished copy of `source` as it is now (a move
+    interrupted before its delete), else None. Azure only: a local move is a rename."""
     if _is_local(fs):
-        return False
+        return None
     fs.invalidate_cache(fs._parent(source))
-    fs.invalidate_cache(fs._parent(target))
-    copied_from = (fs.info(target).get("metadata") or {}).get(_COPIED_FROM)
-    return bool(copied_from) and copied_from == str(fs.info(source).get("etag") or "")
+    properties = _azure(fs, _blob(fs, target).get_blob_properties)
+    copied_from = (properties.metadata or {}).get(_COPIED_FROM)
+    finished = properties.copy is None or properties.copy.status in (None, "success")
+    same = bool(copied_from) and copied_from == str(fs.info(source).get("etag") or "")
+    return copied_from if finished and same else None
+
+
+# How long a move waits for Azure to finish a server-side copy it runs in the background (a copy
+# between accounts or of a large blob); the source stays until the copy has succeeded.
+COPY_WAIT_SECONDS = 600
+
+
+def _blob(fs, path: str):
+    container, name, _ = fs.split_path(path)
+    return fs.service_client.get_blob_client(container, name)
+
+
+def _azure(fs, call, *args):
+    """Run `call(*args)` (a coroutine function of the Azure SDK) on adlfs' event loop; Azure's
+    errors become the OSError a failed move is (`archive` goes on with the other files)."""
+    from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+    from fsspec.asyn import sync
+
+    try:
+        return sync(fs.loop, call, *args)
+    except ResourceNotFoundError as error:
+        raise FileNotFoundError(f"{getattr(error, 'reason', None) or error}") from None
+    except ResourceModifiedError:
+        raise OSError("the source changed during its move (another ETag): it is kept where it is") from None
+    except AzureError as error:
+        raise OSError(f"{type(error).__name__}: {getattr(error, 'reason', None) or error}") from None
+
+
+async def _azure_copy(fs, source: str, target: str, etag: str, metadata: Optional[dict]) -> None:
+    """A server-side copy of `source` (only while it has `etag`) with `metadata` set by the copy
+    itself, so no copy exists untagged; waits for a copy Azure finishes in the background."""
+    import asyncio
+    import time
+
+    from azure.core import MatchConditions
+
+    target_blob = _blob(fs, target)
+    condition = {"source_etag": etag, "source_match_condition": MatchConditions.IfNotModified} if etag else {}
+    started = await target_blob.start_copy_from_url(_blob(fs, source).url, metadata=metadata, **condition)
+    status, deadline = started.get("copy_status"), time.monotonic() + COPY_WAIT_SECONDS
+    while status == "pending" and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        status = (await target_blob.get_blob_properties()).copy.status
+    if status != "success":
+        raise OSError(f"the copy of {source} to {target} is {status!r}; the source is kept")
+
+
+async def _azure_delete(fs, source: str, etag: str) -> None:
+    from azure.core import MatchConditions
+
+    condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+    await _blob(fs, source).delete_blob(**condition)

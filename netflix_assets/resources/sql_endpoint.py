@@ -22,6 +22,9 @@ class SqlEndpointResource(dg.ConfigurableResource):
     port: int = Field(default=DEFAULT_PORT, description="HiveServer2 binary Thrift port (NETFLIX_SQL_PORT).")
     username: str = Field(default="netflix", description="User name sent with SASL PLAIN (no password locally).")
     enabled: bool = Field(default=True, description="False: this deployment registers no tables.")
+    timeout_seconds: float = Field(
+        default=120.0, description="Limit of each read or write on the connection: an endpoint that accepts "
+        "connections and never answers fails the step instead of holding the day's runs until the run's maximum runtime.")
 
     @property
     def url(self) -> str:
@@ -39,9 +42,17 @@ class SqlEndpointResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator:
+        import thrift_sasl
         from pyhive import hive
+        from thrift.transport.TSocket import TSocket
 
-        connection = hive.connect(host=self.host, port=self.port, username=self.username)
+        # pyhive's own transport (SASL PLAIN, any password) on a socket with a timeout: pyhive's has none.
+        socket_ = TSocket(self.host, self.port)
+        socket_.setTimeout(self.timeout_seconds * 1000)
+        transport = thrift_sasl.TSaslClientTransport(
+            lambda: hive.get_installed_sasl(host=self.host, sasl_auth="PLAIN", username=self.username, password="x"),
+            "PLAIN", socket_)
+        connection = hive.connect(thrift_transport=transport, username=self.username)
         try:
             cursor = connection.cursor()
             yield cursor

@@ -15,7 +15,7 @@ from ..bronze.ledger import LEDGER_TABLE
 from ..io_managers.json_records import JSON_IO_MANAGER_KEY
 from ..partitions import daily_partitions
 from ..resources.lake import LakeResource
-from .catalog import SCHEMAS, Table, sync
+from .catalog import SCHEMAS, Table, registered_tables, served_elsewhere, sync
 
 KEY = dg.AssetKey(["serving", "sql_catalog"])
 
@@ -63,10 +63,19 @@ def build_sql_catalog(keys: Iterable[dg.AssetKey]) -> dg.AssetsDefinition:
         if not endpoint.answers():
             context.log.info(f"No SQL endpoint answers at {endpoint.url}: nothing registered (`make serve` registers the tables when it starts)")
             return dg.MaterializeResult(metadata={**metadata, "registered": "no endpoint answering"})
+        root = context.resources.lake.root_uri
         with endpoint.cursor() as cursor:
-            statements = sync(cursor, tables)
+            registered = registered_tables(cursor)
+            statements = sync(cursor, tables, root, registered=registered)
+        elsewhere = served_elsewhere(tables, registered, root)
+        if elsewhere:
+            (schema, name), location = next(iter(elsewhere.items()))
+            context.log.warning(
+                f"{len(elsewhere)} table(s) the endpoint serves from another lake (e.g. {schema}.{name} at {location}) "
+                f"left as they are: this run's lake is {root}. `make serve` on this lake serves it instead.")
         return dg.MaterializeResult(
             metadata={**metadata, "registered": f"{len(statements)} statement(s)",
+                      "served_from_another_lake": len(elsewhere),
                       "ddl": dg.MetadataValue.md("\n".join(f"    {s}" for s in statements) or "up to date")}
         )
 

@@ -12,13 +12,20 @@ the tables it lacks, re-registers a table whose location moved, and drops, in th
 manages, any table the list no longer holds (a table dropped or renamed in the code). It runs
 through any DB-API cursor on HiveServer2 (pyhive here; Databricks' SQL connector speaks the same
 SQL), with no Dagster and no Spark in this process. Plain function, tested on a fake cursor.
+
+What it owns: the external tables of SCHEMAS located under the lake root it is given. The endpoint
+is open to BI users, so a table one of them creates there (a managed table: dropping it deletes
+its data; an external table elsewhere) is never dropped. A wanted name registered under another
+lake's root is left pointing there unless `take_over`: a run against another lake (a benchmark,
+a demo with its own `NETFLIX_LAKE_URI`) must not re-point the tables BI users query, while
+`make serve` starting on a lake takes the endpoint over.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Optional, Protocol, Sequence
 
 # A lake layer is a schema of the same name: `gold.kpi_top_countries`, `quarantine.netflix_titles`.
 SCHEMAS = ("bronze", "silver", "gold", "quarantine")
@@ -46,35 +53,59 @@ def literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _same_location(registered: str, wanted: str) -> bool:
+def _strip(uri: str) -> str:
     # The metastore keeps `file:/x` for a local path `/x`.
-    strip = lambda uri: re.sub(r"^file:(//)?", "", uri).rstrip("/")  # noqa: E731
-    return strip(registered) == strip(wanted)
+    return re.sub(r"^file:(//)?", "", uri).rstrip("/")
 
 
-def plan(wanted: Sequence[Table], registered: Mapping[tuple[str, str], str]) -> list[str]:
+def _same_location(registered: str, wanted: str) -> bool:
+    return _strip(registered) == _strip(wanted)
+
+
+def _under(location: str, root: Optional[str]) -> bool:
+    return root is None or _strip(location).startswith(_strip(root) + "/")
+
+
+def served_elsewhere(wanted: Sequence[Table], registered: Mapping[tuple[str, str], str],
+                     lake_root: Optional[str]) -> dict[tuple[str, str], str]:
+    """The wanted tables the endpoint serves from outside `lake_root` (another lake): key -> location."""
+    keyed = {(t.schema, t.name): t for t in wanted}
+    return {key: location for key, location in sorted(registered.items())
+            if key in keyed and not _same_location(location, keyed[key].location) and not _under(location, lake_root)}
+
+
+def plan(wanted: Sequence[Table], registered: Mapping[tuple[str, str], str], lake_root: Optional[str] = None,
+         take_over: bool = False) -> list[str]:
     """The DDL that makes the catalog's tables in SCHEMAS equal `wanted`.
 
-    `registered`: (schema, table) -> location, as the endpoint lists them now. Returns []
-    when nothing differs, so a sync of an up-to-date catalog changes nothing."""
+    `registered`: (schema, table) -> location of the external tables the endpoint lists now;
+    `lake_root`: only tables under it are this lake's to drop or re-point (None: all of them), and
+    a wanted name served from elsewhere stays so unless `take_over`. Returns [] when nothing
+    differs, so a sync of an up-to-date catalog changes nothing."""
     statements = [f"CREATE SCHEMA IF NOT EXISTS {schema}" for schema in sorted({t.schema for t in wanted})]
     keyed = {(t.schema, t.name): t for t in wanted}
+    kept = {} if take_over else served_elsewhere(wanted, registered, lake_root)
     for (schema, name), location in sorted(registered.items()):
         table = keyed.get((schema, name))
-        if schema in SCHEMAS and (table is None or not _same_location(location, table.location)):
+        moved = table is not None and not _same_location(location, table.location)
+        if schema in SCHEMAS and (schema, name) not in kept and (
+                moved or (table is None and _under(location, lake_root))):
             statements.append(f"DROP TABLE IF EXISTS {schema}.`{name}`")
     for key, table in sorted(keyed.items()):
         location = registered.get(key)
-        if location is None or not _same_location(location, table.location):
+        if key not in kept and (location is None or not _same_location(location, table.location)):
             statements.append(f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION {literal(table.location)}")
     return statements if any(not s.startswith("CREATE SCHEMA") for s in statements) else []
 
 
 _LOCATION = re.compile(r"^Location: (.+)$", re.MULTILINE)
+_EXTERNAL = re.compile(r"^Type: EXTERNAL$", re.MULTILINE)
 
 
 def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[tuple[str, str], str]:
-    """(schema, table) -> location of the tables registered in `schemas` (one query per schema)."""
+    """(schema, table) -> location of the external tables registered in `schemas` (one query per
+    schema). A managed table (a BI user's CREATE TABLE ... AS SELECT) is not listed: dropping it
+    would delete its data."""
     cursor.execute("SHOW SCHEMAS")
     existing = {row[0] for row in cursor.fetchall()}
     found: dict[tuple[str, str], str] = {}
@@ -85,14 +116,17 @@ def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[
         for row in cursor.fetchall():
             # (namespace, tableName, isTemporary, information); a temporary view has no location.
             match = _LOCATION.search(row[3] or "")
-            if not row[2] and match:
+            if not row[2] and match and _EXTERNAL.search(row[3]):
                 found[(schema, row[1])] = match.group(1).strip()
     return found
 
 
-def sync(cursor: Cursor, wanted: Sequence[Table]) -> list[str]:
-    """Make the endpoint's catalog equal `wanted`; returns the statements run ([] when it was)."""
-    statements = plan(wanted, registered_tables(cursor))
+def sync(cursor: Cursor, wanted: Sequence[Table], lake_root: Optional[str] = None, take_over: bool = False,
+         registered: Optional[Mapping[tuple[str, str], str]] = None) -> list[str]:
+    """Make the endpoint's catalog equal `wanted` (see `plan`); returns the statements run ([] when
+    it was). `registered`: the catalog as just listed, else listed here."""
+    registered = registered_tables(cursor) if registered is None else registered
+    statements = plan(wanted, registered, lake_root, take_over)
     for statement in statements:
         cursor.execute(statement)
     return statements

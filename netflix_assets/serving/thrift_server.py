@@ -123,7 +123,9 @@ def register_lake(port: int, lake_root: str) -> list[str]:
 
     keys = served_keys(build_definitions(local_resources(lake_uri=lake_root)).resolve_asset_graph().get_all_asset_keys())
     with SqlEndpointResource(port=port).cursor() as cursor:
-        return sync(cursor, lake_tables(LakeResource(root=lake_root), keys))
+        # Started on this lake, the endpoint serves it: tables registered from another lake move here.
+        lake = LakeResource(root=lake_root)
+        return sync(cursor, lake_tables(lake, keys), lake.root_uri, take_over=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -21,8 +21,9 @@ type and title with a different work. Hence the rule, evidence first:
   release_year and no other evidence whose titles are both unmerged (`title_and_year_only`):
   never merged silently.
 
-Identity: `title_key = xxhash64(show_id)` of the group's first-ingested member, so a title keeps
-its key when a second source arrives later; the group's attributes come from its last-ingested
+Identity: `title_key = xxhash64(show_id)` of the group's member whose current version was ingested
+first, so a title keeps its key when a second source arrives later (a re-delivery of the first
+member moves it: RELIABILITY.md, "Left open"); the group's attributes come from its last-ingested
 member (the representative: the most recent export wins, as within one source). With the two
 formats the contract accepts, a group holds at most one show_id per format: a pair.
 """
@@ -192,8 +193,8 @@ def match(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> tuple[Dat
 
 
 def _source_ids(titles: DataFrame, merged: DataFrame) -> DataFrame:
-    """One row per show_id: its title_key (xxhash64 of the group's first-ingested show_id), whether it
-    is the group's representative (last ingested) and the evidence of its match."""
+    """One row per show_id: its title_key (xxhash64 of the group's show_id ingested first, by current
+    versions), whether it is the group's representative (last ingested) and the evidence of its match."""
     members = titles.select(*TITLE_COLUMNS).select("show_id", F.col("_source_format").alias("source_format"), "type",
                             F.struct(*ORDER).alias("order"), "ingest_date")
     edges = merged.select(F.col("a_show_id").alias("show_id"), F.col("b_show_id").alias("matched_show_id"),

@@ -154,6 +154,45 @@ def test_an_interrupted_azure_move_is_finished(azurite, monkeypatch):
     assert not fs.exists(source) and read(zone, fs.unstrip_protocol(target)) == b"x\n1\n"
 
 
+def test_an_azure_move_killed_right_after_its_copy_is_finished_and_a_file_overwritten_meanwhile_is_kept(azurite, monkeypatch):
+    """The copy carries the source's ETag from its own request: a move killed as soon as it returns
+    is finished by the next run (a tag set by a second request left an untagged copy, and the file
+    in both places for good). The delete holds only while the source has the ETag the move read:
+    a producer overwriting the name during the move keeps its new bytes."""
+    from netflix_assets.resources import landing as landing_module
+
+    zone = azure_zone(azurite, monkeypatch, "killedmove", archive_after_days=RETENTION_DAYS)
+    rows = []
+    for name in ("a.csv", "b.csv"):
+        land_raw(zone, name, b"x\n1\n")
+        rows.append(ledger_row(f"{zone_prefix(zone)}/{name}", 5, "ingested"))
+    azure, copy = landing_module._azure, landing_module._azure_copy
+
+    def killed(fs, call, *args):
+        azure(fs, call, *args)
+        if call is copy:
+            raise KeyboardInterrupt  # the process dies between the copy and the delete
+
+    monkeypatch.setattr(landing_module, "_azure", killed)
+    with pytest.raises(KeyboardInterrupt):
+        zone.archive(rows[:1], NOW)
+    monkeypatch.setattr(landing_module, "_azure", azure)
+    assert zone.archive(rows[:1], NOW) == [(rows[0]["path"], zone.archived_uri(rows[0]["path"], rows[0]["ingest_date"]))]
+    assert names(zone) == ["b.csv"]
+
+    async def overwritten(fs, source, *args):
+        await copy(fs, source, *args)
+        # A producer lands b.csv again, same size, other bytes (on the SDK's loop, where this runs).
+        await landing_module._blob(fs, source).upload_blob(b"x\n2\n", overwrite=True)
+    monkeypatch.setattr(landing_module, "_azure_copy", overwritten)
+    with pytest.raises(OSError, match=r"1 file\(s\) could not be archived.*b.csv.*changed during its move"):
+        zone.archive(rows[1:], NOW)
+    monkeypatch.setattr(landing_module, "_azure_copy", copy)
+    assert zone.archive(rows[1:], NOW) == []  # both places now: left, with a warning
+    assert read(zone, rows[1]["path"]) == b"x\n2\n"
+    assert read(zone, zone.archived_uri(rows[1]["path"], rows[1]["ingest_date"])) == b"x\n1\n"
+
+
 def test_a_file_overwritten_in_place_since_its_day_read_it_is_not_archived(landed, tmp_path):
     """The archive is where a re-run of the file's day reads it: a file overwritten in place (same size,
     other bytes) stays in the zone, where that re-run fails naming it; a file only touched (its bytes

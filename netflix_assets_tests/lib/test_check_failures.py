@@ -208,17 +208,24 @@ def overlapping_versions() -> Case:
 
 
 def stale_current_version() -> Case:
-    """Title 1's current version says PG where dim_title says R (and an old version says PG too)."""
+    """Title 1's current version says PG where dim_title says R (and an old version says PG too);
+    title 2's current version lists FR where the gold countries of D list US."""
     def title(key, show_id, rating, **kw):
         return {"title_key": key, "show_id": show_id, "title": "T", "type": "Movie", "rating": rating,
                 "release_year": 2001, "date_added": dt.date(2020, 1, 1), "duration_minutes": 90,
                 "duration_seasons": 1, "description": "d", **kw}
+
+    def version(key, show_id, rating, countries, current=True):
+        return title(key, show_id, rating, countries=countries, genres=["Dramas"], is_current=current)
     dim = [title(1, "a", "R"), title(2, "b", "R")]
-    old = title(1, "a", "PG", is_current=False)
-    history = [old, title(1, "a", "PG", is_current=True), title(2, "b", "R", is_current=True)]
-    return Case({"gold/dim_title_history": history, "gold/dim_title": dim},
-                {"gold/dim_title_history": [old, title(1, "a", "R", is_current=True), history[2]]},
-                ["not in dim_title (title_key, show_id): (1, a)", "without a current version (title_key, show_id): (1, a)"])
+    lookups = {"gold/netflix_countries": [{"show_id": s, "country": "US"} for s in "ab"],
+               "gold/netflix_category": [{"show_id": s, "category": "Dramas"} for s in "ab"]}
+    old = version(1, "a", "PG", ["US"], current=False)
+    history = [old, version(1, "a", "PG", ["US"]), version(2, "b", "R", ["FR"])]
+    return Case({"gold/dim_title_history": history, "gold/dim_title": dim, **lookups},
+                {"gold/dim_title_history": [old, version(1, "a", "R", ["US"]), version(2, "b", "R", ["US"])]},
+                ["not in dim_title (title_key, show_id): (1, a), (2, b)",
+                 "without a current version (title_key, show_id): (1, a), (2, b)"])
 
 
 def mixed_types() -> Case:
@@ -378,6 +385,8 @@ def _schema(columns, rows) -> str:
     def kind(column):
         values = [r.get(column) for r in rows if r.get(column) is not None]
         sample = values[0] if values else ""
+        if isinstance(sample, list):
+            return "array<string>"
         if isinstance(sample, bool):
             return "boolean"
         if isinstance(sample, int):
@@ -425,6 +434,26 @@ def test_the_check_fails_on_its_defect_and_passes_without_it(spark, check_id):
 
         repaired = evaluate({**case.tables, **case.repair}, observed)
         assert repaired.passed, (observed, repaired)
+
+
+def test_a_key_check_counted_by_its_write_sees_a_duplicate_alone_and_a_null_alone(spark):
+    """The write's own counts decide a key check (only a failure is queried again, for its names), so
+    each count must see its defect alone: the cases above hold a duplicate and a null key together."""
+    keyed = {i: c for i, c in _product_checks().items() if c.numbered_keys and c.metrics}
+    assert len(keyed) == 15
+    for check_id, check in sorted(keyed.items()):
+        [columns] = check.numbered_keys
+        table = "/".join(check.key)
+
+        def row(value, line):
+            return {**{c: value for c in columns}, "_source_file": "f.csv", "_source_line": line}
+        good = [row("k1", 2), row("k2", 3)]
+        for defect, counts in ((row("k1", 4), (0, 1)), (row(None, 9), (1, 0))):
+            lake = HandMadeLake(spark, {table: good + [defect]})
+            df = lake.partition(check.key, DAY)
+            observed = _observed_by_a_write(check, df)
+            named = {m.rsplit("__", 1)[1]: int(v) for m, v in observed.values.items() if m.startswith(check.name + "__")}
+            assert (named["null_keys"], named["duplicate_keys"]) == counts, (check_id, named)
 
 
 def _observed_by_a_write(check, df) -> Aggregates:

@@ -18,6 +18,7 @@ from netflix_assets.pipes.assets import (
     pipes_databricks_resource,
     silver_titles_pipes_asset,
 )
+from netflix_assets.partitions import daily_partitions
 from netflix_assets.pipes.silver_titles_task import CHECK_NAME
 
 from netflix_assets_tests.databricks_emulator import DatabricksEmulator
@@ -83,9 +84,12 @@ def test_silver_titles_through_pipes_on_the_emulated_cluster(bronze_lake, emulat
     rows = DeltaTable(str(lake.root / "silver" / "netflix_titles")).to_pyarrow_table().to_pylist()
     assert sum(str(r["ingest_date"]) == day for r in rows) == 6232
 
-    # One run on the existing cluster, the Pipes bootstrap params as CLI arguments.
+    # One run on the existing cluster, the Pipes bootstrap params as CLI arguments; it ends by
+    # itself if nothing cancels it, and a retried submit finds it again.
     [run] = runs
     assert (run.life_cycle_state, run.result_state) == ("TERMINATED", "SUCCESS"), run.state_message
+    assert run.submit_body["timeout_seconds"] == 3600
+    assert run.submit_body["idempotency_token"] == f"{result.run_id}-{day}-0"
     assert run.spark_started
     [task] = run.submit_body["tasks"]
     assert task["existing_cluster_id"] == emulator.cluster_id
@@ -170,20 +174,23 @@ def test_silver_titles_on_emulated_serverless_needs_nothing_but_spark_connect(br
     monkeypatch.delenv("DATABRICKS_CLUSTER_ID", raising=False)
     before = DeltaTable(str(lake.root / "silver" / "netflix_titles")).version() if (lake.root / "silver").exists() else -1
 
-    result = dg.materialize(
-        [silver_titles_pipes_asset()], partition_key=day,
-        resources={"pipes_databricks": pipes_databricks_resource()}, raise_on_error=False,
-    )
-    runs = list(serverless.runs.values())
-    assert result.success, (
-        [e.message for e in result.all_events if e.is_failure],
-        [(r.state_message, r.stderr()[-3000:]) for r in runs],
-    )
-    [run] = runs
+    # Twice with one client, as a step retried in its process would: each run reads its own messages.
+    pipes = pipes_databricks_resource()
+    for attempt in range(2):
+        result = dg.materialize(
+            [silver_titles_pipes_asset()], partition_key=day, resources={"pipes_databricks": pipes}, raise_on_error=False,
+        )
+        runs = list(serverless.runs.values())
+        assert result.success, (
+            attempt, [e.message for e in result.all_events if e.is_failure],
+            [(r.state_message, r.stderr()[-3000:]) for r in runs],
+        )
+        [event] = result.get_asset_materialization_events()
+        metadata = event.event_specific_data.materialization.metadata
+        assert metadata["dagster/row_count"].value == 6232 and metadata["delta_version"].value > before, attempt
+        before = metadata["delta_version"].value
+    run = runs[-1]
     assert run.spark_session_module == "pyspark.sql.connect.session"
-    [event] = result.get_asset_materialization_events()
-    metadata = event.event_specific_data.materialization.metadata
-    assert metadata["dagster/row_count"].value == 6232 and metadata["delta_version"].value > before
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed and evaluation.metadata["rows"].value == 6232
     # Written through Connect, read back by delta-rs: plain types only.
@@ -246,3 +253,85 @@ def test_a_serverless_driver_sees_volumes_and_has_no_spark_context(tmp_path):
         assert volume.download(f"{VOLUME}/out/n.txt").contents.read() == b"42"
         assert [e.name for e in volume.list_directory_contents(f"{VOLUME}/out")] == ["n.txt"]
         assert not run.spark_started
+
+
+def _fake_workspace(on_submit, get_run):
+    """A Databricks workspace in memory: `on_submit(task)` plays the task, `get_run(polls)` answers a poll."""
+    class Jobs:
+        polls, cancelled = 0, []
+
+        def submit(self, tasks, **kwargs):
+            on_submit(tasks[0])
+            return type("Waiter", (), {"bind": lambda self: {"run_id": 7}})()
+
+        def get_run(self, run_id):
+            Jobs.polls += 1
+            return get_run(Jobs.polls)
+
+        def cancel_run(self, run_id):
+            Jobs.cancelled.append(run_id)
+
+    return type("Workspace", (), {"jobs": Jobs(), "dbfs": type("Dbfs", (), {"upload": staticmethod(lambda *a, **k: None)})()})()
+
+
+def _materialize_on(workspace):
+    from dagster._core.pipes.utils import PipesEnvContextInjector, PipesTempFileMessageReader
+    from dagster_databricks.pipes import PipesDatabricksClient
+
+    pipes = PipesDatabricksClient(client=workspace, context_injector=PipesEnvContextInjector(),
+                                  message_reader=PipesTempFileMessageReader(), poll_interval_seconds=0.01)
+    return dg.materialize([silver_titles_pipes_asset(lake_uri="/nowhere", cluster_id="c")],
+                          partition_key=daily_partitions.get_partition_keys()[0],
+                          resources={"pipes_databricks": pipes}, raise_on_error=False)
+
+
+def _ended(result_state):
+    from databricks.sdk.service import jobs
+
+    return jobs.Run(state=jobs.RunState(life_cycle_state=jobs.RunLifeCycleState.TERMINATED, result_state=result_state),
+                    run_page_url="http://run/7")
+
+
+def test_a_cancelled_databricks_run_records_no_materialization():
+    """The UI's Terminate (or run monitoring's maximum runtime) arrives while the step polls:
+    dagster-databricks cancels the Databricks run and returns normally. The step fails, naming the
+    run, and the partition is not recorded as materialized (no Spark, no emulator)."""
+    from dagster._core.errors import DagsterExecutionInterruptedError
+    from databricks.sdk.service import jobs
+
+    def get_run(polls):
+        if polls == 1:
+            raise DagsterExecutionInterruptedError()
+        return _ended(jobs.RunResultState.CANCELED)
+
+    workspace = _fake_workspace(lambda task: None, get_run)
+    result = _materialize_on(workspace)
+    assert workspace.jobs.cancelled == [7]
+    assert not result.success and result.get_asset_materialization_events() == []
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "The Databricks run 7 reported no materialization of silver/netflix_titles" in str(failure.step_failure_data.error)
+
+
+def test_a_duplicated_show_id_reported_by_the_task_blocks_what_follows():
+    """The task's key check is blocking, as the step launcher deployment's: its failure fails the step
+    (gold waits), with the materialization the task committed still recorded."""
+    import json
+
+    from databricks.sdk.service import jobs
+
+    def on_submit(task):
+        params = task.spark_python_task.parameters
+        path = decode_param(params[params.index("--dagster-pipes-messages") + 1])["path"]
+        messages = [("opened", {}),
+                    ("report_asset_materialization", {"asset_key": "silver/netflix_titles", "metadata": {}, "data_version": None}),
+                    ("report_asset_check", {"asset_key": "silver/netflix_titles", "check_name": CHECK_NAME, "passed": False,
+                                            "severity": "ERROR", "metadata": {}}),
+                    ("closed", {})]
+        with open(path, "a") as out:
+            for method, params_ in messages:
+                out.write(json.dumps({"__dagster_pipes_version": "0.1", "method": method, "params": params_}) + "\n")
+
+    result = _materialize_on(_fake_workspace(on_submit, lambda polls: _ended(jobs.RunResultState.SUCCESS)))
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.blocking
+    assert len(result.get_asset_materialization_events()) == 1 and not result.success

@@ -61,6 +61,61 @@ def test_a_dropped_renamed_or_moved_table_is_unregistered_and_registered_again()
     ]
 
 
+def test_a_run_on_another_lake_re_points_nothing_and_no_users_table_is_dropped():
+    """The endpoint is shared: tables served from another lake stay so for a run (a benchmark's lake),
+    a BI user's own external table elsewhere is never dropped, and `make serve` starting on this
+    lake (`take_over`) moves the wanted names here."""
+    registered = {("gold", "dim_title"): "file:/bench/lake/gold/dim_title", ("gold", "analyst_extract"): "file:/data/extract",
+                  ("gold", "kpi_old_name"): "file:/lake/gold/kpi_old_name", ("silver", "netflix_titles"): "file:/lake/silver/netflix_titles"}
+    schemas = ["CREATE SCHEMA IF NOT EXISTS gold", "CREATE SCHEMA IF NOT EXISTS silver"]
+    assert catalog.plan(WANTED, registered, "/lake") == [*schemas, "DROP TABLE IF EXISTS gold.`kpi_old_name`"]
+    assert catalog.served_elsewhere(WANTED, registered, "/lake") == {("gold", "dim_title"): "file:/bench/lake/gold/dim_title"}
+    assert catalog.plan(WANTED, registered, "/lake/", take_over=True) == [
+        *schemas, "DROP TABLE IF EXISTS gold.`dim_title`", "DROP TABLE IF EXISTS gold.`kpi_old_name`",
+        "CREATE TABLE IF NOT EXISTS gold.`dim_title` USING DELTA LOCATION '/lake/gold/dim_title'",
+    ]
+
+
+def test_a_managed_table_a_bi_user_created_is_not_the_catalogs_to_drop():
+    """`CREATE TABLE gold.x AS SELECT ...` over the endpoint makes a managed table: dropping it would
+    delete its data, so the catalog does not list it (SHOW TABLE EXTENDED's rows, as Spark 4.2 gives them)."""
+    def info(name, kind, location):
+        return f"Catalog: spark_catalog\nDatabase: gold\nTable: {name}\nType: {kind}\nProvider: delta\nLocation: {location}\n"
+
+    class Cursor:
+        executed: list = []
+
+        def execute(self, statement):
+            self.executed.append(statement)
+
+        def fetchall(self):
+            if self.executed[-1] == "SHOW SCHEMAS":
+                return [("default",), ("gold",)]
+            assert self.executed[-1] == "SHOW TABLE EXTENDED IN gold LIKE '*'", self.executed[-1]
+            return [("gold", "dim_title", False, info("dim_title", "EXTERNAL", "file:/lake/gold/dim_title")),
+                    ("gold", "analyst_extract", False, info("analyst_extract", "MANAGED", "file:/warehouse/gold.db/analyst_extract"))]
+
+    cursor = Cursor()
+    assert catalog.registered_tables(cursor, ["gold"]) == {("gold", "dim_title"): "file:/lake/gold/dim_title"}
+    assert catalog.sync(cursor, [Table("gold", "dim_title", "/lake/gold/dim_title")], "/lake", registered=None) == []
+    assert not any(s.startswith("DROP") for s in cursor.executed)
+
+
+def test_an_endpoint_that_accepts_and_never_answers_fails_the_registration_instead_of_hanging():
+    """A stuck server (or another program on the port) accepts connections: `answers()` says yes,
+    and the step would have waited for the run's maximum runtime, the day's other runs queued."""
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        endpoint = SqlEndpointResource(port=silent.getsockname()[1], timeout_seconds=0.5)
+        assert endpoint.answers()
+        started = time.monotonic()
+        with pytest.raises(Exception, match="(?i)timed? ?out"):
+            with endpoint.cursor():
+                pass
+        assert time.monotonic() - started < 60
+
+
 def test_a_location_is_a_quoted_literal():
     plan = catalog.plan([Table("gold", "t", "/it's/a \\ path")], {})
     assert plan[-1] == "CREATE TABLE IF NOT EXISTS gold.`t` USING DELTA LOCATION '/it\\'s/a \\\\ path'"

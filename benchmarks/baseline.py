@@ -358,7 +358,7 @@ def run_baseline(
             classified.unpersist()
 
     # gold: parity tables (snapshots as of the day)
-    ranked = g.gold_titles(g.snapshot_as_of(lake.read("silver/netflix_titles", as_of=True), day)).persist()
+    ranked = g.gold_titles(g.snapshot_as_of(lake.read("silver/netflix_titles", as_of=True), day, first=True)).persist()
     try:
         lake.write("gold/netflix_titles", ranked.where(F.col("_reason").isNull()).drop("_reason"))
         lake.write("quarantine/gold_netflix_titles", ranked.where(F.col("_reason").isNotNull()))

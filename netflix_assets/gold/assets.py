@@ -37,7 +37,8 @@ def as_of(table: str) -> dg.AssetIn:
             "Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
             column_lineage(
                 {"duration_ranking": [(SILVER_TITLES, "duration_minutes")], "newflag": [],
-                 "_version_date": [(SILVER_TITLES, "ingest_date")]},
+                 "_version_date": [(SILVER_TITLES, "ingest_date")],
+                 g.FIRST_INGESTED: [(SILVER_TITLES, c) for c in g.ORDER]},
                 SILVER_TITLES,
                 [f.name for f in SILVER_TITLES_SCHEMA.fields],
             ),
@@ -56,14 +57,14 @@ def as_of(table: str) -> dg.AssetIn:
 )
 def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
     day = partition_date(context)
-    plan = _plan(context, SERVED, [DROPPED], silver)
+    plan = _plan(context, SERVED, [DROPPED], silver, needs=g.FIRST_INGESTED)
     if plan is None:
-        ranked = g.gold_titles(g.snapshot_as_of(silver, day)).persist()  # read by both outputs
+        ranked = g.gold_titles(g.snapshot_as_of(silver, day, first=True)).persist()  # read by both outputs
         (served, dropped), persisted, meta = g.served_and_dropped(ranked), ranked, refresh.FULL_REFRESH
     else:
         reader = TableReader(context.resources.spark, context.resources.lake)
         stored = [reader.partition(key, day) for key in (SERVED, DROPPED)]
-        done = g.refresh_gold_titles(refresh.day_rows(silver, day), plan.keys, *stored, day)
+        done = g.refresh_gold_titles(silver, plan.keys, *stored, day)
         served, dropped, persisted = done.served, done.dropped, done.ranks
         if not done.reranked:  # only the touched show_ids' rows are new
             served, dropped = Replace(served, plan.key_predicate(), by="show_id"), Replace(dropped, plan.key_predicate(), by="show_id")
@@ -77,7 +78,8 @@ def gold_netflix_titles(context: dg.AssetExecutionContext, silver: DataFrame):
 
 
 def _plan(
-    context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame, removals: bool = False
+    context: dg.AssetExecutionContext, served: tuple, others: list[tuple], silver: DataFrame, removals: bool = False,
+    needs: str = "_source_file",
 ) -> "refresh.KeyedRefresh | None":
     """A keyed refresh of gold `served`[D] (and `others`, its quarantine) when the run asks for one:
     the silver rows of D that gold does not hold yet (by `_source_file`) name the touched show_ids."""
@@ -87,8 +89,9 @@ def _plan(
     day = partition_date(context)
     current = refresh.day_rows(silver, day)
     outputs = [reader.partition_or_none(key, day) for key in (served, *others)]
-    outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs if o is not None and "_source_file" in o.columns]
-    if len(outputs) < 1 + len(others):  # a table from before gold kept `_source_file`: rebuild
+    outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs
+               if o is not None and {"_source_file", needs} <= set(o.columns)]
+    if len(outputs) < 1 + len(others):  # a table from before gold kept `_source_file` (or `needs`): rebuild
         return None
     def removed_from(files):
         # Rows gold holds of those files that silver[D] no longer does (a later record of the day

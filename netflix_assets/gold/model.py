@@ -82,12 +82,13 @@ def _from(*sources: tuple[Sequence[str], str]) -> list[Source]:
 
 # ------------------------------------------------------------------ title identity
 
-# A match decision reads the titles' evidence and their credits; which show_id keys a title and
-# which describes it, the ingest order.
+# A match decision reads the titles' evidence and their credits; which show_id keys a title, each
+# show_id's first record; which describes it, the ingest order.
 _EVIDENCE = _from((TITLES, "show_id"), (TITLES, "_source_format"), (TITLES, "type"), (TITLES, "title"),
                   (TITLES, "release_year"), (TITLES, "description"), (CAST, "show_id"), (CAST, "cast_name"),
                   (DIRECTORS, "show_id"), (DIRECTORS, "director_name"))
 _ORDER = _from(*[(TITLES, c) for c in ident.ORDER])
+_FIRST = _from((TITLES, ident.FIRST_INGESTED))
 
 
 @dg.multi_asset(
@@ -95,7 +96,7 @@ _ORDER = _from(*[(TITLES, c) for c in ident.ORDER])
     outs={
         "ids": delta_out(list(IDS), "One row per show_id: the conformed title_key of the real title it names, "
                          "and the evidence of its cross-source match (transforms/identity.py).",
-                         column_lineage({"title_key": _EVIDENCE + _ORDER, "is_representative": _EVIDENCE + _ORDER,
+                         column_lineage({"title_key": _EVIDENCE + _FIRST, "is_representative": _EVIDENCE + _ORDER,
                                          "match_rule": _EVIDENCE, "match_score": _EVIDENCE,
                                          "matched_show_id": _EVIDENCE, "source_format": _from((TITLES, "_source_format"))},
                                         TITLES, ["show_id", "type", "ingest_date"]),

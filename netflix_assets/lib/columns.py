@@ -24,6 +24,7 @@ COMMON: dict[str, str] = {
     "_rescued_data": "The raw text of a record that did not fit the expected columns, else null.",
     "_reason": "Why the row was refused (a status code, then the detail).",
     "_version_date": "The silver partition the row's current version comes from (the latest one <= ingest_date holding this show_id).",
+    "_first_ingested": "The ingest order (_ingested_at, _source_file, _source_line) of the show_id's first record in silver up to ingest_date: of a conformed title's members, the first ingested gives the title its title_key.",
     # titles
     "type": "'Movie' or 'TV Show'.",
     "title": "The title as published (trimmed).",
@@ -49,7 +50,7 @@ COMMON: dict[str, str] = {
     "duration": "Kaggle: '<N> min' for a movie or '<N> Season(s)' for a show, as read.",
     "listed_in": "Kaggle: the title's genres, comma-separated, as read.",
     # title identity (transforms/identity.py)
-    "title_key": "The conformed title: the same for the same real title across sources (xxhash64 of the member show_id whose current version was ingested first).",
+    "title_key": "The conformed title: the same for the same real title across sources (xxhash64 of its first-ingested show_id).",
     "source_format": "The source export the show_id comes from (tutorial or kaggle).",
     "is_representative": "True for the show_id whose attributes describe its title_key (the last-ingested source).",
     "match_rule": "How the show_id was matched to one of another source: description, people_and_year, or no_match.",

@@ -13,16 +13,24 @@ from pyspark.sql import functions as F
 GOLD_TITLES_EXPECTATIONS = (("show_id_not_null", "show_id"), ("newflag_not_null", "newflag"))
 
 
-def snapshot_as_of(silver: DataFrame, as_of: dt.date, key: str = "show_id") -> DataFrame:
+# The ingest order (silver's "latest record wins" order) and a show_id's first place in it.
+ORDER = ("_ingested_at", "_source_file", "_source_line")
+FIRST_INGESTED = "_first_ingested"
+
+
+def snapshot_as_of(silver: DataFrame, as_of: dt.date, key: str = "show_id", first: bool = False) -> DataFrame:
     """For each key, its rows from the latest silver partition <= as_of in which
     it appears (a newer title version or a newer cast list replaces the older
-    one). `ingest_date` becomes as_of; `_version_date` keeps where the rows came from."""
+    one). `ingest_date` becomes as_of; `_version_date` keeps where the rows came from.
+    `first`: also `_first_ingested`, the ingest order of the key's first record <= as_of
+    (which member of a conformed title came first: its title_key, `identity.py`)."""
     upto = silver.where(F.col("ingest_date") <= F.lit(as_of))
-    latest = F.max("ingest_date").over(Window.partitionBy(key))
+    by_key = Window.partitionBy(key)
+    df = upto.withColumn("_version_date", F.col("ingest_date")).withColumn("_latest", F.max("ingest_date").over(by_key))
+    if first:
+        df = df.withColumn(FIRST_INGESTED, F.min(F.struct(*ORDER)).over(by_key))
     return (
-        upto.withColumn("_version_date", F.col("ingest_date"))
-        .withColumn("_latest", latest)
-        .where(F.col("ingest_date") == F.col("_latest"))
+        df.where(F.col("ingest_date") == F.col("_latest"))
         .drop("_latest")
         .withColumn("ingest_date", F.lit(as_of).cast("date"))
     )
@@ -71,13 +79,14 @@ class TitlesRefresh:
 
 
 def refresh_gold_titles(
-    silver_day: DataFrame, keys: Sequence[str], served: DataFrame, dropped: DataFrame, day: dt.date
+    silver: DataFrame, keys: Sequence[str], served: DataFrame, dropped: DataFrame, day: dt.date
 ) -> TitlesRefresh:
     """gold titles[D] and its dropped rows (`served`, `dropped`: as stored) after the show_ids `keys`
-    changed in silver[D] (`silver_day`): touched show_ids take their rows of silver[D], the others
-    keep theirs. The ranking is global: when the set of durations moves, every row is re-ranked."""
+    changed in silver[D] (`silver`: its partitions <= D): touched show_ids take their snapshot rows
+    (those of silver[D], and their first record's place), the others keep theirs. The ranking is global: when the set of durations moves, every row is re-ranked."""
     touched = F.col("show_id").isin(list(keys))
-    fresh = snapshot_as_of(silver_day.where(touched), day)
+    # From every partition <= D, as a rebuild: a touched title's first record may be of an earlier day.
+    fresh = snapshot_as_of(silver.where(touched), day, first=True)
     kept = served.where(~touched).drop("duration_ranking", "newflag")
     kept_dropped = dropped.where(~touched).drop("duration_ranking", "newflag", "_reason")
     ranks = duration_ranks(kept.unionByName(kept_dropped).unionByName(fresh)).persist()

@@ -21,10 +21,12 @@ type and title with a different work. Hence the rule, evidence first:
   release_year and no other evidence whose titles are both unmerged (`title_and_year_only`):
   never merged silently.
 
-Identity: `title_key = xxhash64(show_id)` of the group's member whose current version was ingested
-first, so a title keeps its key when a second source arrives later (a re-delivery of the first
-member moves it: RELIABILITY.md, "Left open"); the group's attributes come from its last-ingested
-member (the representative: the most recent export wins, as within one source). With the two
+Identity: `title_key = xxhash64(show_id)` of the group's first-ingested member (by each member's
+first record: gold titles' `_first_ingested`), so a title keeps its key when a second source
+arrives later, and when either export delivers it again (by current versions, a re-delivery of
+the first member made the other one first: the key moved, and moved back). The group's attributes
+come from its last-ingested member (the representative: the most recent export wins, as within
+one source). With the two
 formats the contract accepts, a group holds at most one show_id per format: a pair.
 """
 
@@ -38,10 +40,10 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from .formats import TITLE_FORMATS
+from .gold import FIRST_INGESTED, ORDER  # ingest order (silver's LATEST_FIRST), a show_id's first place in it
 
 DESCRIPTION_MIN_JACCARD = 0.8
 NO_MATCH = "no_match"
-ORDER = ("_ingested_at", "_source_file", "_source_line")  # ingest order (silver's LATEST_FIRST)
 # The titles' columns the identity reads: a title changed elsewhere (rating, duration) keeps its match.
 TITLE_COLUMNS = ("show_id", "_source_format", "type", "title", "release_year", "description", "ingest_date", *ORDER)
 
@@ -193,18 +195,21 @@ def match(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> tuple[Dat
 
 
 def _source_ids(titles: DataFrame, merged: DataFrame) -> DataFrame:
-    """One row per show_id: its title_key (xxhash64 of the group's show_id ingested first, by current
-    versions), whether it is the group's representative (last ingested) and the evidence of its match."""
-    members = titles.select(*TITLE_COLUMNS).select("show_id", F.col("_source_format").alias("source_format"), "type",
-                            F.struct(*ORDER).alias("order"), "ingest_date")
+    """One row per show_id: its title_key (xxhash64 of the group's show_id first ingested), whether it
+    is the group's representative (last ingested: by current versions) and the evidence of its match.
+    Titles without `_first_ingested` (one day's, hand-made) are first where their current version is."""
+    first = F.col(FIRST_INGESTED) if FIRST_INGESTED in titles.columns else F.struct(*ORDER)
+    members = titles.select("show_id", F.col("_source_format").alias("source_format"), "type",
+                            F.struct(*ORDER).alias("order"), first.alias("first"), "ingest_date")
     edges = merged.select(F.col("a_show_id").alias("show_id"), F.col("b_show_id").alias("matched_show_id"),
                           "match_rule", "match_score").unionByName(
         merged.select(F.col("b_show_id").alias("show_id"), F.col("a_show_id").alias("matched_show_id"),
                       "match_rule", "match_score"))
-    partner = members.select(F.col("show_id").alias("matched_show_id"), F.col("order").alias("matched_order"))
+    partner = members.select(F.col("show_id").alias("matched_show_id"), F.col("order").alias("matched_order"),
+                             F.col("first").alias("matched_first"))
     ids = members.join(edges, "show_id", "left").join(partner, "matched_show_id", "left")
     alone = F.col("matched_show_id").isNull()
-    first = alone | (F.col("order") < F.col("matched_order"))
+    first = alone | (F.col("first") < F.col("matched_first"))
     return ids.select(
         F.xxhash64(F.when(first, F.col("show_id")).otherwise(F.col("matched_show_id"))).alias("title_key"),
         "show_id", "source_format", "type",

@@ -84,15 +84,27 @@ def test_dim_date_covers_the_date_added_range(spark):
     assert (rows[0]["year_month"], rows[-1]["quarter"], rows[0]["day_name"]) == ("2019-12", 1, "Monday")
 
 
+def _ordered(spark, rows):
+    """Silver titles with their ingest order: (show_id, title, duration_minutes, day, file)."""
+    return spark.createDataFrame(
+        [(s, t, m, d, dt.datetime.combine(d, dt.time(8)), f, 2) for s, t, m, d, f in rows],
+        "show_id string, title string, duration_minutes int, ingest_date date, "
+        "_ingested_at timestamp, _source_file string, _source_line int")
+
+
 def test_a_keyed_refresh_of_gold_titles_equals_a_rebuild_and_reranks_only_when_durations_move(spark):
-    before = _silver_titles(spark, [("1", "a", 90, D2), ("2", "b", 100, D2), ("3", "c", 80, D2)])
+    """Show 1 was first ingested on D1: replaced on D2 (a later file of the day), it keeps that first
+    record's place, in the refresh as in the rebuild (its title_key depends on it)."""
+    before = _ordered(spark, [("1", "a", 90, D1, "d1.csv"), ("1", "a", 90, D2, "d2.csv"), ("2", "b", 100, D2, "d2.csv"),
+                              ("3", "c", 80, D2, "d2.csv")])
 
     def rebuilt(silver):
-        return g.served_and_dropped(g.gold_titles(g.snapshot_as_of(silver, D2)))
+        return g.served_and_dropped(g.gold_titles(g.snapshot_as_of(silver, D2, first=True)))
 
     served, dropped = rebuilt(before)
-    for changed, reranked in ((("1", "a2", 90, D2), False), (("1", "a3", 120, D2), True)):
-        after = before.where(F.col("show_id") != "1").unionByName(_silver_titles(spark, [changed]))
+    for changed, reranked in ((("1", "a2", 90, D2, "e.csv"), False), (("1", "a3", 120, D2, "e.csv"), True)):
+        replaced = (F.col("show_id") == "1") & (F.col("ingest_date") == D2)
+        after = before.where(~replaced).unionByName(_ordered(spark, [changed]))
         done = g.refresh_gold_titles(after, ["1"], served, dropped, D2)
         try:
             assert done.reranked is reranked
@@ -100,5 +112,7 @@ def test_a_keyed_refresh_of_gold_titles_equals_a_rebuild_and_reranks_only_when_d
             got = done.served if reranked else served.where(F.col("show_id") != "1").unionByName(done.served)
             assert sorted(got.collect()) == sorted(rebuilt(after)[0].collect())
             assert done.dropped.count() == 0
+            [one] = got.where(F.col("show_id") == "1").collect()
+            assert (one["title"], one[g.FIRST_INGESTED]["_source_file"], one["_version_date"]) == (changed[1], "d1.csv", D2)
         finally:
             done.ranks.unpersist()

@@ -97,6 +97,23 @@ def test_the_same_film_under_two_ids_is_one_title_keyed_by_its_first_id_describe
     assert not [r for r in review if r["show_id"] == "s3"]
 
 
+def test_a_title_keeps_its_key_when_its_first_export_delivers_it_again(spark):
+    """81145628 (tutorial, first on T1) and s3 (Kaggle, T2) are one film; a tutorial file of a later
+    day re-delivers 81145628. Its current version is now the later one (it describes the title), its
+    first record is still the earlier one (it keys the title): by current versions the key moved to
+    s3's, and moved back when Kaggle re-delivered s3."""
+    first = "struct<_ingested_at: timestamp, _source_file: string, _source_line: int>"
+    later = T2 + dt.timedelta(days=1)
+    tutorial, kaggle = title("81145628", "tutorial", "Norm of the North", 2019), title("s3", "kaggle", "Norm of the North", 2019)
+    rows = [(*tutorial[:6], later, "tutorial-again.csv", 2, DAY, (T1, "tutorial.csv", 2)), (*kaggle, kaggle[6:9])]
+    frame = spark.createDataFrame(rows, f"{TITLES}, _first_ingested {first}")
+    none = spark.createDataFrame([], "show_id string, cast_name string, ingest_date date")
+    ids = {r["show_id"]: r for r in ident.match(frame, none, none.withColumnRenamed("cast_name", "director_name"))[0].collect()}
+    alone, _ = run(spark, [tutorial])
+    assert ids["81145628"]["title_key"] == ids["s3"]["title_key"] == alone["81145628"]["title_key"]
+    assert (ids["81145628"]["is_representative"], ids["s3"]["is_representative"]) == (True, False)
+
+
 def test_two_different_films_with_the_same_title_and_type_stay_two(matched):
     ids, review = matched
     assert group_of(ids, "70", "s9") == [["70"], ["s9"]]

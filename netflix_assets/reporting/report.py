@@ -55,29 +55,43 @@ class ReportError(RuntimeError):
     pass
 
 
-def read_partition(lake_root: str, table: str, day: Optional[str] = None):
-    """(rows of the table's latest partition, or of `day`, as pandas; that partition)."""
+def _table(lake_root: str, table: str):
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    uri = f"{lake_root}/gold/{table}"
     try:
-        frame = DeltaTable(uri).to_pandas()
+        return DeltaTable(f"{lake_root}/gold/{table}")
     except TableNotFoundError as err:
         raise ReportError(f"gold/{table} not found under {lake_root}: run `make demo` first") from err
-    if frame.empty:
-        raise ReportError(f"gold/{table} is empty: nothing to report")
-    day = day or str(max(frame["ingest_date"]))
-    return frame[frame["ingest_date"].astype(str) == day].drop(columns=["ingest_date"]), day
+
+
+def report_day(lake_root: str, tables: list[str]) -> str:
+    """The latest partition every table of the report holds: while a run is committing a new
+    day (the fact first, the KPIs after it) or after one of its KPI steps failed, the dashboard
+    stays on the last day whose tables are all there, instead of drawing empty charts."""
+    days = [{str(p["ingest_date"]) for p in _table(lake_root, t).partitions()} for t in tables]
+    if not any(days):
+        raise ReportError(f"the gold tables under {lake_root} are empty: nothing to report")
+    common = set.intersection(*days)
+    if not common:
+        raise ReportError(f"no partition is in every gold table of the report under {lake_root}: "
+                          "materialize the gold assets of one day (`make demo`)")
+    return max(common)
+
+
+def read_partition(lake_root: str, table: str, day: str):
+    """The rows of the table's partition `day` as pandas (that partition alone is read)."""
+    return _table(lake_root, table).to_pandas(partitions=[("ingest_date", "=", day)]).drop(columns=["ingest_date"])
 
 
 def build_html(lake_root: str) -> str:
-    fact, day = read_partition(lake_root, "fact_title_added")
+    day = report_day(lake_root, ["fact_title_added", *(table for table, _ in SECTIONS)])
+    fact = read_partition(lake_root, "fact_title_added", day)
     counts = fact["type"].value_counts().to_dict()
     tiles = [("titles", len(fact)), ("movies", counts.get("Movie", 0)), ("TV shows", counts.get("TV Show", 0))]
     sections = []
     for table, title in SECTIONS:
-        rows, _ = read_partition(lake_root, table, day)
+        rows = read_partition(lake_root, table, day)
         sections.append(
             f'<section id="{table}"><h2>{html.escape(title)}</h2>{svg(KPI_CHARTS[table](rows))}'
             f'<p class="meta">gold.{table}: {len(rows)} rows</p></section>'

@@ -20,7 +20,8 @@ re-run after a crash finishes the work.
 What stays in place: rows `outside_landing_zone` (the file is not ours to move),
 `claimed` (a run is reading it, or a stranded claim the sensor requests again),
 `failed` (waits to be re-queued from the landing zone), `invalid_name` (the ledger
-holds an escaped name, not the file's) and any file whose name the listing flags.
+holds an escaped name, not the file's), any file whose name the listing flags, and, until
+the run ends, the files of a day with a run queued or in progress (it reads them).
 Everything else the ledger recorded (`ingested`, `duplicate`, a refusal for the
 file's content) is archived when due. Only files the listing shows are looked at:
 a file already archived, or removed by hand, is not. A due file whose listing moved
@@ -104,6 +105,27 @@ def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[d
     )
 
 
+# A run that may still read its day's files: queued (it reads them when it starts) up to cancelling.
+RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+
+
+def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
+    """The partitions (days) of the runs that have not ended, a run of a range of days included."""
+    days: set[str] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(RUNNING))):
+        tags = run.tags
+        if "dagster/partition" in tags:
+            days.add(tags["dagster/partition"])
+        start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+        if start and end:
+            day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+            while day <= last:
+                days.add(day.isoformat())
+                day += dt.timedelta(days=1)
+    return days
+
+
 @dg.op(
     description=(
         "Moves landed titles files the ledger has settled, discovered at least `archive_after_days` ago, "
@@ -113,7 +135,7 @@ def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[d
 def move_settled_files_to_archive(
     context: dg.OpExecutionContext, landing: LandingZoneResource, lake: LakeResource
 ) -> dict:
-    counts = {"moved": 0, "due": 0, "not_due": 0, "kept": 0}
+    counts = {"moved": 0, "due": 0, "not_due": 0, "kept": 0, "waiting_for_runs": 0}
     if landing.archive_after_days is None:
         context.log.info("archiving is off: set the landing resource's archive_after_days to turn it on")
         context.add_output_metadata(dict(counts))
@@ -137,8 +159,17 @@ def move_settled_files_to_archive(
             f"this one to archive it: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}"
         )
     due = sorted(selection.due + touched, key=lambda r: r["path"])
+    # A re-run of a day reads its files where the ledger says; moved while it reads them (a blob
+    # opened, then its ranges fetched), a file is recorded `unreadable` and its rows leave the day.
+    busy = days_with_runs_in_progress(context.instance)
+    waiting = [row for row in due if str(row["ingest_date"]) in busy]
+    if waiting:
+        context.log.info(f"{len(waiting)} due file(s) wait for the run(s) in progress of their day(s) "
+                         f"({', '.join(sorted({str(r['ingest_date']) for r in waiting}))}): archived by a later run")
+        due = [row for row in due if str(row["ingest_date"]) not in busy]
     moved = landing.archive(due, now)
-    counts = {"moved": len(moved), "due": len(due), "not_due": selection.not_due, "kept": selection.kept + len(changed)}
+    counts = {"moved": len(moved), "due": len(due), "not_due": selection.not_due,
+              "kept": selection.kept + len(changed), "waiting_for_runs": len(waiting)}
     context.log.info(
         f"archived {len(moved)} of {len(due)} due file(s) (older than {landing.archive_after_days} "
         f"day(s)); {selection.not_due} not due yet, {counts['kept']} kept in place (by their status, or changed)"

@@ -99,7 +99,7 @@ def read(zone: LandingZoneResource, uri: str) -> bytes:
 
 def test_files_are_archived_after_the_retention_and_not_before(landed):
     zone, lake, rows = landed
-    assert run_job(zone, lake) == {"moved": 4, "due": 4, "not_due": 1, "kept": 2}
+    assert run_job(zone, lake) == {"moved": 4, "due": 4, "not_due": 1, "kept": 2, "waiting_for_runs": 0}
     assert names(zone) == KEPT, "the listing no longer shows archived files"
     for name in MOVED:
         row = rows[name]
@@ -113,7 +113,7 @@ def test_a_second_run_moves_nothing_and_changes_nothing(landed):
     zone, lake, rows = landed
     run_job(zone, lake)
     archived = {name: read(zone, zone.archived_uri(rows[name]["path"], rows[name]["ingest_date"])) for name in MOVED}
-    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 1, "kept": 2}
+    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 1, "kept": 2, "waiting_for_runs": 0}
     assert names(zone) == KEPT
     assert {name: read(zone, zone.archived_uri(rows[name]["path"], rows[name]["ingest_date"])) for name in MOVED} == archived
 
@@ -206,10 +206,28 @@ def test_a_file_overwritten_in_place_since_its_day_read_it_is_not_archived(lande
     rest = [r for n, r in rows.items() if n not in ("copy.csv", "bad_header.csv")]
     write_ledger(lake, [*rest, touched, never_read], zone.root_uri())
     messages = []
-    assert run_job(zone, lake, messages) == {"moved": 3, "due": 3, "not_due": 1, "kept": 3}
+    assert run_job(zone, lake, messages) == {"moved": 3, "due": 3, "not_due": 1, "kept": 3, "waiting_for_runs": 0}
     assert names(zone) == sorted([*KEPT, "old.csv"]) and read(zone, rows["old.csv"]["path"]) == b"x\nOLD.CSV\n"
     assert not zone.exists(zone.archived_uri(rows["old.csv"]["path"], rows["old.csv"]["ingest_date"]))
     assert any("hold other bytes than their day read" in m and rows["old.csv"]["path"] in m for m in messages), messages
+
+
+def test_a_due_file_waits_while_a_run_of_its_day_is_in_progress(landed):
+    """A re-run of a day reads its files where the ledger says: the archive leaves them until it ends."""
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._core.utils import make_new_run_id
+
+    zone, lake, rows = landed
+    busy = str(rows["old.csv"]["ingest_date"])  # old, copy and bad_header's day (5 days ago)
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_run(DagsterRun(job_name="lakehouse_job", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
+                                    tags={"dagster/partition": busy}))
+        assert archive.days_with_runs_in_progress(instance) == {busy}
+        result = archive.archive_landed_files.execute_in_process(resources={"landing": zone, "lake": lake}, instance=instance)
+        counts = result.output_for_node("move_settled_files_to_archive")
+    assert (counts["moved"], counts["waiting_for_runs"]) == (1, 3)
+    assert names(zone) == sorted(["bad_header.csv", "copy.csv", "old.csv", *KEPT])
+    assert run_job(zone, lake)["moved"] == 3  # the run over (no run of that day left): archived
 
 
 def test_select_for_archive_keeps_what_must_stay(landed):
@@ -229,7 +247,7 @@ def test_archiving_is_off_by_default(tmp_path):
     lake = LakeResource(root=str(tmp_path / "lake"))
     land_raw(zone, "old.csv", b"x\n1\n")
     write_ledger(lake, [ledger_row(f"{zone_prefix(zone)}/old.csv", 400, "ingested")])  # an absolute (old) row
-    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 0, "kept": 0}
+    assert run_job(zone, lake) == {"moved": 0, "due": 0, "not_due": 0, "kept": 0, "waiting_for_runs": 0}
     assert names(zone) == ["old.csv"]
 
     schedule = archive.daily_archive_landed_files

@@ -658,10 +658,8 @@ class DatabricksEmulator:
                 return {}
             if not local.is_file():
                 raise missing
-            if method == "GET":
+            if method in ("GET", "HEAD"):  # HEAD: the file's Content-Length, no body (as the Files API answers)
                 return local.read_bytes()
-            if method == "HEAD":
-                return {}
             if method == "DELETE":
                 local.unlink()
                 return {}

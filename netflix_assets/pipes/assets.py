@@ -155,10 +155,24 @@ def transforms_wheel() -> tuple[str, bytes]:
 
 def _upload(client, path: str, data: bytes) -> None:
     """Upload to DBFS (create/add-block/close, any size) or to a volume (`/Volumes/...`, the
-    Files API); overwriting is harmless: paths are content-addressed."""
-    if path.startswith("/Volumes/"):
-        from databricks.sdk.service import files
+    Files API), unless the path already holds `data`'s size. Paths are content-addressed (their
+    bytes' hash), and two runs of different days may stage the same code at once: rewriting it
+    while the other's compute installs it could hand that one a part-written file (a DBFS upload
+    is several calls). An upload that died part-way left another size: written again."""
+    from databricks.sdk.errors import NotFound
+    from databricks.sdk.service import files
 
+    volume = path.startswith("/Volumes/")
+    try:
+        if volume:
+            size = files.FilesAPI(client.api_client).get_metadata(path).content_length
+        else:
+            size = client.dbfs.get_status(path.removeprefix("dbfs:")).file_size
+        if size == len(data):
+            return
+    except NotFound:
+        pass
+    if volume:
         files.FilesAPI(client.api_client).upload(path, io.BytesIO(data), overwrite=True)
     else:
         client.dbfs.upload(path.removeprefix("dbfs:"), io.BytesIO(data), overwrite=True)

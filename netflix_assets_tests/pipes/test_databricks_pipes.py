@@ -210,6 +210,9 @@ def test_silver_titles_on_emulated_serverless_needs_nothing_but_spark_connect(br
     context_path = decode_param(params[params.index("--dagster-pipes-context") + 1])["path"]
     messages_dir = decode_param(params[params.index("--dagster-pipes-messages") + 1])["path"]
     assert context_path.startswith(f"{VOLUME}/tmp/") and messages_dir.startswith(f"{VOLUME}/tmp/")
+    # The code was uploaded once: the second run found it at its content-addressed path.
+    code_uploads = [r for r in serverless.requests if r.method == "PUT" and r.path.startswith(f"/api/2.0/fs/files{VOLUME}/code/")]
+    assert len(code_uploads) == 2, [r.path for r in code_uploads]
     # Messages came back through the Files API, and both temp dirs were removed.
     downloads = [r for r in serverless.requests if r.method == "GET" and r.path == f"/api/2.0/fs/files{messages_dir}/1.json"]
     assert any(r.status == 200 for r in downloads)
@@ -271,7 +274,16 @@ def _fake_workspace(on_submit, get_run):
         def cancel_run(self, run_id):
             Jobs.cancelled.append(run_id)
 
-    return type("Workspace", (), {"jobs": Jobs(), "dbfs": type("Dbfs", (), {"upload": staticmethod(lambda *a, **k: None)})()})()
+    class Dbfs:
+        def get_status(self, path):
+            from databricks.sdk.errors import NotFound
+
+            raise NotFound(path)
+
+        def upload(self, *args, **kwargs):
+            pass
+
+    return type("Workspace", (), {"jobs": Jobs(), "dbfs": Dbfs()})()
 
 
 def _materialize_on(workspace):
@@ -335,3 +347,22 @@ def test_a_duplicated_show_id_reported_by_the_task_blocks_what_follows():
     [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.blocking
     assert len(result.get_asset_materialization_events()) == 1 and not result.success
+
+
+def test_staged_code_is_uploaded_once_per_content_and_again_when_a_part_written_copy_is_there(tmp_path):
+    """Two runs of different days stage the same content-addressed code: the second finds it and
+    rewrites nothing another run's compute may be installing; a copy of another size (an upload that
+    died part-way) is written again. DBFS and a volume alike (no Spark: the emulator's APIs only)."""
+    from databricks.sdk import WorkspaceClient
+
+    from netflix_assets.pipes.assets import _upload
+
+    with DatabricksEmulator(tmp_path / "databricks", token=TOKEN, serverless_remote="sc://127.0.0.1:1") as emu:
+        client = WorkspaceClient(host=emu.host, token=TOKEN)
+        for path in (f"{VOLUME}/code/abc/task.py", "dbfs:/netflix-lakehouse/pipes/abc/task.py"):
+            for data in (b"print(1)\n", b"print(1)\n", b"print(1)\n" + b"#" * 7):
+                _upload(client, path, data)
+        writes = [r.path.rsplit("/", 1)[-1] if "fs/files" in r.path else r.path for r in emu.requests
+                  if (r.method, r.path.startswith("/api/2.0/fs/files")) == ("PUT", True) or r.path == "/api/2.0/dbfs/create"]
+        assert writes == ["task.py", "task.py", "/api/2.0/dbfs/create", "/api/2.0/dbfs/create"]
+        assert emu.volume_local_path(f"{VOLUME}/code/abc/task.py").read_bytes().endswith(b"#######")

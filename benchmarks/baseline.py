@@ -407,7 +407,8 @@ def run_baseline(
 # ------------------------------------------------------------------ comparing two lakes
 
 # Lineage and ingestion-time columns: they say where and when a row was read, not what it is.
-IGNORED_COLUMNS = frozenset({"_ingested_at", "_source_line", "_source_file", "_rescued_data", "_reject_reason", "run_id"})
+IGNORED_COLUMNS = frozenset({"_ingested_at", "_source_line", "_source_file", "_first_ingested", "_rescued_data",
+                             "_reject_reason", "run_id"})
 
 # The key rows are sampled and matched by (not necessarily unique: rows of a key are compared as a multiset).
 TABLE_KEYS: dict[str, tuple[str, ...]] = {

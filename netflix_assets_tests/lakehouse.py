@@ -17,7 +17,7 @@ from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
 
 
 # Columns that differ between two runs of the same data at different times.
-VOLATILE = frozenset({"_ingested_at", "discovered_at", "run_id", "modified_at", "etag", "fetched_at"})
+VOLATILE = frozenset({"_ingested_at", "_first_ingested", "discovered_at", "run_id", "modified_at", "etag", "fetched_at"})
 
 
 @dataclass

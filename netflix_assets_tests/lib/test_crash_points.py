@@ -56,7 +56,7 @@ SELECTED = [
 TABLES = ["/".join(key) for key in SELECTED]
 LEDGER = "bronze/_ingested_files"
 # Columns that differ between two lakes by construction (wall clock, run ids, file times).
-VOLATILE = {"_ingested_at", "discovered_at", "run_id", "modified_at", "etag"}
+VOLATILE = {"_ingested_at", "_first_ingested", "discovered_at", "run_id", "modified_at", "etag"}
 TODAY = clock.today()
 DAY, NEXT_DAY = TODAY - dt.timedelta(days=1), TODAY
 

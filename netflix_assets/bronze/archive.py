@@ -106,8 +106,9 @@ def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[d
 
 
 # A run that may still read its day's files: queued (it reads them when it starts) up to cancelling.
-RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+# Not NOT_STARTED: a run created and never launched stays so, and would hold its day for good.
+RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+           dg.DagsterRunStatus.CANCELING)
 
 
 def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
@@ -118,11 +119,13 @@ def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
         if "dagster/partition" in tags:
             days.add(tags["dagster/partition"])
         start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-        if start and end:
-            day, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
-            while day <= last:
-                days.add(day.isoformat())
-                day += dt.timedelta(days=1)
+        try:
+            day, last = dt.date.fromisoformat(start or ""), dt.date.fromisoformat(end or "")
+        except ValueError:  # no range, or not of daily partitions
+            continue
+        while day <= last:
+            days.add(day.isoformat())
+            day += dt.timedelta(days=1)
     return days
 
 

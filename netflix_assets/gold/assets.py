@@ -89,10 +89,12 @@ def _plan(
     day = partition_date(context)
     current = refresh.day_rows(silver, day)
     outputs = [reader.partition_or_none(key, day) for key in (served, *others)]
-    outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs
-               if o is not None and {"_source_file", needs} <= set(o.columns)]
+    outputs = [o for o in outputs if o is not None and {"_source_file", needs} <= set(o.columns)]
     if len(outputs) < 1 + len(others):  # a table from before gold kept `_source_file` (or `needs`): rebuild
         return None
+    if needs != "_source_file" and outputs[0].where(F.col(needs).isNull()).limit(1).count():
+        return None  # a partition written before the table gained `needs` (null there since): rebuild
+    outputs = [o.where(F.col("_version_date") == F.lit(day)) for o in outputs]
     def removed_from(files):
         # Rows gold holds of those files that silver[D] no longer does (a later record of the day
         # replaced the title's list): their show_ids are touched, though no new file names them.

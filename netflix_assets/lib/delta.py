@@ -72,7 +72,8 @@ def portable_types(df: "DataFrame") -> "DataFrame":
     explicit `UTF8_BINARY` collation, and Delta writes it as `string collate UTF8_BINARY`, which
     delta-rs 1.6 refuses ("Unsupported Delta table type"); a type named in SQL is parsed by the
     server as the plain type (measured on both, one table each). Only top-level columns: no table
-    here has a nested string type built on the client. On a classic session the casts change
+    here has a nested string type built on the client (gold titles' `_first_ingested` struct holds
+    a stored column's string, not a client literal's). On a classic session the casts change
     nothing and the optimizer removes them."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T

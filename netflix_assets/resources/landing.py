@@ -469,22 +469,24 @@ class LandingZoneResource(dg.ConfigurableResource):
             # Paths by string arithmetic, not URL parsing (see `require_inside`).
             source, target = root + uri[len(prefix) :], archive + target_uri[len(fs.unstrip_protocol(archive)) :]
             in_zone, in_archive = fs.exists(source), fs.exists(target)
-            interrupted = _interrupted_move(fs, source, target) if in_zone and in_archive else None
-            if in_zone and in_archive and interrupted is None:
-                log.warning(f"not archived: {uri} is also at {target_uri} (landed again under an ingested name?)")
-            elif in_zone:
-                try:
-                    if interrupted is not None:  # delete the source the copy was made of, or keep it
-                        _azure(fs, _azure_delete, fs, source, interrupted)
-                    else:
-                        _move(fs, source, target)
-                except OSError as error:
-                    log.warning(f"not archived: {uri}: {error!r}")
-                    failed.append(f"{uri} ({type(error).__name__}: {error})")
+            if not in_zone:
+                if not in_archive:
+                    log.warning(f"not archived: {uri} is neither in the landing zone nor at {target_uri}")
+                continue
+            try:
+                copy = _interrupted_move(fs, source, target) if in_archive else None
+                if in_archive and copy is None:
+                    log.warning(f"not archived: {uri} is also at {target_uri} (landed again under an ingested name?)")
                     continue
-                moved.append((uri, target_uri))
-            elif not in_archive:
-                log.warning(f"not archived: {uri} is neither in the landing zone nor at {target_uri}")
+                if copy is not None and copy.finished:  # delete the source the copy was made of, or keep it
+                    _azure(fs, _azure_delete, fs, source, copy.etag)
+                else:  # nothing there yet, or a copy of this source that failed or never finished: copy again
+                    _move(fs, source, target)
+            except OSError as error:
+                log.warning(f"not archived: {uri}: {error!r}")
+                failed.append(f"{uri} ({type(error).__name__}: {error})")
+                continue
+            moved.append((uri, target_uri))
         if failed:
             raise OSError(f"{len(failed)} file(s) could not be archived ({len(moved)} were): {'; '.join(failed[:5])}")
         return moved
@@ -520,17 +522,23 @@ def _move(fs, source: str, target: str, mark: bool = True) -> None:
     _azure(fs, _azure_delete, fs, source, etag)
 
 
-def _interrupted_move(fs, source: str, target: str) -> Optional[str]:
-    """The source's ETag when `target` is a finished copy of `source` as it is now (a move
-    interrupted before its delete), else None. Azure only: a local move is a rename."""
+@dataclass(frozen=True)
+class _Copy:
+    etag: str  # of the source it was copied from
+    finished: bool  # False: the copy failed, was aborted or is still pending
+
+
+def _interrupted_move(fs, source: str, target: str) -> Optional[_Copy]:
+    """`target` as a copy of `source` as it is now (a move interrupted before its delete), or None
+    when it is not one (other bytes landed under an ingested name). Azure only: a local move is a rename."""
     if _is_local(fs):
         return None
     fs.invalidate_cache(fs._parent(source))
     properties = _azure(fs, _blob(fs, target).get_blob_properties)
     copied_from = (properties.metadata or {}).get(_COPIED_FROM)
-    finished = properties.copy is None or properties.copy.status in (None, "success")
-    same = bool(copied_from) and copied_from == str(fs.info(source).get("etag") or "")
-    return copied_from if finished and same else None
+    if not copied_from or copied_from != str(fs.info(source).get("etag") or ""):
+        return None
+    return _Copy(copied_from, properties.copy is None or properties.copy.status in (None, "success"))
 
 
 # How long a move waits for Azure to finish a server-side copy it runs in the background (a copy
@@ -546,15 +554,20 @@ def _blob(fs, path: str):
 def _azure(fs, call, *args):
     """Run `call(*args)` (a coroutine function of the Azure SDK) on adlfs' event loop; Azure's
     errors become the OSError a failed move is (`archive` goes on with the other files)."""
-    from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+    from azure.core.exceptions import AzureError, HttpResponseError, ResourceModifiedError, ResourceNotFoundError
     from fsspec.asyn import sync
 
+    changed = OSError("the source changed during its move (another ETag): it is kept where it is")
     try:
         return sync(fs.loop, call, *args)
     except ResourceNotFoundError as error:
         raise FileNotFoundError(f"{getattr(error, 'reason', None) or error}") from None
     except ResourceModifiedError:
-        raise OSError("the source changed during its move (another ETag): it is kept where it is") from None
+        raise changed from None
+    except HttpResponseError as error:
+        if getattr(error, "error_code", None) == "SourceConditionNotMet":  # the copy's source condition
+            raise changed from None
+        raise OSError(f"{type(error).__name__}: {getattr(error, 'reason', None) or error}") from None
     except AzureError as error:
         raise OSError(f"{type(error).__name__}: {getattr(error, 'reason', None) or error}") from None
 

@@ -197,8 +197,10 @@ def match(titles: DataFrame, cast: DataFrame, directors: DataFrame) -> tuple[Dat
 def _source_ids(titles: DataFrame, merged: DataFrame) -> DataFrame:
     """One row per show_id: its title_key (xxhash64 of the group's show_id first ingested), whether it
     is the group's representative (last ingested: by current versions) and the evidence of its match.
-    Titles without `_first_ingested` (one day's, hand-made) are first where their current version is."""
-    first = F.col(FIRST_INGESTED) if FIRST_INGESTED in titles.columns else F.struct(*ORDER)
+    A title without `_first_ingested` (hand-made; null in a partition written before the column
+    existed) is first where its current version is."""
+    order = F.struct(*ORDER)
+    first = F.coalesce(F.col(FIRST_INGESTED), order) if FIRST_INGESTED in titles.columns else order
     members = titles.select("show_id", F.col("_source_format").alias("source_format"), "type",
                             F.struct(*ORDER).alias("order"), first.alias("first"), "ingest_date")
     edges = merged.select(F.col("a_show_id").alias("show_id"), F.col("b_show_id").alias("matched_show_id"),

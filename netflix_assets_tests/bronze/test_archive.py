@@ -163,7 +163,7 @@ def test_an_azure_move_killed_right_after_its_copy_is_finished_and_a_file_overwr
 
     zone = azure_zone(azurite, monkeypatch, "killedmove", archive_after_days=RETENTION_DAYS)
     rows = []
-    for name in ("a.csv", "b.csv"):
+    for name in ("a.csv", "b.csv", "c.csv"):
         land_raw(zone, name, b"x\n1\n")
         rows.append(ledger_row(f"{zone_prefix(zone)}/{name}", 5, "ingested"))
     azure, copy = landing_module._azure, landing_module._azure_copy
@@ -178,7 +178,7 @@ def test_an_azure_move_killed_right_after_its_copy_is_finished_and_a_file_overwr
         zone.archive(rows[:1], NOW)
     monkeypatch.setattr(landing_module, "_azure", azure)
     assert zone.archive(rows[:1], NOW) == [(rows[0]["path"], zone.archived_uri(rows[0]["path"], rows[0]["ingest_date"]))]
-    assert names(zone) == ["b.csv"]
+    assert names(zone) == ["b.csv", "c.csv"]
 
     async def overwritten(fs, source, *args):
         await copy(fs, source, *args)
@@ -186,11 +186,19 @@ def test_an_azure_move_killed_right_after_its_copy_is_finished_and_a_file_overwr
         await landing_module._blob(fs, source).upload_blob(b"x\n2\n", overwrite=True)
     monkeypatch.setattr(landing_module, "_azure_copy", overwritten)
     with pytest.raises(OSError, match=r"1 file\(s\) could not be archived.*b.csv.*changed during its move"):
-        zone.archive(rows[1:], NOW)
+        zone.archive(rows[1:2], NOW)
     monkeypatch.setattr(landing_module, "_azure_copy", copy)
-    assert zone.archive(rows[1:], NOW) == []  # both places now: left, with a warning
+    assert zone.archive(rows[1:2], NOW) == []  # both places now: left, with a warning
     assert read(zone, rows[1]["path"]) == b"x\n2\n"
     assert read(zone, zone.archived_uri(rows[1]["path"], rows[1]["ingest_date"])) == b"x\n1\n"
+
+    async def overwritten_before(fs, source, *args):  # between the move's read of the ETag and its copy
+        await landing_module._blob(fs, source).upload_blob(b"x\n3\n", overwrite=True)
+        await copy(fs, source, *args)
+    monkeypatch.setattr(landing_module, "_azure_copy", overwritten_before)
+    with pytest.raises(OSError, match=r"c.csv.*changed during its move"):
+        zone.archive(rows[2:], NOW)
+    assert names(zone) == ["b.csv", "c.csv"] and not zone.exists(zone.archived_uri(rows[2]["path"], rows[2]["ingest_date"]))
 
 
 def test_a_file_overwritten_in_place_since_its_day_read_it_is_not_archived(landed, tmp_path):

@@ -1,4 +1,4 @@
-"""Which day `make report` draws (delta-rs tables, no Spark): the latest one every table holds."""
+"""Which day `make report` draws and what a section says without rows (delta-rs tables, no Spark)."""
 
 import pyarrow as pa
 import pytest
@@ -12,17 +12,17 @@ def _table(root, name, days):
     write_deltalake(f"{root}/gold/{name}", rows, partition_by=["ingest_date"])
 
 
-def test_the_report_stays_on_the_last_day_every_table_holds(tmp_path):
+def test_the_report_reads_the_facts_latest_day_alone_and_names_a_kpi_without_rows(tmp_path):
     """A run committing 2026-11-21 has written the fact, not yet the rating mix (or its step failed):
-    the dashboard draws 2026-11-20, the last whole day, not empty charts of a half-written one."""
-    tables = ["fact_title_added", *(name for name, _ in report.SECTIONS)]
-    for name in tables:
-        _table(tmp_path, name, ["2026-11-20", "2026-11-21"] if name != "kpi_rating_mix" else ["2026-11-19", "2026-11-20"])
-    assert report.report_day(str(tmp_path), tables) == "2026-11-20"
-    assert report.read_partition(str(tmp_path), "fact_title_added", "2026-11-20")["x"].tolist() == [0]
-
-    _table(tmp_path, "only_later", ["2026-11-22"])
-    with pytest.raises(report.ReportError, match="no partition is in every gold table"):
-        report.report_day(str(tmp_path), [*tables, "only_later"])
+    that section says it has no rows for the day, rather than drawing an empty chart without a word."""
+    _table(tmp_path, "fact_title_added", ["2026-11-20", "2026-11-21"])
+    _table(tmp_path, "kpi_rating_mix", ["2026-11-20"])
+    day = report.latest_day(str(tmp_path), "fact_title_added")
+    assert day == "2026-11-21"
+    assert report.read_partition(str(tmp_path), "fact_title_added", day)["x"].tolist() == [1]
+    rows = report.read_partition(str(tmp_path), "kpi_rating_mix", day)
+    assert len(rows) == 0 and list(rows.columns) == ["x"]
+    assert "no rows for 2026-11-21" in report.section_note("kpi_rating_mix", len(rows), day)
+    assert report.section_note("kpi_rating_mix", 4, day) == "gold.kpi_rating_mix: 4 rows"
     with pytest.raises(report.ReportError, match="not found under"):
-        report.report_day(str(tmp_path), ["missing"])
+        report.latest_day(str(tmp_path), "missing")

@@ -158,7 +158,9 @@ def _step(cat: Catalogue, rng: random.Random, step: int) -> set[str]:
             model, new_id = cat.titles[other], f"new{step}_{len(changed)}"
             fmt = model["_source_format"] if rng.random() < 0.3 else FORMATS[1 - FORMATS.index(model["_source_format"])]
             cat.titles[new_id] = {**model, "show_id": new_id, "_source_format": fmt}
-            touch(new_id)
+            row = touch(new_id)
+            if "_first_ingested" in row:  # its own first record, not its model's (a tie crosses the keys)
+                row["_first_ingested"] = (row["_ingested_at"], row["_source_file"], row["_source_line"])
             for name in LOOKUPS:
                 cat.lookups[name][new_id] = [{**r, "show_id": new_id} for r in cat.lookups[name].get(other, [])]
         else:  # removed; its lookups stay behind (orphans) now and then

@@ -75,7 +75,8 @@ def latest_day(lake_root: str, table: str) -> str:
 
 def read_partition(lake_root: str, table: str, day: str):
     """The rows of the table's partition `day` as pandas (that partition alone is read)."""
-    return _table(lake_root, table).to_pandas(filters=[("ingest_date", "=", day)]).drop(columns=["ingest_date"])
+    on_day = [("ingest_date", "=", dt.date.fromisoformat(day))]
+    return _table(lake_root, table).to_pandas(filters=on_day).drop(columns=["ingest_date"])
 
 
 def section_note(table: str, rows: int, day: str) -> str:

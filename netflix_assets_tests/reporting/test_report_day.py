@@ -1,5 +1,7 @@
 """Which day `make report` draws and what a section says without rows (delta-rs tables, no Spark)."""
 
+import datetime as dt
+
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -8,7 +10,8 @@ from netflix_assets.reporting import report
 
 
 def _table(root, name, days):
-    rows = pa.table({"x": list(range(len(days))), "ingest_date": pa.array(days, pa.string())})
+    dates = [dt.date.fromisoformat(d) for d in days]
+    rows = pa.table({"x": list(range(len(days))), "ingest_date": pa.array(dates, pa.date32())})
     write_deltalake(f"{root}/gold/{name}", rows, partition_by=["ingest_date"])
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from . import jobs
+from . import jobs, later_days
 from .bronze import archive as bronze_archive
 from .bronze import assets as bronze
 from .bronze import sensors as bronze_sensors
@@ -17,9 +17,11 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     tables = (bronze.defs, silver.defs, gold.defs)
     keys = [key for d in tables for a in d.assets or () for key in getattr(a, "keys", ())]
     set_graph(declared_graph(a for d in tables for a in d.assets or ()))
+    catalog = build_sql_catalog(keys)
     return dg.Definitions.merge(
         *tables,
-        dg.Definitions(assets=[build_sql_catalog(keys)]),
+        dg.Definitions(assets=[catalog]),
+        later_days.build([*(a for d in tables for a in d.assets or ()), catalog]),
         bronze_sensors.defs,
         bronze_archive.defs,
         jobs.defs,

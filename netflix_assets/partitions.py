@@ -8,6 +8,8 @@ asset with ~1,000 "missing" partitions before its first day. Every process of on
 must see the same start (the Makefile passes it to the webserver, the daemon and their runs).
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from . import settings
@@ -21,3 +23,27 @@ DEFAULT_PARTITIONS_START = "2024-01-01"
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC", end_offset=1
 )
+
+
+# A run that may still read or write its day's tables: queued (it reads them when it starts) up to
+# cancelling. Not NOT_STARTED: a run created and never launched stays so, and would hold its day for good.
+RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+           dg.DagsterRunStatus.CANCELING)
+
+
+def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
+    """The partitions (days) of the runs that have not ended, a run of a range of days included."""
+    days: set[str] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(RUNNING))):
+        tags = run.tags
+        if "dagster/partition" in tags:
+            days.add(tags["dagster/partition"])
+        start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+        try:
+            day, last = dt.date.fromisoformat(start or ""), dt.date.fromisoformat(end or "")
+        except ValueError:  # no range, or not of daily partitions
+            continue
+        while day <= last:
+            days.add(day.isoformat())
+            day += dt.timedelta(days=1)
+    return days

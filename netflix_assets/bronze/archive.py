@@ -41,6 +41,7 @@ from typing import Iterable, Optional, Sequence
 import dagster as dg
 
 from ..lib import clock
+from ..partitions import days_with_runs_in_progress
 from ..resources.lake import LakeResource
 from ..resources.landing import LandedFile, LandingZoneResource, archive_due
 from . import ledger_store
@@ -103,30 +104,6 @@ def read_ledger_rows(lake: LakeResource, landing: LandingZoneResource) -> list[d
     return ledger_store.read_ledger(
         lake.table_uri("bronze", LEDGER_TABLE), landing.root_uri(), lake.storage_options(), columns=LEDGER_COLUMNS
     )
-
-
-# A run that may still read its day's files: queued (it reads them when it starts) up to cancelling.
-# Not NOT_STARTED: a run created and never launched stays so, and would hold its day for good.
-RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-           dg.DagsterRunStatus.CANCELING)
-
-
-def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
-    """The partitions (days) of the runs that have not ended, a run of a range of days included."""
-    days: set[str] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(RUNNING))):
-        tags = run.tags
-        if "dagster/partition" in tags:
-            days.add(tags["dagster/partition"])
-        start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-        try:
-            day, last = dt.date.fromisoformat(start or ""), dt.date.fromisoformat(end or "")
-        except ValueError:  # no range, or not of daily partitions
-            continue
-        while day <= last:
-            days.add(day.isoformat())
-            day += dt.timedelta(days=1)
-    return days
 
 
 @dg.op(

@@ -209,23 +209,25 @@ def overlapping_versions() -> Case:
 
 def stale_current_version() -> Case:
     """Title 1's current version says PG where dim_title says R (and an old version says PG too);
-    title 2's current version lists FR where the gold countries of D list US."""
+    title 2's current version lists FR where the gold countries of D list US; title 3's lists the
+    genre Comedies where the gold genres of D list Dramas."""
     def title(key, show_id, rating, **kw):
         return {"title_key": key, "show_id": show_id, "title": "T", "type": "Movie", "rating": rating,
                 "release_year": 2001, "date_added": dt.date(2020, 1, 1), "duration_minutes": 90,
                 "duration_seasons": 1, "description": "d", **kw}
 
-    def version(key, show_id, rating, countries, current=True):
-        return title(key, show_id, rating, countries=countries, genres=["Dramas"], is_current=current)
-    dim = [title(1, "a", "R"), title(2, "b", "R")]
-    lookups = {"gold/netflix_countries": [{"show_id": s, "country": "US"} for s in "ab"],
-               "gold/netflix_category": [{"show_id": s, "category": "Dramas"} for s in "ab"]}
+    def version(key, show_id, rating, countries, current=True, genres=("Dramas",)):
+        return title(key, show_id, rating, countries=countries, genres=list(genres), is_current=current)
+    dim = [title(1, "a", "R"), title(2, "b", "R"), title(3, "c", "R")]
+    lookups = {"gold/netflix_countries": [{"show_id": s, "country": "US"} for s in "abc"],
+               "gold/netflix_category": [{"show_id": s, "category": "Dramas"} for s in "abc"]}
     old = version(1, "a", "PG", ["US"], current=False)
-    history = [old, version(1, "a", "PG", ["US"]), version(2, "b", "R", ["FR"])]
+    history = [old, version(1, "a", "PG", ["US"]), version(2, "b", "R", ["FR"]), version(3, "c", "R", ["US"], genres=["Comedies"])]
+    repaired = [old, version(1, "a", "R", ["US"]), version(2, "b", "R", ["US"]), version(3, "c", "R", ["US"])]
     return Case({"gold/dim_title_history": history, "gold/dim_title": dim, **lookups},
-                {"gold/dim_title_history": [old, version(1, "a", "R", ["US"]), version(2, "b", "R", ["US"])]},
-                ["not in dim_title (title_key, show_id): (1, a), (2, b)",
-                 "without a current version (title_key, show_id): (1, a), (2, b)"])
+                {"gold/dim_title_history": repaired},
+                ["not in dim_title (title_key, show_id): (1, a), (2, b), (3, c)",
+                 "without a current version (title_key, show_id): (1, a), (2, b), (3, c)"])
 
 
 def mixed_types() -> Case:

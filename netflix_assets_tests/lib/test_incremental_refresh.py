@@ -235,3 +235,20 @@ def test_files_a_failed_run_left_behind_are_refreshed_by_the_next_batch(lake):
     assert directed["show_id"] not in {r["show_id"] for r in lake.rows("gold/netflix_directors", day)}
     assert mats["silver/netflix_titles"]["refresh_new_files"].value == 2
     assert {"s990002", "s990003"} <= {r["show_id"] for r in lake.rows("gold/dim_title", day)}
+
+
+def test_a_gold_titles_partition_from_before_first_ingested_is_rebuilt_not_refreshed_by_key(lake, spark):
+    """A lake written before gold titles kept `_first_ingested`: after the column's schema evolution
+    its partition holds nulls there, from which a keyed refresh would key merged titles. The run
+    rebuilds gold titles whole (silver stays keyed) and every row gets its first record."""
+    lake, day, folder, header, rows = lake
+    spark.sql(f"UPDATE delta.`{lake.root / 'gold/netflix_titles'}` SET _first_ingested = NULL WHERE ingest_date = DATE'{day}'")
+    upgraded = dict(rows[4], show_id="s990004", title="Upgraded")
+    result = _land_and_refresh(lake, _write(folder / "sixth.csv", header, [upgraded]), "sixth.csv")
+    assert result.success and unexpected_failures(result) == []
+    mats = materialized(result)
+    assert (mats["gold/netflix_titles"]["refresh"].value, mats["silver/netflix_titles"]["refresh"].value) == (
+        "full", "incremental")
+    served = lake.rows("gold/netflix_titles", day)
+    assert "s990004" in {r["show_id"] for r in served}
+    assert all(r["_first_ingested"] is not None for r in served)

@@ -18,6 +18,7 @@ from netflix_assets.definitions import build_definitions
 from netflix_assets.deployments import local_resources, resources_for
 from netflix_assets.io_managers.delta import SparkDeltaIOManager
 from netflix_assets.io_managers.json_records import JSON_IO_MANAGER_KEY, JsonRecordsIOManager
+from netflix_assets.later_days import LATER_DAYS_TAG
 from netflix_assets.resources.databricks import (
     CLUSTER_LIBRARIES,
     CLUSTER_SECRETS,
@@ -325,13 +326,15 @@ def test_definitions_validate_with_prod_variables_and_no_network(prod_env):
 
 
 PROD_YAML = LOCAL_YAML.parent.parent / "prod" / "dagster.yaml"
-PER_DAY_LIMIT = [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}]
+PER_DAY_LIMIT = [{"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+                 {"key": LATER_DAYS_TAG, "limit": 1}]
 
 
 @pytest.mark.parametrize("yaml_path", [LOCAL_YAML, PROD_YAML], ids=["local", "prod"])
 def test_runs_of_one_day_are_queued_one_at_a_time(yaml_path, tmp_path, monkeypatch):
     # Runs of the same day rewrite the same Delta partitions: locally as in prod, the queued run
-    # coordinator's daemon starts one run per `dagster/partition` value at a time.
+    # coordinator's daemon starts one run per `dagster/partition` value at a time (and one rebuild
+    # of later days at a time).
     from dagster._core.instance.config import dagster_instance_config
     from dagster._core.run_coordinator import QueuedRunCoordinator
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon

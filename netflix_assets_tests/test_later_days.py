@@ -4,22 +4,23 @@ its day), against a real Dagster event log: no Spark."""
 import json
 
 import dagster as dg
+import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
 from netflix_assets import later_days
-from netflix_assets.io_managers.delta import LOAD_AS_OF, LOAD_MODE
+from netflix_assets.io_managers.delta import LOAD_AS_OF, LOAD_MODE, READS_OWN_EARLIER_DAYS
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 D1, D2, D3 = "2026-01-01", "2026-01-02", "2026-01-03"
-S, G, K = dg.AssetKey("s"), dg.AssetKey("g"), dg.AssetKey("k")
-# Run tags the toy's snapshot step obeys: record a keyed refresh; see day D1 of `s` change mid-step.
-KEYED, CHANGE_MID_STEP = "test/keyed", "test/change_mid_step"
+S, G, K, H = dg.AssetKey("s"), dg.AssetKey("g"), dg.AssetKey("k"), dg.AssetKey("h")
+# Run tags the toy obeys: record a keyed refresh (of no key, for `s`); see day D1 of `s` change mid-step.
+KEYED, NO_KEY, CHANGE_MID_STEP = "test/keyed", "test/no_key", "test/change_mid_step"
 
 
 @dg.asset(key=S, partitions_def=DAYS)
-def s() -> int:
-    return 1
+def s(context: dg.AssetExecutionContext) -> dg.Output:
+    return dg.Output(1, metadata={"refresh": "incremental", "refresh_keys": 0} if NO_KEY in context.run.tags else {})
 
 
 @dg.asset(key=G, partitions_def=DAYS, ins={"s": dg.AssetIn(S, metadata={LOAD_MODE: LOAD_AS_OF})})
@@ -34,7 +35,12 @@ def k(g: int) -> int:
     return g
 
 
-ASSETS = [s, g, k]
+@dg.asset(key=H, partitions_def=DAYS, metadata={READS_OWN_EARLIER_DAYS: "the day before"})
+def h() -> int:  # a history advancing from its own day before
+    return 1
+
+
+ASSETS = [s, g, k, h]
 DEFS = later_days.build(ASSETS)
 SENSOR = DEFS.resolve_sensor_def(later_days.SENSOR_NAME)
 
@@ -56,17 +62,28 @@ def _asked(requests):
             for r in requests}
 
 
-def test_a_change_to_an_earlier_day_rebuilds_the_later_days_that_read_it_before():
+@pytest.fixture(autouse=True)
+def settled(monkeypatch):
+    monkeypatch.setattr(later_days, "SETTLE_SECONDS", 0)
+
+
+def test_a_change_to_an_earlier_day_rebuilds_the_later_days_that_read_it_before(monkeypatch):
     with dg.instance_for_test() as instance:
         requests, cursor = _tick(instance, None)  # the first tick starts at the event log's present
         for day in (D1, D2, D3):
-            _materialize(instance, [S, G, K], day)
+            _materialize(instance, [S, G, K, H], day)
         requests, cursor = _tick(instance, cursor)
         assert requests == [] and cursor is not None  # every snapshot read its days' inputs as they are
+        _materialize(instance, [S], D1, **{NO_KEY: "1"})  # a keyed refresh that changed nothing
+        requests, cursor = _tick(instance, cursor)
+        assert requests == []
 
-        # D1's input changes (a re-queued file of D1): D2 and D3 read it before. While a run of D1 or
-        # a later day is queued or in progress, the change waits and the cursor stays before it.
+        # D1's input changes (a re-queued file of D1): D2 and D3 read it before. Just recorded, or while
+        # a run of D1 or a later day is queued or in progress, the change waits (the cursor stays before it).
         _materialize(instance, [S], D1)
+        with monkeypatch.context() as patched:
+            patched.setattr(later_days, "SETTLE_SECONDS", 3600)
+            assert _tick(instance, cursor) == ([], cursor)
         run = DagsterRun(job_name="lakehouse_job", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
                          tags={"dagster/partition": D3})
         instance.add_run(run)
@@ -75,6 +92,7 @@ def test_a_change_to_an_earlier_day_rebuilds_the_later_days_that_read_it_before(
         requests, after = _tick(instance, cursor)
         assert _asked(requests) == {(D2, ("g", "k"), D1), (D3, ("g", "k"), D1)}
         assert requests[0].run_key != requests[1].run_key
+        assert {r.tags[later_days.LATER_DAYS_TAG] for r in requests} == {"rebuild"}  # one at a time (dagster.yaml)
 
         # A keyed refresh of D2 after the change does not rebuild what it did not touch: still stale.
         _materialize(instance, [G, K], D2, **{KEYED: "1"})
@@ -90,6 +108,10 @@ def test_a_change_to_an_earlier_day_rebuilds_the_later_days_that_read_it_before(
         _materialize(instance, [S], D2)
         requests, after = _tick(instance, after)
         assert _asked(requests) == {(D3, ("g", "k"), D2)}
+
+        # An asset built from its own day before (an incremental history): its later days follow it.
+        _materialize(instance, [H], D2)
+        assert _asked(_tick(instance, after)[0]) == {(D3, ("h",), D2)}
 
 
 def test_a_snapshot_that_read_before_a_change_and_committed_after_it_is_rebuilt():
@@ -115,7 +137,8 @@ def test_the_product_rebuilds_every_snapshot_read_as_of_and_what_is_below_it():
             for k, steps in readers.items()} == {
         "silver/netflix_titles": ["gold/netflix_titles", "quarantine/gold_netflix_titles"],
         **{f"silver/{t}": [f"gold/{t}"] for t in ("netflix_cast", "netflix_category", "netflix_countries", "netflix_directors")},
-        **{f"gold/{t}": ["gold/dim_title_history"] for t in ("dim_title", "netflix_countries", "netflix_category")},
+        **{f"gold/{t}": ["gold/dim_title_history"] for t in ("dim_title", "netflix_countries", "netflix_category",
+                                                             "dim_title_history")},
     }
     job = defs.resolve_job_def(later_days.JOB_NAME)
     selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}

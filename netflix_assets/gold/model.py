@@ -23,7 +23,7 @@ from ..automation import FOLLOW_UPSTREAM
 from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
-from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, delta_out
+from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, READS_OWN_EARLIER_DAYS, delta_out
 from ..lib.checks import TableReader
 from ..lib.delta import read_table
 from ..lib.refresh import FULL_REFRESH, day_rows, incremental_requested
@@ -58,6 +58,7 @@ def gold_table(
     description: str,
     lineage: dg.TableColumnLineage,
     freshness_policy: Optional[dg.FreshnessPolicy] = None,
+    metadata: Optional[Mapping[str, str]] = None,
 ) -> Callable:
     """A partitioned gold Delta table whose function takes its inputs' partitions as DataFrames
     (an `AssetIn` in `ins` says how to read one otherwise, e.g. every snapshot up to D)."""
@@ -69,7 +70,7 @@ def gold_table(
         group_name="gold",
         kinds={"spark", "delta", "gold"},
         description=description,
-        metadata={LINEAGE_KEY: lineage},
+        metadata={LINEAGE_KEY: lineage, **(metadata or {})},
         automation_condition=AUTOMATION,
         freshness_policy=freshness_policy,
         required_resource_keys=SPARK_RESOURCES,
@@ -182,7 +183,8 @@ _VERSIONED = _from(*[(DIM_TITLE, c) for c in ("title_key", *_TRACKED_FROM_DIM)],
             column_lineage({"countries": _from((COUNTRIES, "country")), "genres": _from((CATEGORY, "category")),
                             # A version's bounds are where the tracked values change (between snapshot days).
                             **{c: _VERSIONED for c in ("valid_from", "valid_to", "is_current")}},
-                           DIM_TITLE, ["title_key", *_TRACKED_FROM_DIM]))
+                           DIM_TITLE, ["title_key", *_TRACKED_FROM_DIM]),
+            metadata={READS_OWN_EARLIER_DAYS: "a keyed run advances the history of the snapshot day before D"})
 def dim_title_history(context: dg.AssetExecutionContext, dim_title: DataFrame, countries: DataFrame,
                       genres: DataFrame) -> dg.Output:
     day = partition_date(context)

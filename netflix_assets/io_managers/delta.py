@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 LOAD_MODE = "load"
 LOAD_PARTITION = "partition"  # exactly the mapped partition(s) (default)
 LOAD_AS_OF = "as_of"  # every partition up to the end of the mapped window (gold snapshots)
+# Asset metadata key: the asset reads its own partitions of earlier days (an incremental history
+# advancing from the day before), as an input read as of its day (`later_days`).
+READS_OWN_EARLIER_DAYS = "netflix/reads_own_earlier_days"
 # Materialization metadata key: the predicate of a `Replace` that asked to be shown.
 SHOWN_PREDICATE_KEY = "replace_where"
 

@@ -10,14 +10,14 @@ from pydantic import Field
 from ..io_managers.delta import delta_out
 from ..lib import clock
 from ..lib.checks import checked_tables
-from ..lib.lineage import LINEAGE_KEY, same_columns
+from ..lib.lineage import LINEAGE_KEY, same_columns, set_here
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..resources.http_source import HttpSourceResource
 from ..resources.lake import LakeResource
 from ..resources.landing import LandingZoneResource
 from ..resources.spark import SparkResource
-from ..transforms.bronze import parse_files, refused_files, split_parsed, with_ingest_date
+from ..transforms.bronze import REFUSED_COLUMNS, SET_ON_READ, parse_files, refused_files, split_parsed, with_ingest_date
 from ..transforms.csv_records import open_text, scan_file
 from ..transforms.formats import LOOKUPS, TITLE_COLUMNS, TITLE_FORMATS, SourceFormat
 from ..resources.databricks import SPARK_RESOURCES
@@ -157,7 +157,7 @@ def _bronze_lookup(dataset: str, fmt: SourceFormat) -> dg.AssetsDefinition:
         group_name="bronze",
         kinds={"spark", "delta", "bronze"},
         description=f"Rows of the {dataset} pull, strings as read, plus lineage columns.",
-        metadata={LINEAGE_KEY: same_columns(["raw", dataset], fmt.columns)},
+        metadata={LINEAGE_KEY: set_here(same_columns(["raw", dataset], fmt.columns), SET_ON_READ)},
         required_resource_keys=SPARK_RESOURCES,
     )
     def _asset(context: dg.AssetExecutionContext, pulled: dict[str, Any]):
@@ -208,11 +208,12 @@ class BronzeTitlesConfig(dg.Config):
         "titles": delta_out(
             ["bronze", "netflix_titles"],
             "Every record of every titles file that landed on the day, strings as read, plus lineage.",
-            same_columns(landing_zone.key.path, TITLE_COLUMNS),
+            set_here(same_columns(landing_zone.key.path, TITLE_COLUMNS), SET_ON_READ),
         ),
         "refused_files": delta_out(
             ["quarantine", "bronze_netflix_titles"],
             "Every line of the titles files bronze refused as a whole (unknown header, not UTF-8, empty), with `_reason`.",
+            set_here(None, REFUSED_COLUMNS),
         ),
     },
     deps=[landing_zone.key],

@@ -9,12 +9,12 @@ from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, Replace, delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, checked_tables
-from ..lib.lineage import LINEAGE_KEY, column_lineage
+from ..lib.lineage import LINEAGE_KEY, column_lineage, set_here
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
 from ..transforms import gold as g
 from ..transforms.formats import LOOKUPS
-from ..transforms.silver import SILVER_TITLES_SCHEMA
+from ..transforms.silver import REASON, SILVER_TITLES_SCHEMA
 from ..resources.databricks import SPARK_RESOURCES
 
 SILVER_TITLES = ("silver", "netflix_titles")
@@ -29,24 +29,28 @@ def as_of(table: str) -> dg.AssetIn:
     return dg.AssetIn(["silver", table], metadata={LOAD_MODE: LOAD_AS_OF})
 
 
+_TITLES_LINEAGE = column_lineage(
+    {"duration_ranking": [(SILVER_TITLES, "duration_minutes")], "newflag": [],
+     "_version_date": [(SILVER_TITLES, "ingest_date")],
+     g.FIRST_INGESTED: [(SILVER_TITLES, c) for c in g.ORDER]},
+    SILVER_TITLES,
+    [f.name for f in SILVER_TITLES_SCHEMA.fields],
+)
+
+
 @dg.multi_asset(
     name="gold_netflix_titles",
     outs={
         "gold": delta_out(
             ["gold", "netflix_titles"],
             "Titles snapshot as of D + duration_ranking + newflag (original DLT gold table).",
-            column_lineage(
-                {"duration_ranking": [(SILVER_TITLES, "duration_minutes")], "newflag": [],
-                 "_version_date": [(SILVER_TITLES, "ingest_date")],
-                 g.FIRST_INGESTED: [(SILVER_TITLES, c) for c in g.ORDER]},
-                SILVER_TITLES,
-                [f.name for f in SILVER_TITLES_SCHEMA.fields],
-            ),
+            _TITLES_LINEAGE,
             automation_condition=FOLLOW_UPSTREAM,
         ),
         "dropped": delta_out(
             ["quarantine", "gold_netflix_titles"],
             "Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
+            set_here(_TITLES_LINEAGE, [REASON]),
         ),
     },
     ins={"silver": as_of("netflix_titles")},

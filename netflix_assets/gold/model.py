@@ -20,12 +20,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..automation import FOLLOW_UPSTREAM
-from ..lib.lineage import LINEAGE_KEY, Source, column_lineage
+from ..lib.lineage import LINEAGE_KEY, Source, column_lineage, set_here
 from ..partitions import daily_partitions
 from ..reporting.charts import TOP_N, chart_markdown
 from ..io_managers.delta import LOAD_AS_OF, LOAD_MODE, READS_OWN_EARLIER_DAYS, delta_out
 from ..lib.checks import TableReader
-from ..lib.delta import read_table
+from ..lib.delta import PARTITION_COLUMN, read_table
 from ..lib.refresh import FULL_REFRESH, day_rows, incremental_requested
 from ..lib.tables import partition_date
 from ..transforms import dimensional as d
@@ -70,11 +70,17 @@ def gold_table(
         group_name="gold",
         kinds={"spark", "delta", "gold"},
         description=description,
-        metadata={LINEAGE_KEY: lineage, **(metadata or {})},
+        # The day of every input is the table's: gold tables of D are built from tables of D (or up to D).
+        metadata={LINEAGE_KEY: set_here(lineage, [], {PARTITION_COLUMN: [(_key(i), PARTITION_COLUMN) for i in ins.values()]}),
+                  **(metadata or {})},
         automation_condition=AUTOMATION,
         freshness_policy=freshness_policy,
         required_resource_keys=SPARK_RESOURCES,
     )
+
+
+def _key(table: "Sequence[str] | dg.AssetIn") -> tuple[str, ...]:
+    return tuple(table.key.path) if isinstance(table, dg.AssetIn) else tuple(table)
 
 
 def _from(*sources: tuple[Sequence[str], str]) -> list[Source]:
@@ -104,7 +110,8 @@ _FIRST = _from((TITLES, ident.FIRST_INGESTED))
                          automation_condition=AUTOMATION),
         "review": delta_out(list(REVIEW), "Cross-source candidate pairs left unmerged for a person to decide: "
                             "several candidates, or the same title and year without other evidence.",
-                            column_lineage({c: _EVIDENCE for c in ident.REVIEW_COLUMNS}),
+                            set_here(column_lineage({c: _EVIDENCE for c in ident.REVIEW_COLUMNS}), [],
+                                     {PARTITION_COLUMN: _from((TITLES, PARTITION_COLUMN))}),
                             automation_condition=AUTOMATION),
     },
     ins={"titles": dg.AssetIn(list(TITLES)), "cast": dg.AssetIn(list(CAST)), "directors": dg.AssetIn(list(DIRECTORS))},

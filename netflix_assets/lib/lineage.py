@@ -30,6 +30,19 @@ def same_columns(upstream: Sequence[str], columns: Sequence[str]) -> dg.TableCol
     return column_lineage({}, upstream, columns)
 
 
+def set_here(lineage: Optional[dg.TableColumnLineage], columns: Iterable[str],
+             derived: Optional[Mapping[str, Iterable[Source]]] = None) -> dg.TableColumnLineage:
+    """`lineage` (None: nothing yet) plus `derived` columns and `columns` that the step itself sets,
+    no upstream column feeding them (a file's name and line as it is read, the partition's day,
+    a quarantine row's `_reason`): declared with no sources, as the lineage of a constant."""
+    deps = dict(lineage.deps_by_column) if lineage is not None else {}
+    for column, sources in (derived or {}).items():
+        deps.setdefault(column, [dg.TableColumnDep(dg.AssetKey(list(key)), name) for key, name in sources])
+    for column in columns:
+        deps.setdefault(column, [])
+    return dg.TableColumnLineage(deps)
+
+
 # The code location's declared column lineage as plain data: {"layer/table": {column: [(table, column)]}}.
 Graph = dict[str, dict[str, list[tuple[str, str]]]]
 _GRAPH: Optional[Graph] = None

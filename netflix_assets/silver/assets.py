@@ -9,10 +9,11 @@ from ..automation import FOLLOW_UPSTREAM
 from ..io_managers.delta import Replace, delta_out
 from ..lib import refresh
 from ..lib.checks import TableReader, checked_tables
-from ..lib.lineage import column_lineage
+from ..lib.lineage import column_lineage, same_columns, set_here
 from ..lib.tables import partition_date
 from ..partitions import daily_partitions
-from ..transforms.formats import LOOKUPS, Lookup
+from ..transforms.bronze import SET_ON_READ
+from ..transforms.formats import LOOKUPS, TITLE_COLUMNS, Lookup
 from ..transforms import silver as t
 from ..resources.databricks import SPARK_RESOURCES
 from .checks import checks
@@ -51,11 +52,13 @@ def _lookup_lineage(lookup: Lookup) -> dg.TableColumnLineage:
     )
 
 
-def _outs(table: str, description: str, lineage: dg.TableColumnLineage) -> dict[str, dg.AssetOut]:
+def _outs(table: str, description: str, lineage: dg.TableColumnLineage,
+          refused: dg.TableColumnLineage) -> dict[str, dg.AssetOut]:
     return {
         "silver": delta_out(["silver", table], description, lineage, automation_condition=FOLLOW_UPSTREAM),
         "quarantine": delta_out(
-            ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included)."
+            ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included).",
+            set_here(refused, [t.REASON]),
         ),
     }
 
@@ -68,7 +71,8 @@ def raw_key():
 @dg.multi_asset(
     name="silver_netflix_titles",
     outs=_outs(
-        "netflix_titles", "Typed, trimmed titles; one row per show_id per partition (latest record wins).", _titles_lineage()
+        "netflix_titles", "Typed, trimmed titles; one row per show_id per partition (latest record wins).", _titles_lineage(),
+        same_columns(BRONZE_TITLES, [*TITLE_COLUMNS, *SET_ON_READ]),  # a refused record as bronze holds it
     ),
     ins={"bronze": dg.AssetIn(["bronze", "netflix_titles"])},
     partitions_def=daily_partitions,
@@ -118,6 +122,9 @@ def _silver_lookup(lookup: Lookup) -> dg.AssetsDefinition:
             lookup.table,
             f"Distinct (show_id, {lookup.value_column}) pairs of the day: the pulled file plus the Kaggle titles' lists.",
             _lookup_lineage(lookup),
+            # A refused pair as silver read it, with its evidence.
+            set_here(_lookup_lineage(lookup), [], {"_rescued_data": [(("bronze", lookup.table), "_rescued_data"),
+                                                                    (BRONZE_TITLES, "_rescued_data")]}),
         ),
         ins={
             "bronze_lookup": dg.AssetIn(["bronze", lookup.table]),

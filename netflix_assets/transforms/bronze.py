@@ -21,6 +21,11 @@ LINEAGE_FIELDS = [
     T.StructField("_rescued_data", T.StringType(), True),
 ]
 REJECT_REASON = "_reject_reason"
+# What a read sets on every bronze row (the file, its line and format, fields no format declares,
+# the run's time, the day): no source column feeds them.
+SET_ON_READ = (*(f.name for f in LINEAGE_FIELDS), "_ingested_at", "ingest_date")
+# The rows of refused files (quarantine/bronze_netflix_titles), `_reason` from REJECT_REASON.
+REFUSED_COLUMNS = ("_source_file", "_source_line", "_rescued_data", "_reason", "_ingested_at", "ingest_date")
 # An Arrow batch leaves the parser at whichever comes first: a worker holds one batch.
 BATCH_ROWS = 10_000
 BATCH_BYTES = 32 * 2**20
@@ -256,14 +261,12 @@ def split_parsed(
 
     `refused` names files refused part-way through (`refused_files`): their rows parsed
     before the defect are not bronze rows either, since a file is ingested whole or not at all."""
-    lineage = [f.name for f in LINEAGE_FIELDS] + ["_ingested_at", "ingest_date"]
     columns = list(columns)
     keep = accepted(parsed)
     if refused:
         keep = keep & ~F.col("_source_file").isin(*sorted(refused))
-    bronze = parsed.where(keep).select(*columns, *lineage)
+    bronze = parsed.where(keep).select(*columns, *SET_ON_READ)
     refused = parsed.where(~accepted(parsed)).select(
-        "_source_file", "_source_line", "_rescued_data",
-        F.col(REJECT_REASON).alias("_reason"), "_ingested_at", "ingest_date",
+        *(F.col(REJECT_REASON).alias(c) if c == "_reason" else F.col(c) for c in REFUSED_COLUMNS)
     )
     return bronze, refused

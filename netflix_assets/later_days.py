@@ -24,13 +24,19 @@ From when: a sensor without a cursor starts at the event log's present. What cha
 first tick is not looked at (a new lake has no history; on an instance with one, set the cursor to
 `{"after": 0}` with `dagster sensor cursor later_days --set` to go through it).
 
-When: a change is decided once no run of its day or a later day is queued or in progress
-(`partitions.days_with_runs_in_progress`), so a run that may still read or write what the
-comparison looks at has ended and the changes of one run give one rebuild, and once it is
-`SETTLE_SECONDS` old. Changes are taken in event-log order, and the cursor (the storage id decided
-up to) never passes one that waits. Rebuilds run one at a time, oldest day first (`LATER_DAYS_TAG`,
-limited to 1 in both dagster.yaml files): run side by side, day e+1's history would read day e's
-`dim_title` before its rebuild committed, and need a second rebuild.
+When: a change is decided once no run of its own day is queued or in progress (the changes of
+one run give one rebuild), nor a run of a later day that rebuilds it whole (it may read the change,
+making a rebuild needless; a keyed run of a later day, the landing sensor's, is not waited for:
+it would not make that day fresh, and the per-day run limit queues the rebuild behind it), and
+once it is `SETTLE_SECONDS` old. Changes are taken in event-log order, and the cursor (the storage
+id decided up to) never passes one that waits; the tick's log says why the first one waits. Each
+change is decided whole, its later days' reads included (about ten event-log queries per later
+day), then the tick stops once `TICK_BUDGET_SECONDS` are spent.
+
+Rebuilds run one at a time (`LATER_DAYS_TAG`, limited to 1 in both dagster.yaml files), in the
+order requested, oldest day first, unless a run of a day holds its rebuild back (Dagster's queue
+then starts the next one). Run side by side, day e+1's history would read day e's `dim_title`
+before its rebuild committed, and need a second rebuild; out of order, it does need one.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import dagster as dg
 
 from .io_managers.delta import LOAD_AS_OF, LOAD_MODE, READS_OWN_EARLIER_DAYS
-from .lib.refresh import INCREMENTAL
+from .lib.refresh import INCREMENTAL, REFRESH_TAG
 from .partitions import days_with_runs_in_progress
 
 SENSOR_NAME = "later_days"
@@ -57,11 +63,11 @@ SEARCHED = 20
 # A change is decided once this old: a change recorded with a lower storage id can commit after one
 # with a higher id is read (PostgreSQL), and the cursor must not pass it.
 SETTLE_SECONDS = 15
-# A tick decides changes for at most this long (each later day costs a few event-log reads), then
-# leaves the rest to the next: a tick running past the daemon's timeout would never move the cursor.
+# A tick decides no new change after this long (each later day costs about ten event-log reads),
+# leaving the rest to the next: a tick running past the daemon's timeout would never move the cursor.
 TICK_BUDGET_SECONDS = 20
-# Rebuilds run one at a time (both dagster.yaml files limit this tag), oldest day first: each reads
-# the days before it once they are rebuilt, so a day's rebuild is not made stale by another's.
+# Rebuilds run one at a time (both dagster.yaml files limit this tag), in the order requested (oldest
+# day first): each reads the days before it once they are rebuilt.
 LATER_DAYS_TAG = "netflix/later_days"
 
 Step = tuple[dg.AssetKey, ...]  # the keys one step materializes
@@ -83,6 +89,7 @@ class Decision:
     rebuild: dict[str, set[Step]]  # day -> its stale steps
     changed_days: dict[str, set[str]]  # day -> the earlier days whose changes made it stale
     decided_to: Optional[int]  # the storage id of the last change decided (None: none)
+    waiting: str = ""  # why the first change not decided waits
 
 
 def read_as_of(assets: Iterable) -> dict[dg.AssetKey, list[Step]]:
@@ -103,6 +110,7 @@ def read_as_of(assets: Iterable) -> dict[dg.AssetKey, list[Step]]:
 def decide(
     changes: Sequence[Change],
     busy_days: set[str],
+    rebuilding_days: set[str],
     readers: Mapping[dg.AssetKey, Sequence[Step]],
     built_days: Callable[[Step], Iterable[str]],
     rebuilt_at: Callable[[Step, str], Optional[float]],
@@ -110,17 +118,28 @@ def decide(
     out_of_time: Callable[[], bool] = lambda: False,
 ) -> Decision:
     """The stale (day, step) pairs the changes make, in event-log order, up to the first change
-    that must wait: for a run of its day or a later one, or because it was recorded after
-    `settled_before`; or until `out_of_time()`. `built_days(step)`: the days the step has
+    that must wait: for a run of its day (`busy_days`), for a run of a later day that rebuilds it
+    whole (`rebuilding_days`: it may read the change, or have read before it and commit after),
+    or because it was recorded after `settled_before`; or until `out_of_time()` between two
+    changes (the first one is always decided). `built_days(step)`: the days the step has
     materialized; `rebuilt_at(step, day)`: when its latest full rebuild of that day started (None:
     there is none among the latest)."""
     rebuild: dict[str, set[Step]] = {}
     changed: dict[str, set[str]] = {}
     decided_to = None
+    waiting = ""
     for change in sorted(changes, key=lambda c: c.storage_id):
-        if change.timestamp > settled_before or any(day >= change.day for day in busy_days):
-            break
-        if decided_to is not None and out_of_time():
+        later = sorted(day for day in rebuilding_days if day > change.day)
+        if change.day in busy_days:
+            waiting = f"a run of {change.day}, the day changed, is queued or in progress"
+        elif later:
+            waiting = f"a run rebuilding {', '.join(later[:3])}{' ...' if len(later) > 3 else ''} is queued or in progress"
+        elif change.timestamp > settled_before:
+            waiting = f"recorded less than {SETTLE_SECONDS} s ago"
+        elif decided_to is not None and out_of_time():
+            waiting = f"this tick's {TICK_BUDGET_SECONDS} s are spent"
+        if waiting:
+            waiting = f"the change of {change.day} (and any after it) waits: {waiting}"
             break
         for step in readers.get(change.input_key, ()) if change.changed_rows else ():
             for day in built_days(step):
@@ -128,7 +147,7 @@ def decide(
                     rebuild.setdefault(day, set()).add(step)
                     changed.setdefault(day, set()).add(change.day)
         decided_to = change.storage_id
-    return Decision(rebuild, changed, decided_to)
+    return Decision(rebuild, changed, decided_to, waiting)
 
 
 class _EventLog:
@@ -138,7 +157,7 @@ class _EventLog:
         self.instance = instance
         self._built: dict[Step, set[str]] = {}
         self._rebuilt: dict[tuple[Step, str], Optional[float]] = {}
-        self._starts: dict[str, dict[str, float]] = {}  # run id -> step key -> its latest start
+        self._starts: dict[str, dict[str, list[float]]] = {}  # run id -> step key -> its starts
 
     def latest(self, inputs: Iterable[dg.AssetKey]) -> int:
         """The storage id of the inputs' latest materialization (0: none yet)."""
@@ -181,17 +200,19 @@ class _EventLog:
             refresh = record.asset_materialization.metadata.get("refresh")
             if refresh is not None and refresh.value == INCREMENTAL:
                 continue
-            # No start recorded (a materialization reported outside a run): as old as it can be.
-            return self._step_starts(record.run_id).get(record.event_log_entry.step_key)
+            # The step's last start before it (a retried step started again); none (a materialization
+            # reported outside a run): as old as it can be.
+            starts = [t for t in self._step_starts(record.run_id).get(record.event_log_entry.step_key, ())
+                      if t <= record.timestamp]
+            return max(starts) if starts else None
         return None
 
-    def _step_starts(self, run_id: str) -> dict[str, float]:
+    def _step_starts(self, run_id: str) -> dict[str, list[float]]:
         # Times, not storage ids: on SQLite a run's events have ids of their own run's database.
         if run_id not in self._starts:
-            starts: dict[str, float] = {}
+            starts: dict[str, list[float]] = {}
             for event in self.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records:
-                step_key = event.event_log_entry.step_key
-                starts[step_key] = max(starts.get(step_key, 0.0), event.timestamp)  # a retried step: its last start
+                starts.setdefault(event.event_log_entry.step_key, []).append(event.timestamp)
             self._starts[run_id] = starts
         return self._starts[run_id]
 
@@ -240,7 +261,9 @@ def build(assets: Sequence) -> dg.Definitions:
         if not changes:
             return dg.SkipReason("no input read as of its day has changed")
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
-        decision = decide(changes, days_with_runs_in_progress(context.instance), readers, log.built_days, log.rebuilt_at,
+        decision = decide(changes, days_with_runs_in_progress(context.instance),
+                          days_with_runs_in_progress(context.instance, ignored={REFRESH_TAG: INCREMENTAL}),
+                          readers, log.built_days, log.rebuilt_at,
                           settled_before=time.time() - SETTLE_SECONDS, out_of_time=lambda: time.monotonic() > deadline)
         requests = [
             dg.RunRequest(
@@ -253,8 +276,7 @@ def build(assets: Sequence) -> dg.Definitions:
         ]
         waiting = len([c for c in changes if decision.decided_to is None or c.storage_id > decision.decided_to])
         summary = (f"{len(changes) - waiting} change(s) decided, {len(requests)} later day(s) to rebuild"
-                   + (f", {waiting} waiting (a run of their day or a later one, a change just recorded, the tick's "
-                      "time)" if waiting else ""))
+                   + (f"; {waiting} waiting: {decision.waiting}" if waiting else ""))
         context.log.info(summary)
         cursor = json.dumps({"after": decision.decided_to if decision.decided_to is not None else after})
         return dg.SensorResult(run_requests=requests, cursor=cursor, skip_reason=None if requests else dg.SkipReason(summary))

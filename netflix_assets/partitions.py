@@ -9,6 +9,7 @@ must see the same start (the Makefile passes it to the webserver, the daemon and
 """
 
 import datetime as dt
+from typing import Mapping, Optional
 
 import dagster as dg
 
@@ -31,11 +32,14 @@ RUNNING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterR
            dg.DagsterRunStatus.CANCELING)
 
 
-def days_with_runs_in_progress(instance: dg.DagsterInstance) -> set[str]:
-    """The partitions (days) of the runs that have not ended, a run of a range of days included."""
+def days_with_runs_in_progress(instance: dg.DagsterInstance, ignored: Optional[Mapping[str, str]] = None) -> set[str]:
+    """The partitions (days) of the runs that have not ended, a run of a range of days included;
+    not those of the runs carrying one of the `ignored` tag values."""
     days: set[str] = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(RUNNING))):
         tags = run.tags
+        if any(tags.get(key) == value for key, value in (ignored or {}).items()):
+            continue
         if "dagster/partition" in tags:
             days.add(tags["dagster/partition"])
         start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")

@@ -47,8 +47,9 @@ def test_a_successful_demo_prints_a_short_summary_of_what_it_built(tmp_path):
     assert any(line.startswith("checks: ") and " 0 failed" in line for line in lines), out
     assert not any(noise in out for noise in ("WARN Utils", "log4j", "NativeCodeLoader", "incubator", "Ivy")), out
     assert "FAILED" not in out, out
-    # Every column of every table built has its lineage declared (`dagster/column_lineage`), and no
-    # declared column is missing from its table: quarantine tables and partition columns included.
+    # Every column of every table built has its lineage declared (`dagster/column_lineage`), every
+    # declared column and every source column it names exists: quarantine tables and partition columns
+    # included (the file ledger is not an asset: no lineage).
     checked = _lineage_differences(tmp_path / "lake")
     assert checked["differences"] == {} and checked["tables"] >= 40, checked
 
@@ -59,12 +60,15 @@ def _lineage_differences(lake: Path) -> dict:
     from netflix_assets.definitions import defs
     from netflix_assets.lib.lineage import declared_graph
 
-    graph, differences, tables = declared_graph(defs.assets), {}, 0
-    for key in sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()):
-        if not (lake / key / "_delta_log").is_dir():
-            continue  # raw files, the catalog registration
-        tables += 1
-        columns, declared = {f.name for f in DeltaTable(str(lake / key)).schema().fields}, set(graph.get(key, ()))
-        if columns != declared:
-            differences[key] = {"undeclared": sorted(columns - declared), "not in the table": sorted(declared - columns)}
-    return {"tables": tables, "differences": differences}
+    graph, differences = declared_graph(defs.assets), {}
+    keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+    built = {key: {f.name for f in DeltaTable(str(lake / key)).schema().fields}
+             for key in keys if (lake / key / "_delta_log").is_dir()}  # not the raw files, the catalog registration
+    for key, columns in built.items():
+        declared = graph.get(key, {})
+        sources = {f"{table}.{column}" for deps in declared.values() for table, column in deps
+                   if table in built and column not in built[table]}
+        if columns != set(declared) or sources:
+            differences[key] = {"undeclared": sorted(columns - set(declared)), "not in the table": sorted(set(declared) - columns),
+                                "sources not in their table": sorted(sources)}
+    return {"tables": len(built), "differences": differences}

@@ -10,6 +10,7 @@ from dagster._core.utils import make_new_run_id
 
 from netflix_assets import later_days
 from netflix_assets.io_managers.delta import LOAD_AS_OF, LOAD_MODE, READS_OWN_EARLIER_DAYS
+from netflix_assets.lib.refresh import INCREMENTAL, REFRESH_TAG
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 D1, D2, D3 = "2026-01-01", "2026-01-02", "2026-01-03"
@@ -49,12 +50,25 @@ def _materialize(instance, keys, day, **tags):
     assert dg.materialize(ASSETS, selection=keys, partition_key=day, instance=instance, tags=tags).success
 
 
+WHY: list[str] = []  # the last tick's skip message
+
+
 def _tick(instance, cursor):
     with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
         result = SENSOR(context)
+    skipped = result if isinstance(result, dg.SkipReason) else result.skip_reason
+    WHY[:] = [skipped.skip_message if skipped else ""]
     if isinstance(result, dg.SkipReason):
         return [], cursor
     return result.run_requests or [], result.cursor
+
+
+def _run(instance, day, **tags):
+    """A run of `day` in progress."""
+    run = DagsterRun(job_name="lakehouse_job", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
+                     tags={"dagster/partition": day, **tags})
+    instance.add_run(run)
+    return run
 
 
 def _asked(requests):
@@ -84,12 +98,14 @@ def test_a_change_to_an_earlier_day_rebuilds_the_later_days_that_read_it_before(
         with monkeypatch.context() as patched:
             patched.setattr(later_days, "SETTLE_SECONDS", 3600)
             assert _tick(instance, cursor) == ([], cursor)
-        run = DagsterRun(job_name="lakehouse_job", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
-                         tags={"dagster/partition": D3})
-        instance.add_run(run)
-        assert _tick(instance, cursor) == ([], cursor)
-        instance.report_run_canceled(run)  # the run ends
+            assert "the change of 2026-01-01 (and any after it) waits: recorded less than 3600 s ago" in WHY[0]
+        for day, why in ((D1, "a run of 2026-01-01, the day changed"), (D3, "a run rebuilding 2026-01-03")):
+            run = _run(instance, day)  # its day's other changes come with it / it may read the change
+            assert _tick(instance, cursor) == ([], cursor) and why in WHY[0]
+            instance.report_run_canceled(run)  # the run ends
+        keyed = _run(instance, D3, **{REFRESH_TAG: INCREMENTAL})  # the landing sensor's: not waited for
         requests, after = _tick(instance, cursor)
+        instance.report_run_canceled(keyed)
         assert _asked(requests) == {(D2, ("g", "k"), D1), (D3, ("g", "k"), D1)}
         assert requests[0].run_key != requests[1].run_key
         assert {r.tags[later_days.LATER_DAYS_TAG] for r in requests} == {"rebuild"}  # one at a time (dagster.yaml)

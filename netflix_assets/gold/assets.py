@@ -50,7 +50,7 @@ _TITLES_LINEAGE = column_lineage(
         "dropped": delta_out(
             ["quarantine", "gold_netflix_titles"],
             "Snapshot rows dropped by the gold expectations (show_id, newflag not null), with `_reason`.",
-            set_here(_TITLES_LINEAGE, [REASON]),
+            set_here(_TITLES_LINEAGE, [], {REASON: [(SILVER_TITLES, "show_id")]}),  # newflag: a constant
         ),
     },
     ins={"silver": as_of("netflix_titles")},

@@ -179,8 +179,9 @@ def _snapshots(key: Sequence[str]) -> dg.AssetIn:
 
 
 _TRACKED_FROM_DIM = [c for c in h.TRACKED if c not in h.LISTS]
-_VERSIONED = _from(*[(DIM_TITLE, c) for c in ("title_key", *_TRACKED_FROM_DIM)],
-                   (COUNTRIES, "country"), (CATEGORY, "category"))
+_VERSIONED = _from(*[(DIM_TITLE, c) for c in ("title_key", *_TRACKED_FROM_DIM, PARTITION_COLUMN)],
+                   *[(key, c) for key, c in ((COUNTRIES, "country"), (CATEGORY, "category"))],
+                   *[(key, PARTITION_COLUMN) for key in (COUNTRIES, CATEGORY)])
 
 
 @gold_table("dim_title_history", {"dim_title": _snapshots(DIM_TITLE), "countries": _snapshots(COUNTRIES),

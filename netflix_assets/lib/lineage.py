@@ -33,8 +33,8 @@ def same_columns(upstream: Sequence[str], columns: Sequence[str]) -> dg.TableCol
 def set_here(lineage: Optional[dg.TableColumnLineage], columns: Iterable[str],
              derived: Optional[Mapping[str, Iterable[Source]]] = None) -> dg.TableColumnLineage:
     """`lineage` (None: nothing yet) plus `derived` columns and `columns` that the step itself sets,
-    no upstream column feeding them (a file's name and line as it is read, the partition's day,
-    a quarantine row's `_reason`): declared with no sources, as the lineage of a constant."""
+    no upstream column feeding them (a file's name and line as it is read, the day it is read on, a
+    whole file's refusal): declared with no sources, as the lineage of a constant."""
     deps = dict(lineage.deps_by_column) if lineage is not None else {}
     for column, sources in (derived or {}).items():
         deps.setdefault(column, [dg.TableColumnDep(dg.AssetKey(list(key)), name) for key, name in sources])

@@ -54,11 +54,11 @@ def _lookup_lineage(lookup: Lookup) -> dg.TableColumnLineage:
 
 def _outs(table: str, description: str, lineage: dg.TableColumnLineage,
           refused: dg.TableColumnLineage) -> dict[str, dg.AssetOut]:
+    """`refused`: the quarantine's lineage, `_reason` included (the columns its rules read)."""
     return {
         "silver": delta_out(["silver", table], description, lineage, automation_condition=FOLLOW_UPSTREAM),
         "quarantine": delta_out(
-            ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included).",
-            set_here(refused, [t.REASON]),
+            ["quarantine", table], f"Rows silver refused for {table}, raw, with `_reason` (duplicates included).", refused,
         ),
     }
 
@@ -72,7 +72,9 @@ def raw_key():
     name="silver_netflix_titles",
     outs=_outs(
         "netflix_titles", "Typed, trimmed titles; one row per show_id per partition (latest record wins).", _titles_lineage(),
-        same_columns(BRONZE_TITLES, [*TITLE_COLUMNS, *SET_ON_READ]),  # a refused record as bronze holds it
+        # A refused record as bronze holds it; `_reason` from the rules' columns and the ingest order.
+        set_here(same_columns(BRONZE_TITLES, [*TITLE_COLUMNS, *SET_ON_READ]), [],
+                 {t.REASON: [(BRONZE_TITLES, c) for c in ("_rescued_data", "show_id", "type", *t.LATEST_FIRST)]}),
     ),
     ins={"bronze": dg.AssetIn(["bronze", "netflix_titles"])},
     partitions_def=daily_partitions,
@@ -122,9 +124,15 @@ def _silver_lookup(lookup: Lookup) -> dg.AssetsDefinition:
             lookup.table,
             f"Distinct (show_id, {lookup.value_column}) pairs of the day: the pulled file plus the Kaggle titles' lists.",
             _lookup_lineage(lookup),
-            # A refused pair as silver read it, with its evidence.
-            set_here(_lookup_lineage(lookup), [], {"_rescued_data": [(("bronze", lookup.table), "_rescued_data"),
-                                                                    (BRONZE_TITLES, "_rescued_data")]}),
+            # A refused pair as silver read it, with its evidence (a Kaggle list is read from valid records
+            # only: no `_rescued_data` of theirs); `_reason` from the rules' columns, its title's verdict included.
+            set_here(_lookup_lineage(lookup), [], {
+                "_rescued_data": [(("bronze", lookup.table), "_rescued_data")],
+                t.REASON: [*((("bronze", lookup.table), c) for c in ("_rescued_data", "show_id", lookup.source_column,
+                                                                      *t.LATEST_FIRST)),
+                           *((BRONZE_TITLES, c) for c in ("_rescued_data", "show_id", "type", lookup.kaggle_list_column,
+                                                          *t.LATEST_FIRST))],
+            }),
         ),
         ins={
             "bronze_lookup": dg.AssetIn(["bronze", lookup.table]),

@@ -19,6 +19,7 @@ from dagster._core.scheduler.instigation import TickStatus
 
 from netflix_assets import sensor_runs
 from netflix_assets.bronze import discovery
+from netflix_assets.later_days import LATER_DAYS_TAG
 
 from netflix_assets_tests.conftest import TUTORIAL_DIR, today_iso
 from netflix_assets_tests.lakehouse import Lakehouse, check_results
@@ -139,7 +140,8 @@ def test_instance_settings(instance):
     assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
     queue = instance.get_concurrency_config().run_queue_config
     assert queue.max_concurrent_runs == 2
-    assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [("dagster/partition", 1)]
+    assert [(limit["key"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [
+        ("dagster/partition", 1), (LATER_DAYS_TAG, 1)]
     assert not instance.telemetry_enabled
     assert instance.freshness_enabled
     # A run whose worker dies does not stay STARTED for ever.

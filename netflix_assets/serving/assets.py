@@ -15,7 +15,7 @@ from ..bronze.ledger import LEDGER_TABLE
 from ..io_managers.json_records import JSON_IO_MANAGER_KEY
 from ..partitions import daily_partitions
 from ..resources.lake import LakeResource
-from .catalog import SCHEMAS, Table, registered_tables, served_elsewhere, sync
+from .catalog import SCHEMAS, Table, registered_catalog, served_elsewhere, sync
 
 KEY = dg.AssetKey(["serving", "sql_catalog"])
 
@@ -27,12 +27,18 @@ def served_keys(keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
 
 
 def lake_tables(lake: LakeResource, keys: Sequence[dg.AssetKey]) -> list[Table]:
-    """`keys` as tables over their lake paths, for those that exist as Delta tables yet."""
+    """`keys` as tables over their lake paths, with their columns, for those that exist as Delta
+    tables yet (delta-rs reads each log: no Spark here)."""
     from deltalake import DeltaTable
 
-    tables = [Table(key.path[0], key.path[1], lake.table_uri(*key.path)) for key in keys]
     options = lake.storage_options() or None
-    return [t for t in tables if DeltaTable.is_deltatable(t.location, storage_options=options)]
+    tables = []
+    for key in keys:
+        uri = lake.table_uri(*key.path)
+        if DeltaTable.is_deltatable(uri, storage_options=options):
+            columns = tuple(field.name for field in DeltaTable(uri, storage_options=options).schema().fields)
+            tables.append(Table(key.path[0], key.path[1], uri, columns))
+    return tables
 
 
 def build_sql_catalog(keys: Iterable[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -65,9 +71,9 @@ def build_sql_catalog(keys: Iterable[dg.AssetKey]) -> dg.AssetsDefinition:
             return dg.MaterializeResult(metadata={**metadata, "registered": "no endpoint answering"})
         root = context.resources.lake.root_uri
         with endpoint.cursor() as cursor:
-            registered = registered_tables(cursor)
+            registered = registered_catalog(cursor)
             statements = sync(cursor, tables, root, registered=registered)
-        elsewhere = served_elsewhere(tables, registered, root)
+        elsewhere = served_elsewhere(tables, registered[0], root)
         if elsewhere:
             (schema, name), location = next(iter(elsewhere.items()))
             context.log.warning(

@@ -1,11 +1,14 @@
 """The SQL endpoint's catalog: the lake's Delta tables registered as external tables.
 
 Why external tables over the lake's paths, registered by DDL: the Delta log stays the one
-truth. A table registered with `CREATE TABLE ... USING DELTA LOCATION` keeps no schema or
-partition list in the metastore; every query reads the log, so a partition the pipeline
-commits is visible at once, with no refresh or server restart, and dropping a registration
-(`DROP TABLE` of an external table) never deletes data. Power BI's Spark connector, DBeaver,
-Tableau and `beeline` all see the tables through HiveServer2's own catalog calls.
+truth. A table registered with `CREATE TABLE ... USING DELTA LOCATION` keeps no partition list
+in the metastore; every query reads the log, so a partition the pipeline commits is visible at
+once, with no refresh or server restart, and dropping a registration (`DROP TABLE` of an external
+table) never deletes data. The metastore holds the table's columns as of its registration (the
+Thrift server's `spark.databricks.delta.catalog.update.enabled`), which is where HiveServer2's
+GetColumns reads them for Power BI's and DBeaver's navigators: `plan` registers a table again
+when its columns change. Power BI's Spark connector, DBeaver, Tableau and `beeline` all see the
+tables through HiveServer2's own catalog calls.
 
 `sync` makes the catalog equal to a wanted list, idempotently: it creates the schemas, registers
 the tables it lacks, re-registers a table whose location moved, and drops, in the schemas it
@@ -36,6 +39,7 @@ class Table:
     schema: str
     name: str
     location: str  # the Delta table's URI (a local path or abfss://...)
+    columns: tuple[str, ...] = ()  # its columns now (empty: not compared with the registration's)
 
     @property
     def qualified(self) -> str:
@@ -75,40 +79,56 @@ def served_elsewhere(wanted: Sequence[Table], registered: Mapping[tuple[str, str
 
 
 def plan(wanted: Sequence[Table], registered: Mapping[tuple[str, str], str], lake_root: Optional[str] = None,
-         take_over: bool = False) -> list[str]:
+         take_over: bool = False, registered_columns: Optional[Mapping[tuple[str, str], tuple[str, ...]]] = None) -> list[str]:
     """The DDL that makes the catalog's tables in SCHEMAS equal `wanted`.
 
     `registered`: (schema, table) -> location of the external tables the endpoint lists now;
     `lake_root`: only tables under it are this lake's to drop or re-point (None: all of them), and
-    a wanted name served from elsewhere stays so unless `take_over`. Returns [] when nothing
-    differs, so a sync of an up-to-date catalog changes nothing."""
+    a wanted name served from elsewhere stays so unless `take_over`. `registered_columns`: the
+    columns each registration holds (`registered_catalog`); a table whose columns changed since it
+    was registered (a column added by the code) is registered again, so that tools listing columns
+    see it. Returns [] when nothing differs, so a sync of an up-to-date catalog changes nothing."""
     statements = [f"CREATE SCHEMA IF NOT EXISTS {schema}" for schema in sorted({t.schema for t in wanted})]
     keyed = {(t.schema, t.name): t for t in wanted}
     kept = {} if take_over else served_elsewhere(wanted, registered, lake_root)
+
+    def outdated(key: tuple[str, str], location: str) -> bool:
+        table = keyed[key]
+        if not _same_location(location, table.location):
+            return True  # moved
+        return (registered_columns is not None and bool(table.columns)
+                and set(registered_columns.get(key, ())) != set(table.columns))
+
     for (schema, name), location in sorted(registered.items()):
-        table = keyed.get((schema, name))
-        moved = table is not None and not _same_location(location, table.location)
-        if schema in SCHEMAS and (schema, name) not in kept and (
-                moved or (table is None and _under(location, lake_root))):
+        key = (schema, name)
+        if schema in SCHEMAS and key not in kept and (
+                outdated(key, location) if key in keyed else _under(location, lake_root)):
             statements.append(f"DROP TABLE IF EXISTS {schema}.`{name}`")
     for key, table in sorted(keyed.items()):
         location = registered.get(key)
-        if key not in kept and (location is None or not _same_location(location, table.location)):
+        if key not in kept and (location is None or outdated(key, location)):
             statements.append(f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION {literal(table.location)}")
     return statements if any(not s.startswith("CREATE SCHEMA") for s in statements) else []
 
 
 _LOCATION = re.compile(r"^Location: (.+)$", re.MULTILINE)
 _EXTERNAL = re.compile(r"^Type: EXTERNAL$", re.MULTILINE)
+# The metastore's schema of the table (`Schema: root` then ` |-- name: type ...`, nested fields
+# indented further); absent where the metastore holds none (a Delta table registered without
+# `spark.databricks.delta.catalog.update.enabled`).
+_SCHEMA = re.compile(r"^Schema: root\n((?: \|.*\n?)*)", re.MULTILINE)
+_TOP_FIELD = re.compile(r"^ \|-- ([^:]+): ", re.MULTILINE)
 
 
-def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[tuple[str, str], str]:
-    """(schema, table) -> location of the external tables registered in `schemas` (one query per
-    schema). A managed table (a BI user's CREATE TABLE ... AS SELECT) is not listed: dropping it
-    would delete its data."""
+def registered_catalog(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> tuple[
+        dict[tuple[str, str], str], dict[tuple[str, str], tuple[str, ...]]]:
+    """(schema, table) -> location of the external tables registered in `schemas`, and -> the
+    columns the metastore holds for each (one query per schema). A managed table (a BI user's
+    CREATE TABLE ... AS SELECT) is not listed: dropping it would delete its data."""
     cursor.execute("SHOW SCHEMAS")
     existing = {row[0] for row in cursor.fetchall()}
     found: dict[tuple[str, str], str] = {}
+    columns: dict[tuple[str, str], tuple[str, ...]] = {}
     for schema in schemas:
         if schema not in existing:
             continue
@@ -118,15 +138,23 @@ def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[
             match = _LOCATION.search(row[3] or "")
             if not row[2] and match and _EXTERNAL.search(row[3]):
                 found[(schema, row[1])] = match.group(1).strip()
-    return found
+                tree = _SCHEMA.search(row[3])
+                columns[(schema, row[1])] = tuple(_TOP_FIELD.findall(tree.group(1))) if tree else ()
+    return found, columns
+
+
+def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[tuple[str, str], str]:
+    """(schema, table) -> location of the external tables registered in `schemas`."""
+    return registered_catalog(cursor, schemas)[0]
 
 
 def sync(cursor: Cursor, wanted: Sequence[Table], lake_root: Optional[str] = None, take_over: bool = False,
-         registered: Optional[Mapping[tuple[str, str], str]] = None) -> list[str]:
+         registered: Optional[tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], tuple[str, ...]]]] = None
+         ) -> list[str]:
     """Make the endpoint's catalog equal `wanted` (see `plan`); returns the statements run ([] when
-    it was). `registered`: the catalog as just listed, else listed here."""
-    registered = registered_tables(cursor) if registered is None else registered
-    statements = plan(wanted, registered, lake_root, take_over)
+    it was). `registered`: the catalog as just listed (`registered_catalog`), else listed here."""
+    locations, columns = registered_catalog(cursor) if registered is None else registered
+    statements = plan(wanted, locations, lake_root, take_over, columns)
     for statement in statements:
         cursor.execute(statement)
     return statements

@@ -63,6 +63,11 @@ def command(port: int, home: Path, driver_memory: str = "2g") -> list[str]:
         "spark.sql.warehouse.dir": str(home / "warehouse"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
         "spark.sql.catalogImplementation": "hive",
+        # Delta registers an external table with an empty schema in the metastore, where HiveServer2's
+        # GetColumns (Power BI's and DBeaver's navigators) reads it: measured, no column for a Delta
+        # table; with this, CREATE TABLE stores the Delta schema there. Only at creation: a column the
+        # pipeline adds later gets the table registered again by the catalog sync (`catalog.plan`).
+        "spark.databricks.delta.catalog.update.enabled": "true",
     }
     cmd = [str(submit), "--master", "local[2]", "--class", THRIFT_SERVER_CLASS, "--name", "netflix-sql-endpoint"]
     for key, value in conf.items():

@@ -49,6 +49,20 @@ def test_an_up_to_date_catalog_is_left_alone():
     assert catalog.plan(WANTED, registered) == []
 
 
+def test_a_table_whose_columns_changed_since_its_registration_is_registered_again():
+    """Tools listing columns read them from the metastore, which holds them as of the registration:
+    a column added since (or a registration made without them) means registering the table again."""
+    wanted = [Table("gold", "dim_title", "/lake/gold/dim_title", ("title_key", "title", "ingest_date")),
+              Table("gold", "dim_date", "/lake/gold/dim_date", ("date", "ingest_date"))]
+    registered = {("gold", "dim_title"): "file:/lake/gold/dim_title", ("gold", "dim_date"): "file:/lake/gold/dim_date"}
+    same = {("gold", "dim_title"): ("title", "title_key", "ingest_date"), ("gold", "dim_date"): ("date", "ingest_date")}
+    assert catalog.plan(wanted, registered, "/lake", registered_columns=same) == []
+    assert catalog.plan(wanted, registered, "/lake", registered_columns={**same, ("gold", "dim_title"): ("title_key", "ingest_date")})[1:] == [
+        "DROP TABLE IF EXISTS gold.`dim_title`",
+        "CREATE TABLE IF NOT EXISTS gold.`dim_title` USING DELTA LOCATION '/lake/gold/dim_title'"]
+    assert len(catalog.plan(wanted, registered, "/lake", registered_columns={**same, ("gold", "dim_date"): ()})) == 3
+
+
 def test_a_dropped_renamed_or_moved_table_is_unregistered_and_registered_again():
     registered = {("gold", "dim_title"): "file:/old_lake/gold/dim_title", ("gold", "kpi_old_name"): "file:/lake/gold/kpi_old_name",
                   ("silver", "netflix_titles"): "file:/lake/silver/netflix_titles"}
@@ -197,6 +211,18 @@ def endpoint(tutorial_lake, tmp_path_factory):
         thrift_server.stop(proc)
 
 
+def get_columns(endpoint: SqlEndpointResource, schema: str, table: str) -> list[str]:
+    """The column names HiveServer2's GetColumns returns (the call JDBC/ODBC navigators make)."""
+    from TCLIService import ttypes
+
+    with endpoint.cursor() as cursor:
+        connection = cursor._connection
+        response = connection.client.GetColumns(
+            ttypes.TGetColumnsReq(sessionHandle=connection._sessionHandle, schemaName=schema, tableName=table))
+        cursor._operationHandle, cursor._state = response.operationHandle, cursor._STATE_RUNNING
+        return [row[3] for row in cursor.fetchall()]  # COLUMN_NAME, as JDBC's getColumns
+
+
 def beeline(endpoint: SqlEndpointResource, sql: str) -> list[list[str]]:
     """Rows of the last statement of `sql`, run by the wheel's beeline (JDBC) as a BI user would."""
     bin_dir = Path(sys.executable).parent
@@ -241,6 +267,9 @@ def test_make_serve_registers_the_lake_and_the_pipeline_keeps_it_current(tutoria
     described = {row[0]: row[2] for row in itertools.takewhile(lambda row: not row[0].startswith("#"), rows)}
     names = [f.name for f in DeltaTable(str(lake.root / "gold" / "kpi_top_countries")).schema().fields]
     assert {c: described[c] for c in names} == columns.describe("gold/kpi_top_countries", names)
+    # HiveServer2's metadata call, as BI navigators list a table's columns (no column without the
+    # server's catalog update setting: Delta leaves the metastore's schema empty).
+    assert sorted(get_columns(endpoint, "gold", "kpi_top_countries")) == sorted(names)
 
 
 def test_a_new_partition_is_visible_without_restarting_and_a_dropped_table_is_unregistered(spark, tutorial_lake, endpoint, tmp_path):
@@ -262,6 +291,21 @@ def test_a_new_partition_is_visible_without_restarting_and_a_dropped_table_is_un
     write_partitions(rows, str(copy), next_day, next_day + dt.timedelta(days=1))
     after = beeline(endpoint, "SELECT ingest_date, count(*) FROM gold.kpi_rating_mix_copy GROUP BY ingest_date ORDER BY ingest_date")
     assert after == [*before, [next_day.isoformat(), "2"]]
+
+    # A column the code adds later: the sync registers the table again, and navigators list it.
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    added = DeltaTable(str(copy)).to_pyarrow_table().slice(0, 1)
+    write_deltalake(str(copy), added.append_column("share_note", pa.array(["new"])), mode="append", schema_mode="merge")
+    names = tuple(f.name for f in DeltaTable(str(copy)).schema().fields)
+    with endpoint.cursor() as cursor:
+        statements = catalog.sync(cursor, [*served, Table("gold", "kpi_rating_mix_copy", str(copy), names)])
+    assert statements[-2:] == ["DROP TABLE IF EXISTS gold.`kpi_rating_mix_copy`",
+                               f"CREATE TABLE IF NOT EXISTS gold.`kpi_rating_mix_copy` USING DELTA LOCATION '{copy}'"]
+    assert sorted(get_columns(endpoint, "gold", "kpi_rating_mix_copy")) == sorted(names) and "share_note" in names
+    with endpoint.cursor() as cursor:
+        assert catalog.sync(cursor, [*served, Table("gold", "kpi_rating_mix_copy", str(copy), names)]) == []
 
     # A table no longer wanted (dropped or renamed in the code) is unregistered; its data stays.
     with endpoint.cursor() as cursor:

@@ -1,7 +1,7 @@
 """One line per column of every table the pipeline writes: the column descriptions BI users see.
 
 One registry, three readers: the IO manager writes them into each Delta table's schema as column
-comments (what `DESCRIBE` and Delta readers show), `dagster/column_schema`
+comments (what `DESCRIBE` and Delta readers show; HiveServer2's GetColumns lists the columns, its remarks are not tested), `dagster/column_schema`
 carries them to the UI's Columns table, and `docs/data-contract.md`'s "Column descriptions" section
 is generated from here (`python -m netflix_assets.lib.columns`; a test keeps it equal).
 

@@ -39,7 +39,8 @@ class Table:
     schema: str
     name: str
     location: str  # the Delta table's URI (a local path or abfss://...)
-    columns: tuple[str, ...] = ()  # its columns now (empty: not compared with the registration's)
+    # Its columns now, (name, type) as Spark's schema tree prints them (empty: not compared).
+    columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -79,52 +80,66 @@ def served_elsewhere(wanted: Sequence[Table], registered: Mapping[tuple[str, str
 
 
 def plan(wanted: Sequence[Table], registered: Mapping[tuple[str, str], str], lake_root: Optional[str] = None,
-         take_over: bool = False, registered_columns: Optional[Mapping[tuple[str, str], tuple[str, ...]]] = None) -> list[str]:
+         take_over: bool = False,
+         registered_columns: Optional[Mapping[tuple[str, str], tuple[tuple[str, str], ...]]] = None) -> list[str]:
     """The DDL that makes the catalog's tables in SCHEMAS equal `wanted`.
 
     `registered`: (schema, table) -> location of the external tables the endpoint lists now;
     `lake_root`: only tables under it are this lake's to drop or re-point (None: all of them), and
     a wanted name served from elsewhere stays so unless `take_over`. `registered_columns`: the
-    columns each registration holds (`registered_catalog`); a table whose columns changed since it
-    was registered (a column added by the code) is registered again, so that tools listing columns
-    see it. Returns [] when nothing differs, so a sync of an up-to-date catalog changes nothing."""
+    columns (names and types) each registration holds (`registered_catalog`; None: the endpoint
+    stores none, nothing to compare); a table whose columns were added, removed or retyped since it
+    was registered is registered again, its DROP right before its CREATE, so that tools listing
+    columns see them. Returns [] when nothing differs, so a sync of an up-to-date catalog changes
+    nothing."""
     statements = [f"CREATE SCHEMA IF NOT EXISTS {schema}" for schema in sorted({t.schema for t in wanted})]
     keyed = {(t.schema, t.name): t for t in wanted}
     kept = {} if take_over else served_elsewhere(wanted, registered, lake_root)
 
-    def outdated(key: tuple[str, str], location: str) -> bool:
+    def moved(key: tuple[str, str], location: str) -> bool:
+        return not _same_location(location, keyed[key].location)
+
+    def new_columns(key: tuple[str, str]) -> bool:
         table = keyed[key]
-        if not _same_location(location, table.location):
-            return True  # moved
         return (registered_columns is not None and bool(table.columns)
-                and set(registered_columns.get(key, ())) != set(table.columns))
+                and sorted(registered_columns.get(key, ())) != sorted(table.columns))
 
     for (schema, name), location in sorted(registered.items()):
         key = (schema, name)
-        if schema in SCHEMAS and key not in kept and (
-                outdated(key, location) if key in keyed else _under(location, lake_root)):
+        if schema in SCHEMAS and key not in kept and (moved(key, location) if key in keyed else _under(location, lake_root)):
             statements.append(f"DROP TABLE IF EXISTS {schema}.`{name}`")
     for key, table in sorted(keyed.items()):
         location = registered.get(key)
-        if key not in kept and (location is None or outdated(key, location)):
-            statements.append(f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION {literal(table.location)}")
+        create = f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION {literal(table.location)}"
+        if key in kept:
+            continue
+        if location is None or moved(key, location):
+            statements.append(create)
+        elif new_columns(key):  # one table at a time: each is missing only between its two statements
+            statements += [f"DROP TABLE IF EXISTS {table.qualified}", create]
     return statements if any(not s.startswith("CREATE SCHEMA") for s in statements) else []
 
 
 _LOCATION = re.compile(r"^Location: (.+)$", re.MULTILINE)
 _EXTERNAL = re.compile(r"^Type: EXTERNAL$", re.MULTILINE)
-# The metastore's schema of the table (`Schema: root` then ` |-- name: type ...`, nested fields
-# indented further); absent where the metastore holds none (a Delta table registered without
-# `spark.databricks.delta.catalog.update.enabled`).
+# The metastore's schema of the table (`Schema: root` then ` |-- name: type (nullable = ...)`,
+# nested fields indented further); absent where the metastore holds none (a Delta table registered
+# without `spark.databricks.delta.catalog.update.enabled`).
 _SCHEMA = re.compile(r"^Schema: root\n((?: \|.*\n?)*)", re.MULTILINE)
-_TOP_FIELD = re.compile(r"^ \|-- ([^:]+): ", re.MULTILINE)
+_TOP_FIELD = re.compile(r"^ \|-- (.*): (\S+) \(nullable = (?:true|false)\)$", re.MULTILINE)
+# The endpoint stores each Delta table's schema in its metastore when it registers it (thrift_server.py).
+STORES_SCHEMAS = "spark.databricks.delta.catalog.update.enabled"
 
 
 def registered_catalog(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> tuple[
-        dict[tuple[str, str], str], dict[tuple[str, str], tuple[str, ...]]]:
+        dict[tuple[str, str], str], Optional[dict[tuple[str, str], tuple[tuple[str, str], ...]]]]:
     """(schema, table) -> location of the external tables registered in `schemas`, and -> the
-    columns the metastore holds for each (one query per schema). A managed table (a BI user's
-    CREATE TABLE ... AS SELECT) is not listed: dropping it would delete its data."""
+    columns (name, type) the metastore holds for each (one query per schema), or None when the
+    endpoint does not store them (a server started without `STORES_SCHEMAS`, another HiveServer2 on
+    the port): registering again would then never settle. A managed table (a BI user's CREATE TABLE
+    ... AS SELECT) is not listed: dropping it would delete its data."""
+    cursor.execute(f"SET {STORES_SCHEMAS}")
+    stores = any(str(row[-1]).strip().lower() == "true" for row in cursor.fetchall())
     cursor.execute("SHOW SCHEMAS")
     existing = {row[0] for row in cursor.fetchall()}
     found: dict[tuple[str, str], str] = {}
@@ -140,7 +155,7 @@ def registered_catalog(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> tupl
                 found[(schema, row[1])] = match.group(1).strip()
                 tree = _SCHEMA.search(row[3])
                 columns[(schema, row[1])] = tuple(_TOP_FIELD.findall(tree.group(1))) if tree else ()
-    return found, columns
+    return found, (columns if stores else None)
 
 
 def registered_tables(cursor: Cursor, schemas: Iterable[str] = SCHEMAS) -> dict[tuple[str, str], str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import settings
+from .catalog import STORES_SCHEMAS
 from ..resources.spark_connect import own_group_ending_with_parent
 from ..resources.sql_endpoint import DEFAULT_PORT
 
@@ -65,9 +66,10 @@ def command(port: int, home: Path, driver_memory: str = "2g") -> list[str]:
         "spark.sql.catalogImplementation": "hive",
         # Delta registers an external table with an empty schema in the metastore, where HiveServer2's
         # GetColumns (Power BI's and DBeaver's navigators) reads it: measured, no column for a Delta
-        # table; with this, CREATE TABLE stores the Delta schema there. Only at creation: a column the
-        # pipeline adds later gets the table registered again by the catalog sync (`catalog.plan`).
-        "spark.databricks.delta.catalog.update.enabled": "true",
+        # table; with this, CREATE TABLE stores the Delta schema there (and a commit made through the
+        # endpoint updates it). Not a commit of the pipeline's: a column it adds or retypes gets the
+        # table registered again by the catalog sync (`catalog.plan`).
+        STORES_SCHEMAS: "true",
     }
     cmd = [str(submit), "--master", "local[2]", "--class", THRIFT_SERVER_CLASS, "--name", "netflix-sql-endpoint"]
     for key, value in conf.items():

@@ -21,7 +21,9 @@ from netflix_assets.io_managers.json_records import JSON_IO_MANAGER_KEY
 from netflix_assets.lib import columns
 from netflix_assets.resources.sql_endpoint import SqlEndpointResource
 from netflix_assets.serving import catalog, thrift_server
+from netflix_assets.resources.lake import LakeResource
 from netflix_assets.serving.assets import KEY as SQL_CATALOG
+from netflix_assets.serving.assets import lake_tables
 from netflix_assets.serving.catalog import Table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,18 +51,49 @@ def test_an_up_to_date_catalog_is_left_alone():
     assert catalog.plan(WANTED, registered) == []
 
 
+SCHEMA_TREE = ("Catalog: spark_catalog\nType: EXTERNAL\nProvider: delta\nLocation: file:/lake/gold/{name}\n"
+               "Partition Provider: Catalog\nSchema: root\n{fields}\n")
+
+
+class ShowTables:
+    """A DB-API cursor answering `registered_catalog`'s queries with hand-made rows (Spark 4.2's shapes)."""
+
+    def __init__(self, tables: dict, stores_schemas: str = "true"):
+        self.tables, self.stores, self.executed = tables, stores_schemas, []
+
+    def execute(self, statement):
+        self.executed.append(statement)
+
+    def fetchall(self):
+        last = self.executed[-1]
+        if last.startswith("SET "):
+            return [(last[4:], self.stores)]
+        if last == "SHOW SCHEMAS":
+            return [("gold",)]
+        return [("gold", name, False, SCHEMA_TREE.format(name=name, fields=fields)) for name, fields in self.tables.items()]
+
+
 def test_a_table_whose_columns_changed_since_its_registration_is_registered_again():
     """Tools listing columns read them from the metastore, which holds them as of the registration:
-    a column added since (or a registration made without them) means registering the table again."""
-    wanted = [Table("gold", "dim_title", "/lake/gold/dim_title", ("title_key", "title", "ingest_date")),
-              Table("gold", "dim_date", "/lake/gold/dim_date", ("date", "ingest_date"))]
-    registered = {("gold", "dim_title"): "file:/lake/gold/dim_title", ("gold", "dim_date"): "file:/lake/gold/dim_date"}
-    same = {("gold", "dim_title"): ("title", "title_key", "ingest_date"), ("gold", "dim_date"): ("date", "ingest_date")}
-    assert catalog.plan(wanted, registered, "/lake", registered_columns=same) == []
-    assert catalog.plan(wanted, registered, "/lake", registered_columns={**same, ("gold", "dim_title"): ("title_key", "ingest_date")})[1:] == [
-        "DROP TABLE IF EXISTS gold.`dim_title`",
-        "CREATE TABLE IF NOT EXISTS gold.`dim_title` USING DELTA LOCATION '/lake/gold/dim_title'"]
-    assert len(catalog.plan(wanted, registered, "/lake", registered_columns={**same, ("gold", "dim_date"): ()})) == 3
+    a column added or retyped since means registering the table again, one table at a time."""
+    title = [("title_key", "long"), ("title", "string"), ("a: b", "struct"), ("ingest_date", "date")]
+    wanted = [Table("gold", "dim_title", "/lake/gold/dim_title", tuple(title)),
+              Table("gold", "dim_date", "/lake/gold/dim_date", (("date", "date"), ("ingest_date", "date")))]
+    tree = "\n".join(f" |-- {name}: {kind} (nullable = true)" for name, kind in title)
+    nested = " |    |-- x: long (nullable = true)"
+    stored = {"dim_title": f"{tree}\n{nested}", "dim_date": " |-- ingest_date: date (nullable = true)\n |-- date: date (nullable = true)"}
+    # As registered: same names and types, whatever their order; a nested field is not a column.
+    assert catalog.sync(ShowTables(stored), wanted, "/lake") == []
+    # A column retyped since, and one added: each table dropped right before it is created again.
+    retyped = {**stored, "dim_title": tree.replace("title_key: long", "title_key: integer"),
+               "dim_date": " |-- date: date (nullable = true)"}
+    assert catalog.sync(ShowTables(retyped), wanted, "/lake") == [
+        "CREATE SCHEMA IF NOT EXISTS gold",
+        "DROP TABLE IF EXISTS gold.`dim_date`", "CREATE TABLE IF NOT EXISTS gold.`dim_date` USING DELTA LOCATION '/lake/gold/dim_date'",
+        "DROP TABLE IF EXISTS gold.`dim_title`", "CREATE TABLE IF NOT EXISTS gold.`dim_title` USING DELTA LOCATION '/lake/gold/dim_title'"]
+    # An endpoint that stores no schemas (started without the setting, another server on the port):
+    # nothing to compare, so no registering again on every run.
+    assert catalog.sync(ShowTables({"dim_title": "", "dim_date": ""}, stores_schemas="<undefined>"), wanted, "/lake") == []
 
 
 def test_a_dropped_renamed_or_moved_table_is_unregistered_and_registered_again():
@@ -103,6 +136,8 @@ def test_a_managed_table_a_bi_user_created_is_not_the_catalogs_to_drop():
             self.executed.append(statement)
 
         def fetchall(self):
+            if self.executed[-1].startswith("SET "):
+                return [(self.executed[-1][4:], "true")]
             if self.executed[-1] == "SHOW SCHEMAS":
                 return [("default",), ("gold",)]
             assert self.executed[-1] == "SHOW TABLE EXTENDED IN gold LIKE '*'", self.executed[-1]
@@ -276,7 +311,7 @@ def test_a_new_partition_is_visible_without_restarting_and_a_dropped_table_is_un
     from netflix_assets.lib.delta import write_partitions
 
     # A copy of one gold table (the session's lake is read-only for tests), registered beside the others.
-    copy = tmp_path / "kpi_rating_mix"
+    copy = tmp_path / "gold" / "kpi_rating_mix"
     shutil.copytree(tutorial_lake.lake.root / "gold" / "kpi_rating_mix", copy)
     with endpoint.cursor() as cursor:
         served = [Table(schema, name, location) for (schema, name), location in catalog.registered_tables(cursor).items()]
@@ -298,14 +333,16 @@ def test_a_new_partition_is_visible_without_restarting_and_a_dropped_table_is_un
 
     added = DeltaTable(str(copy)).to_pyarrow_table().slice(0, 1)
     write_deltalake(str(copy), added.append_column("share_note", pa.array(["new"])), mode="append", schema_mode="merge")
-    names = tuple(f.name for f in DeltaTable(str(copy)).schema().fields)
+    [table] = lake_tables(LakeResource(root=str(tmp_path)), [dg.AssetKey(["gold", "kpi_rating_mix"])])  # read as the sync reads it
+    table = Table("gold", "kpi_rating_mix_copy", str(copy), table.columns)
+    names = [name for name, _ in table.columns]
     with endpoint.cursor() as cursor:
-        statements = catalog.sync(cursor, [*served, Table("gold", "kpi_rating_mix_copy", str(copy), names)])
+        statements = catalog.sync(cursor, [*served, table])
     assert statements[-2:] == ["DROP TABLE IF EXISTS gold.`kpi_rating_mix_copy`",
                                f"CREATE TABLE IF NOT EXISTS gold.`kpi_rating_mix_copy` USING DELTA LOCATION '{copy}'"]
     assert sorted(get_columns(endpoint, "gold", "kpi_rating_mix_copy")) == sorted(names) and "share_note" in names
     with endpoint.cursor() as cursor:
-        assert catalog.sync(cursor, [*served, Table("gold", "kpi_rating_mix_copy", str(copy), names)]) == []
+        assert catalog.sync(cursor, [*served, table]) == []  # as registered now: names and types
 
     # A table no longer wanted (dropped or renamed in the code) is unregistered; its data stays.
     with endpoint.cursor() as cursor:

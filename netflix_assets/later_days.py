@@ -247,7 +247,8 @@ def build(assets: Sequence) -> dg.Definitions:
         description=(
             "When a partition that later days read as of their day changes (a re-queued file of an earlier day, a "
             "past day re-run), rebuilds those later days' snapshots: the stale steps and what is below them, one "
-            "run per day, once no run of the changed day or a later one is in progress."
+            "run per day, one at a time, once the runs of the changed day and any whole rebuild of a later day "
+            "have ended."
         ),
     )
     def later_days(context: dg.SensorEvaluationContext):
